@@ -1,0 +1,55 @@
+# Relais: `make run` sets everything up and starts the app; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test install install-dev secrets migrate messages lint typecheck pytest browser-deps clean
+
+$(VENV)/.base-installed: requirements/base.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.base-installed requirements/dev.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	touch $@
+
+install: $(VENV)/.base-installed
+install-dev: $(VENV)/.dev-installed
+
+secrets: install
+	umask 077 && mkdir -p var && chmod 700 var && $(PY) -m relais.core.devsecrets var/secrets
+
+messages: install
+	$(PY) -m relais.core.compile_messages
+
+migrate: secrets messages
+	umask 077 && $(PY) manage.py migrate --no-input -v 0
+
+run: migrate
+	umask 077 && $(PY) manage.py collectstatic --no-input -v 0
+	umask 077 && $(PY) manage.py seed_demo
+	@echo "Relais on http://127.0.0.1:$(PORT)  (health: http://127.0.0.1:$(PORT)/healthz)"
+	umask 077 && exec $(VENV)/bin/gunicorn relais.wsgi:application --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(L)ss'
+
+browser-deps:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+lint: install-dev
+	$(VENV)/bin/ruff check relais tests
+	$(VENV)/bin/ruff format --check relais tests
+
+typecheck: install-dev
+	RELAIS_ENV=test $(VENV)/bin/mypy relais
+
+pytest: install-dev messages browser-deps
+	RELAIS_ENV=test $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from relais.accounts.models import Role
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"}))
+
+
+class TokenForm(forms.Form):
+    token = forms.RegexField(
+        label=_("6-digit code"),
+        regex=r"^\s*\d{6}\s*$",
+        error_messages={"invalid": _("Enter the 6 digits shown by your authenticator app.")},
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+class AcceptInvitationForm(forms.Form):
+    full_name = forms.CharField(label=_("Full name"), max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
+    password1 = forms.CharField(label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password2 = forms.CharField(label=_("Password again"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", _("The two passwords differ."))
+        return data
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True}))
+    role = forms.ChoiceField(label=_("Role"), choices=[(Role.PHARMACIST.value, Role.PHARMACIST.label), (Role.PHARMACY_ADMIN.value, Role.PHARMACY_ADMIN.label)])
+
+
+class PharmacyForm(forms.Form):
+    name = forms.CharField(label=_("Pharmacy name"), max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
+    finess = forms.CharField(label=_("FINESS number"), max_length=12)
+    address_line = forms.CharField(label=_("Address"), max_length=200)
+    postcode = forms.CharField(label=_("Postcode"), max_length=10)
+    city = forms.CharField(label=_("City"), max_length=100)
+    admin_email = forms.EmailField(label=_("Administrator's email"))

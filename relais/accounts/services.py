@@ -1,0 +1,141 @@
+"""Pharmacy onboarding, invitations and staff lifecycle."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from relais.accounts.models import Invitation, Pharmacy, Role, User
+from relais.audit.services import audit_record
+from relais.core.validators import finess_normalise, postcode_normalise
+
+INVITATION_LIFETIME = timedelta(hours=72)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def pharmacy_create(*, actor: User | None, name: str, finess: str, address_line: str, postcode: str, city: str) -> Pharmacy:
+    if actor is not None and actor.role != Role.PLATFORM_OPERATOR:
+        raise PermissionDenied
+    errors: dict[str, list[str]] = {}
+    try:
+        finess = finess_normalise(finess)
+    except ValidationError as exc:
+        errors["finess"] = exc.messages
+    try:
+        postcode = postcode_normalise(postcode, country="FR")
+    except ValidationError as exc:
+        errors["postcode"] = exc.messages
+    for field, value in (("name", name), ("address_line", address_line), ("city", city)):
+        if not value.strip():
+            errors[field] = [_("This field is required.")]
+    if "finess" not in errors and Pharmacy.objects.filter(finess=finess).exists():
+        errors["finess"] = [_("A pharmacy with this FINESS number is already registered.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        pharmacy = Pharmacy.objects.create(
+            name=name.strip(), finess=finess, address_line=address_line.strip(), postcode=postcode, city=city.strip()
+        )
+        audit_record(actor=actor, action="pharmacy.create", object_type="pharmacy", object_ids=[pharmacy.pk], pharmacy_id=pharmacy.pk)
+    return pharmacy
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    token: str
+
+
+def _may_invite(actor: User | None, role: str, pharmacy: Pharmacy | None) -> bool:
+    if actor is None:  # command line, run by whoever holds the server
+        return True
+    if actor.role == Role.PLATFORM_OPERATOR:
+        return role in {Role.PHARMACY_ADMIN, Role.PLATFORM_OPERATOR, Role.AUDITOR}
+    if actor.role == Role.PHARMACY_ADMIN:
+        return pharmacy is not None and pharmacy.pk == actor.pharmacy_id and role in {Role.PHARMACIST, Role.PHARMACY_ADMIN}
+    return False
+
+
+def invitation_create(*, actor: User | None, email: str, role: str, pharmacy: Pharmacy | None) -> IssuedInvitation:
+    email = email.strip().lower()
+    if role not in Role.values:
+        raise ValidationError({"role": [_("Choose a role from the list.")]})
+    if not _may_invite(actor, role, pharmacy):
+        raise PermissionDenied
+    if role in {Role.PHARMACIST, Role.PHARMACY_ADMIN} and pharmacy is None:
+        raise ValidationError({"pharmacy": [_("Pharmacy staff must belong to a pharmacy.")]})
+    if role == Role.PLATFORM_OPERATOR:
+        pharmacy = None
+    if User.objects.filter(email=email).exists():
+        raise ValidationError({"email": [_("An account with this email already exists.")]})
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        Invitation.objects.filter(email=email, used_at__isnull=True, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        invitation = Invitation.objects.create(
+            token_hash=_token_hash(token),
+            email=email,
+            role=role,
+            pharmacy=pharmacy,
+            invited_by=actor,
+            expires_at=timezone.now() + INVITATION_LIFETIME,
+        )
+        audit_record(
+            actor=actor,
+            action="staff.invite",
+            object_type="invitation",
+            object_ids=[invitation.pk],
+            pharmacy_id=pharmacy.pk if pharmacy else None,
+            detail={"role": role},
+        )
+    return IssuedInvitation(invitation=invitation, token=token)
+
+
+def invitation_from_token(*, token: str) -> Invitation | None:
+    invitation = Invitation.objects.select_related("pharmacy").filter(token_hash=_token_hash(token)).first()
+    return invitation if invitation is not None and invitation.is_usable else None
+
+
+def invitation_accept(*, token: str, full_name: str, password: str) -> User:
+    with transaction.atomic():
+        invitation = Invitation.objects.select_for_update().filter(token_hash=_token_hash(token)).first()
+        if invitation is None or not invitation.is_usable:
+            raise ValidationError({"__all__": [_("This invitation link is invalid, expired or already used. Ask for a new one.")]})
+        if not full_name.strip():
+            raise ValidationError({"full_name": [_("Enter your full name.")]})
+        user = User(email=invitation.email, full_name=full_name.strip(), role=invitation.role, pharmacy=invitation.pharmacy)
+        try:
+            password_validation.validate_password(password, user)
+        except ValidationError as exc:
+            raise ValidationError({"password1": exc.messages}) from exc
+        user.set_password(password)
+        user.save()
+        invitation.used_at = timezone.now()
+        invitation.save(update_fields=["used_at"])
+        audit_record(actor=user, action="staff.join", object_type="user", object_ids=[user.pk, invitation.pk])
+    return user
+
+
+def staff_deactivate(*, actor: User, user_id: object) -> User:
+    if actor.role != Role.PHARMACY_ADMIN:
+        raise PermissionDenied
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user_id, pharmacy_id=actor.pharmacy_id)
+        if user.pk == actor.pk:
+            raise ValidationError({"__all__": [_("You cannot deactivate your own account.")]})
+        user.is_active = False
+        user.deactivated_at = timezone.now()
+        user.save(update_fields=["is_active", "deactivated_at"])
+        audit_record(actor=actor, action="staff.deactivate", object_type="user", object_ids=[user.pk])
+    # Open sessions of the deactivated user end at their next request (is_active is checked by auth).
+    return user

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from relais.accounts import views
+
+app_name = "accounts"
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("mfa/", views.mfa, name="mfa"),
+    path("invite/<str:token>/", views.invitation_accept, name="invitation"),
+    path("team/", views.team, name="team"),
+    path("team/<uuid:user_id>/deactivate/", views.staff_deactivate, name="deactivate"),
+    path("operator/pharmacies/", views.operator_pharmacies, name="operator_pharmacies"),
+]

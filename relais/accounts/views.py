@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import base64
+from io import BytesIO
+
+import qrcode
+import qrcode.image.svg
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from relais.accounts import services
+from relais.accounts.forms import AcceptInvitationForm, EmailAuthenticationForm, InviteForm, PharmacyForm, TokenForm
+from relais.accounts.models import Pharmacy, Role, User
+from relais.audit.services import audit_record
+from relais.core.forms import apply_service_errors
+
+
+class LoginView(auth_views.LoginView):
+    form_class = EmailAuthenticationForm
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    from django.contrib.auth import logout
+
+    logout(request)
+    return redirect("accounts:login")
+
+
+def _qr_svg(data: str) -> str:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    buffer = BytesIO()
+    image.save(buffer)
+    return buffer.getvalue().decode()
+
+
+@login_required
+def mfa(request: HttpRequest) -> HttpResponse:
+    """Enrol a TOTP device at first login, verify it at every later one."""
+    user = request.user
+    assert isinstance(user, User)
+    if user.is_verified():  # type: ignore[attr-defined]
+        return redirect("home")
+    confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if confirmed is None:
+        return _mfa_enrol(request, user)
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        allowed, _info = confirmed.verify_is_allowed()
+        if allowed and confirmed.verify_token(form.cleaned_data["token"].strip()):
+            otp_login(request, confirmed)
+            return redirect(request.GET.get("next") or "home") if _safe_next(request) else redirect("home")
+        form.add_error("token", _("This code is wrong or expired. Wait for the next code and try again.") if allowed else _("Too many wrong codes: wait a minute before trying again."))
+    return render(request, "accounts/mfa_verify.html", {"form": form})
+
+
+def _safe_next(request: HttpRequest) -> bool:
+    target = request.GET.get("next", "")
+    return target.startswith("/") and not target.startswith("//")
+
+
+def _mfa_enrol(request: HttpRequest, user: User) -> HttpResponse:
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if device.verify_token(form.cleaned_data["token"].strip()):
+            with transaction.atomic():
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+                audit_record(actor=user, action="staff.mfa_enrol", object_type="user", object_ids=[user.pk])
+            otp_login(request, device)
+            messages.success(request, _("Two-step verification is on. You will need a code at every login."))
+            return redirect("home")
+        form.add_error("token", _("This code does not match: check the time on your phone and try the next code."))
+    secret = base64.b32encode(device.bin_key).decode().rstrip("=")
+    return render(
+        request,
+        "accounts/mfa_enrol.html",
+        {"form": form, "qr_svg": _qr_svg(device.config_url), "secret": secret},
+    )
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = services.invitation_from_token(token=token)
+    if invitation is None:
+        return render(request, "accounts/invitation_invalid.html", status=404)
+    form = AcceptInvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.invitation_accept(token=token, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password1"])
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, _("Your account is ready. Log in to set up two-step verification."))
+            return redirect("accounts:login")
+    return render(request, "accounts/invitation_accept.html", {"form": form, "invitation": invitation})
+
+
+def _invite_url(request: HttpRequest, token: str) -> str:
+    return request.build_absolute_uri(reverse("accounts:invitation", args=[token]))
+
+
+@login_required
+def team(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    if user.role != Role.PHARMACY_ADMIN:
+        raise PermissionDenied
+    form = InviteForm(request.POST or None)
+    invite_link = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = services.invitation_create(actor=user, email=form.cleaned_data["email"], role=form.cleaned_data["role"], pharmacy=user.pharmacy)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            invite_link = _invite_url(request, issued.token)
+            form = InviteForm()
+    staff = User.objects.filter(pharmacy_id=user.pharmacy_id).order_by("email")
+    return render(request, "accounts/team.html", {"form": form, "staff": staff, "invite_link": invite_link})
+
+
+@login_required
+@require_POST
+def staff_deactivate(request: HttpRequest, user_id: str) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    try:
+        services.staff_deactivate(actor=user, user_id=user_id)
+    except User.DoesNotExist as exc:
+        raise Http404 from exc
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("The account is deactivated."))
+    return redirect("accounts:team")
+
+
+@login_required
+def operator_pharmacies(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    if user.role != Role.PLATFORM_OPERATOR:
+        raise PermissionDenied
+    form = PharmacyForm(request.POST or None)
+    invite_link = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                pharmacy = services.pharmacy_create(
+                    actor=user, name=data["name"], finess=data["finess"], address_line=data["address_line"],
+                    postcode=data["postcode"], city=data["city"],
+                )
+                issued = services.invitation_create(actor=user, email=data["admin_email"], role=Role.PHARMACY_ADMIN, pharmacy=pharmacy)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            invite_link = _invite_url(request, issued.token)
+            form = PharmacyForm()
+    pharmacies = Pharmacy.objects.order_by("name")
+    return render(request, "accounts/operator_pharmacies.html", {"form": form, "pharmacies": pharmacies, "invite_link": invite_link})

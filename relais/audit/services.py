@@ -1,0 +1,50 @@
+"""The one place audit events are written. Callers must already be inside the access's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from relais.audit.models import AuditEvent
+from relais.core.context import current_context
+
+
+class AuditError(RuntimeError):
+    """The audit event could not be written, so the access it describes must not happen."""
+
+
+def audit_record(
+    *,
+    actor: Any | None,
+    action: str,
+    object_type: str = "",
+    object_ids: Iterable[object] = (),
+    pharmacy_id: object | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    if not connection.in_atomic_block:
+        raise AuditError("audit_record must run inside the transaction of the access it records")
+    context = current_context()
+    if pharmacy_id is None and actor is not None:
+        pharmacy_id = getattr(actor, "pharmacy_id", None)
+    is_user = actor is not None and getattr(actor, "is_authenticated", False)
+    try:
+        return AuditEvent.objects.create(
+            occurred_at=timezone.now(),
+            actor_id=actor.pk if is_user else None,
+            actor_label=actor.email if is_user else (context.channel or "system"),
+            actor_role=getattr(actor, "role", "") if is_user else "",
+            pharmacy_id=pharmacy_id,
+            action=action,
+            object_type=object_type,
+            object_ids=[str(i) for i in object_ids],
+            detail=detail or {},
+            request_id=context.request_id,
+            client_ip=context.client_ip or None,
+            channel=context.channel,
+        )
+    except Exception as exc:  # any failure to write means the access is refused
+        raise AuditError(f"could not write audit event {action}") from exc

@@ -1,0 +1,6 @@
+from django.urls import path
+
+from relais.audit import views
+
+app_name = "audit"
+urlpatterns = [path("", views.events, name="events")]

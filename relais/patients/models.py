@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from relais.accounts.models import Pharmacy, User
+from relais.core.fields import EncryptedDateField, EncryptedTextField
+
+
+class Sex(models.TextChoices):
+    FEMALE = "F", _("Female")
+    MALE = "M", _("Male")
+    OTHER = "O", _("Other")
+    UNKNOWN = "U", _("Unknown")
+
+
+class Patient(models.Model):
+    """A patient of one pharmacy. Every identity field is encrypted; search goes through blind indexes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pharmacy = models.ForeignKey(Pharmacy, on_delete=models.PROTECT, related_name="patients")
+    last_name = EncryptedTextField()
+    first_names = EncryptedTextField()
+    sex = EncryptedTextField()
+    date_of_birth = EncryptedDateField()
+    nir = EncryptedTextField(blank=True, default="")
+    address_line = EncryptedTextField(blank=True, default="")
+    postcode = EncryptedTextField(blank=True, default="")
+    city = EncryptedTextField(blank=True, default="")
+    country = EncryptedTextField(blank=True, default="")
+    phone = EncryptedTextField(blank=True, default="")
+    email = EncryptedTextField(blank=True, default="")
+    nir_index = models.CharField(max_length=64, blank=True, db_index=True)
+    name_dob_index = models.CharField(max_length=64, db_index=True)
+    identity_index = models.CharField(max_length=64, db_index=True)
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["pharmacy", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"patient {self.pk}"  # never the name: str() ends up in logs
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.last_name.upper()} {self.first_names}"

@@ -1,0 +1,50 @@
+"""Reads of patient identity. Each one writes its audit event in the same transaction, or fails."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from relais.accounts.models import User
+from relais.audit.services import audit_record
+from relais.core import blind_index
+from relais.core.validators import nir_normalise
+from relais.patients.models import Patient
+
+
+def _scoped(actor: User):  # type: ignore[no-untyped-def]
+    if not actor.sees_patients:
+        raise PermissionDenied
+    return Patient.objects.filter(pharmacy_id=actor.pharmacy_id)
+
+
+def patient_get(*, actor: User, patient_id: object, purpose: str = "view") -> Patient:
+    """Another pharmacy's patient raises Patient.DoesNotExist, which views turn into 404."""
+    with transaction.atomic():
+        patient = _scoped(actor).get(pk=patient_id)
+        audit_record(actor=actor, action=f"patient.{purpose}", object_type="patient", object_ids=[patient.pk])
+    return patient
+
+
+def patient_search(*, actor: User, nir: str = "", last_name: str = "", date_of_birth: date | None = None) -> list[Patient]:
+    """Exact search by NIR, or by last name plus date of birth, through blind indexes."""
+    query = _scoped(actor)
+    if nir:
+        query = query.filter(nir_index=blind_index.nir_index(pharmacy_id=actor.pharmacy_id, nir=nir_normalise(nir)))
+    elif last_name and date_of_birth:
+        index = blind_index.name_dob_index(pharmacy_id=actor.pharmacy_id, last_name=last_name, date_of_birth=date_of_birth)
+        query = query.filter(name_dob_index=index)
+    else:
+        return []
+    with transaction.atomic():
+        patients = list(query.order_by("-created_at")[:20])
+        audit_record(
+            actor=actor,
+            action="patient.search",
+            object_type="patient",
+            object_ids=[p.pk for p in patients],
+            detail={"by": "nir" if nir else "name_dob"},
+        )
+    return patients

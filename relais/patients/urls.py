@@ -1,0 +1,11 @@
+from django.urls import path
+
+from relais.patients import views
+
+app_name = "patients"
+urlpatterns = [
+    path("", views.patient_search, name="search"),
+    path("new/", views.patient_register, name="register"),
+    path("<uuid:patient_id>/", views.patient_detail, name="detail"),
+    path("<uuid:patient_id>/contact/", views.patient_contact, name="contact"),
+]

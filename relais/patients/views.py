@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from relais.accounts.models import User
+from relais.core.forms import apply_service_errors
+from relais.patients import selectors, services
+from relais.patients.forms import ContactForm, PatientForm, PatientSearchForm
+from relais.patients.models import Patient
+from relais.screenings.selectors import patient_screenings
+
+
+def staff_user(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User) or not user.sees_patients:
+        raise PermissionDenied
+    return user
+
+
+def patient_or_404(user: User, patient_id: object, purpose: str = "view") -> Patient:
+    try:
+        return selectors.patient_get(actor=user, patient_id=patient_id, purpose=purpose)
+    except Patient.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def patient_search(request: HttpRequest) -> HttpResponse:
+    user = staff_user(request)
+    # POST, never GET: a NIR or a name must not end up in a URL, a log or the browser history.
+    form = PatientSearchForm(request.POST or None)
+    results = None
+    if request.method == "POST" and form.is_valid():
+        results = selectors.patient_search(
+            actor=user, nir=form.cleaned_data["nir"], last_name=form.cleaned_data["last_name"], date_of_birth=form.cleaned_data["date_of_birth"]
+        )
+    return render(request, "patients/search.html", {"form": form, "results": results})
+
+
+def patient_register(request: HttpRequest) -> HttpResponse:
+    user = staff_user(request)
+    form = PatientForm(request.POST or None)
+    duplicates = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = services.patient_register(actor=user, identity=form.identity(), allow_duplicate=form.cleaned_data["confirm_duplicate"])
+        except services.LikelyDuplicate as dup:
+            duplicates = dup.matches
+            form.data = form.data.copy()
+            form.data["confirm_duplicate"] = "on"
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, _("Patient registered."))
+            return redirect("screenings:record", patient_id=patient.pk)
+    return render(request, "patients/register.html", {"form": form, "duplicates": duplicates})
+
+
+def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
+    user = staff_user(request)
+    patient = patient_or_404(user, patient_id)
+    screenings = patient_screenings(actor=user, patient_id=patient.pk)
+    return render(request, "patients/detail.html", {"patient": patient, "screenings": screenings})
+
+
+def patient_contact(request: HttpRequest, patient_id: str) -> HttpResponse:
+    user = staff_user(request)
+    patient = patient_or_404(user, patient_id, purpose="view_contact")
+    form = ContactForm(request.POST or None, initial={"phone": patient.phone, "email": patient.email})
+    if request.method == "POST" and form.is_valid():
+        services.patient_update_contact(actor=user, patient=patient, phone=form.cleaned_data["phone"], email=form.cleaned_data["email"])
+        messages.success(request, _("Contact details saved."))
+        return redirect("patients:detail", patient_id=patient.pk)
+    return render(request, "patients/contact.html", {"form": form, "patient": patient})

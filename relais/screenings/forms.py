@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from relais.screenings.models import Device
+from relais.screenings.vocab import ANALYTES, DEFAULT_SPECIMEN, RESULTS, SPECIMENS
+
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M"]
+
+
+def result_field_name(analyte: str) -> str:
+    return f"result_{analyte}"
+
+
+def _result_fields(form: forms.Form, analytes: list[str], *, required: bool) -> None:
+    for analyte in analytes:
+        form.fields[result_field_name(analyte)] = forms.ChoiceField(
+            label=_("Result: %(analyte)s") % {"analyte": ANALYTES[analyte].label},
+            choices=list(RESULTS.items()),
+            widget=forms.RadioSelect,
+            required=required,
+        )
+
+
+def catalogue_analytes() -> list[str]:
+    seen: dict[str, None] = {}
+    for analytes in Device.objects.filter(active=True).values_list("analytes", flat=True):
+        for analyte in analytes:
+            seen.setdefault(analyte)
+    return list(seen)
+
+
+class ScreeningForm(forms.Form):
+    device = forms.ChoiceField(label=_("Test device"), widget=forms.Select(attrs={"autofocus": True}))
+    specimen_type = forms.ChoiceField(label=_("Specimen"), choices=list(SPECIMENS.items()), initial=DEFAULT_SPECIMEN)
+    sampled_at = forms.DateTimeField(
+        label=_("Sampling date and time"),
+        input_formats=DATETIME_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    consent_share_identity = forms.BooleanField(
+        label=_("The patient agrees to share their identity with the national screening platform (SI-DEP)"), required=False
+    )
+
+    def __init__(self, *args: object, last_device: str | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        devices = Device.objects.filter(active=True).only("device_id", "manufacturer", "name")
+        self.fields["device"].choices = [("", _("Choose the test device…"))] + [(d.device_id, f"{d.manufacturer} – {d.name} ({d.device_id})") for d in devices]  # type: ignore[attr-defined]
+        if last_device:
+            self.fields["device"].initial = last_device
+        self.fields["sampled_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
+        # Which analytes are required depends on the device; the service checks that.
+        _result_fields(self, catalogue_analytes(), required=False)
+
+    def results(self) -> dict[str, str]:
+        return {
+            name.removeprefix("result_"): value
+            for name, value in self.cleaned_data.items()
+            if name.startswith("result_") and value
+        }
+
+
+class CorrectionForm(forms.Form):
+    action = forms.ChoiceField(
+        label=_("Correction"),
+        choices=[("correct", _("Correct the result")), ("remove", _("Remove this test (recorded in error)"))],
+        widget=forms.RadioSelect,
+        initial="correct",
+    )
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: object, analytes: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        _result_fields(self, analytes, required=False)
+
+    def results(self) -> dict[str, str]:
+        return {name.removeprefix("result_"): v for name, v in self.cleaned_data.items() if name.startswith("result_") and v}

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from relais.accounts.models import Pharmacy, User
+from relais.core.fields import EncryptedTextField
+from relais.patients.models import Patient
+from relais.screenings.vocab import RESULTS, SPECIMENS
+
+
+class Device(models.Model):
+    """A rapid test from the EU common list (JRC / DCC value set), with the analytes it detects."""
+
+    device_id = models.CharField(max_length=32, primary_key=True)
+    manufacturer = models.CharField(max_length=200)
+    name = models.CharField(max_length=300)
+    loinc_code = models.CharField(max_length=16)
+    analytes = models.JSONField(default=list)
+    active = models.BooleanField(default=True)
+    source_version = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["manufacturer", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.manufacturer}, {self.name} ({self.device_id})"
+
+
+class ScreeningStatus(models.TextChoices):
+    FINAL = "final", _("Final")
+    CORRECTED = "corrected", _("Corrected")
+    REMOVED = "removed", _("Removed")
+
+
+class Screening(models.Model):
+    """One version of a test record. A correction adds a version; the original stays as it was."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    series_id = models.UUIDField(default=uuid.uuid4, db_index=True, editable=False)
+    version = models.PositiveIntegerField(default=1)
+    supersedes = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
+    is_current = models.BooleanField(default=True)
+    pharmacy = models.ForeignKey(Pharmacy, on_delete=models.PROTECT, related_name="screenings")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="screenings")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
+    specimen_type = models.CharField(max_length=20, choices=list(SPECIMENS.items()))
+    sampled_at = models.DateTimeField()
+    consent_share_identity = models.BooleanField()
+    status = models.CharField(max_length=16, choices=ScreeningStatus.choices, default=ScreeningStatus.FINAL)
+    correction_reason = EncryptedTextField(blank=True, default="")
+    recorded_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["pharmacy", "is_current", "recorded_at"])]
+        constraints = [models.UniqueConstraint(fields=["series_id", "version"], name="one_version_number_per_series")]
+
+    def __str__(self) -> str:
+        return f"screening {self.pk} v{self.version}"
+
+
+class ScreeningResult(models.Model):
+    screening = models.ForeignKey(Screening, on_delete=models.PROTECT, related_name="results")
+    analyte = models.CharField(max_length=32)
+    loinc_code = models.CharField(max_length=16)
+    result = models.CharField(max_length=20, choices=list(RESULTS.items()))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["screening", "analyte"], name="one_result_per_analyte")]
+
+    def __str__(self) -> str:
+        return f"{self.analyte}={self.result}"

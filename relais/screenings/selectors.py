@@ -1,0 +1,52 @@
+"""Reads of screenings with their patients' identity, audited in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from relais.accounts.models import User
+from relais.audit.services import audit_record
+from relais.screenings.models import Screening
+
+
+def _scoped(actor: User):  # type: ignore[no-untyped-def]
+    if not actor.sees_patients:
+        raise PermissionDenied
+    return Screening.objects.filter(pharmacy_id=actor.pharmacy_id).select_related("patient", "device")
+
+
+def screenings_today(*, actor: User, now: datetime | None = None) -> list[Screening]:
+    now = timezone.localtime(now or timezone.now())
+    start = timezone.make_aware(datetime.combine(now.date(), time.min))
+    with transaction.atomic():
+        screenings = list(
+            _scoped(actor).filter(is_current=True, recorded_at__gte=start).prefetch_related("results").order_by("-recorded_at")
+        )
+        audit_record(
+            actor=actor,
+            action="screening.list",
+            object_type="screening",
+            object_ids=[s.pk for s in screenings],
+        )
+    return screenings
+
+
+def screening_get(*, actor: User, screening_id: object) -> Screening:
+    with transaction.atomic():
+        screening = _scoped(actor).prefetch_related("results").get(pk=screening_id)
+        audit_record(actor=actor, action="screening.view", object_type="screening", object_ids=[screening.pk, screening.patient_id])
+    return screening
+
+
+def screening_history(*, actor: User, screening: Screening) -> list[Screening]:
+    """Every version of the same test, oldest first (the caller already read and audited one)."""
+    return list(_scoped(actor).filter(series_id=screening.series_id).prefetch_related("results").order_by("version"))
+
+
+def patient_screenings(*, actor: User, patient_id: object) -> list[Screening]:
+    # Called after patient_get, whose audit event covers this read.
+    return list(_scoped(actor).filter(patient_id=patient_id, is_current=True).prefetch_related("results").order_by("-sampled_at"))

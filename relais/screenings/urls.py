@@ -1,0 +1,10 @@
+from django.urls import path
+
+from relais.screenings import views
+
+app_name = "screenings"
+urlpatterns = [
+    path("patients/<uuid:patient_id>/record/", views.screening_record, name="record"),
+    path("screenings/<uuid:screening_id>/", views.screening_detail, name="detail"),
+    path("screenings/<uuid:screening_id>/correct/", views.screening_correct, name="correct"),
+]

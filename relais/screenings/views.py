@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from relais.accounts.models import Role, User
+from relais.core.forms import apply_service_errors
+from relais.patients.forms import PatientSearchForm
+from relais.patients.views import patient_or_404, staff_user
+from relais.screenings import selectors, services
+from relais.screenings.forms import CorrectionForm, ScreeningForm
+from relais.screenings.models import Screening
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    if user.role == Role.PLATFORM_OPERATOR:
+        return redirect("accounts:operator_pharmacies")
+    if user.role == Role.AUDITOR:
+        return redirect("audit:events")
+    screenings = selectors.screenings_today(actor=staff_user(request))
+    return render(request, "screenings/today.html", {"screenings": screenings, "search_form": PatientSearchForm()})
+
+
+def _screening_or_404(user: User, screening_id: object) -> Screening:
+    try:
+        return selectors.screening_get(actor=user, screening_id=screening_id)
+    except Screening.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def screening_record(request: HttpRequest, patient_id: str) -> HttpResponse:
+    user = staff_user(request)
+    patient = patient_or_404(user, patient_id, purpose="view_for_screening")
+    last_device = Screening.objects.filter(pharmacy_id=user.pharmacy_id).order_by("-recorded_at").values_list("device_id", flat=True).first()
+    form = ScreeningForm(request.POST or None, last_device=last_device)
+    if request.method == "POST" and form.is_valid():
+        data = services.ScreeningInput(
+            device_id=form.cleaned_data["device"],
+            specimen_type=form.cleaned_data["specimen_type"],
+            sampled_at=form.cleaned_data["sampled_at"],
+            results=form.results(),
+            consent_share_identity=form.cleaned_data["consent_share_identity"],
+        )
+        try:
+            screening = services.screening_record(actor=user, patient_id=patient.pk, data=data)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, _("Test recorded."))
+            return redirect("screenings:detail", screening_id=screening.pk)
+    return render(request, "screenings/record.html", {"form": form, "patient": patient})
+
+
+def screening_detail(request: HttpRequest, screening_id: str) -> HttpResponse:
+    user = staff_user(request)
+    screening = _screening_or_404(user, screening_id)
+    history = selectors.screening_history(actor=user, screening=screening)
+    return render(request, "screenings/detail.html", {"screening": screening, "history": history})
+
+
+def screening_correct(request: HttpRequest, screening_id: str) -> HttpResponse:
+    user = staff_user(request)
+    screening = _screening_or_404(user, screening_id)
+    form = CorrectionForm(request.POST or None, analytes=screening.device.analytes)
+    if request.method == "POST" and form.is_valid():
+        try:
+            correction = services.screening_correct(
+                actor=user,
+                screening_id=screening.pk,
+                reason=form.cleaned_data["reason"],
+                results=form.results(),
+                remove=form.cleaned_data["action"] == "remove",
+            )
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, _("Correction recorded; the original result is kept in the history."))
+            return redirect("screenings:detail", screening_id=correction.pk)
+    return render(request, "screenings/correct.html", {"form": form, "screening": screening})

@@ -1,0 +1,253 @@
+"""Relais settings. RELAIS_ENV selects development (default), test or production."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+from relais.core.secrets import SecretError, read_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+RELAIS_ENV = os.environ.get("RELAIS_ENV", "development")
+if RELAIS_ENV not in {"development", "test", "production"}:
+    raise ImproperlyConfigured("RELAIS_ENV must be development, test or production")
+PRODUCTION = RELAIS_ENV == "production"
+VAR_DIR = Path(os.environ.get("RELAIS_VAR_DIR", BASE_DIR / "var"))
+STATIC_ROOT = Path(os.environ.get("RELAIS_STATIC_ROOT", VAR_DIR / "static"))
+MEDIA_ROOT = Path(os.environ.get("RELAIS_MEDIA_ROOT", VAR_DIR / "media"))
+SERVED_DIRS = (STATIC_ROOT, MEDIA_ROOT, BASE_DIR / "relais" / "static")
+
+
+def _secret(name: str) -> str:
+    try:
+        return read_secret(
+            name,
+            production=PRODUCTION,
+            served_dirs=SERVED_DIRS,
+            dev_dir=VAR_DIR / "secrets",
+            generate_missing=RELAIS_ENV == "test",
+        )
+    except SecretError as exc:
+        raise ImproperlyConfigured(f"Refusing to start: {exc}") from exc
+
+
+SECRET_KEY = _secret("DJANGO_SECRET_KEY")
+RELAIS_MASTER_KEY = _secret("RELAIS_MASTER_KEY")
+RELAIS_BLIND_INDEX_KEY = _secret("RELAIS_BLIND_INDEX_KEY")
+# Former master keys, comma-separated, only needed while `rotate_keys` rewraps data keys.
+RELAIS_OLD_MASTER_KEYS = [k for k in os.environ.get("RELAIS_OLD_MASTER_KEYS", "").split(",") if k.strip()]
+if RELAIS_BLIND_INDEX_KEY == RELAIS_MASTER_KEY:
+    raise ImproperlyConfigured("Refusing to start: RELAIS_BLIND_INDEX_KEY must differ from RELAIS_MASTER_KEY")
+
+DEBUG = os.environ.get("RELAIS_DEBUG") == "1" and not PRODUCTION
+if PRODUCTION:
+    ALLOWED_HOSTS = [h for h in os.environ.get("RELAIS_ALLOWED_HOSTS", "").split(",") if h]
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("Refusing to start: RELAIS_ALLOWED_HOSTS is missing")
+else:
+    ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
+    "relais.core",
+    "relais.audit",
+    "relais.accounts",
+    "relais.patients",
+    "relais.screenings",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "relais.core.middleware.RequestContextMiddleware",
+    "relais.core.middleware.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "relais.accounts.middleware.SessionExpiryMiddleware",
+    "relais.accounts.middleware.RequireVerifiedStaffMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "relais.urls"
+WSGI_APPLICATION = "relais.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "relais" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def _database() -> dict[str, object]:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        parsed = urlparse(url)
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": parsed.path.lstrip("/"),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": parsed.port or "",
+            "CONN_MAX_AGE": 60,
+            "TEST": {"NAME": os.environ.get("RELAIS_TEST_DB_NAME")},
+        }
+    if url:
+        raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL, or unset for SQLite")
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": VAR_DIR / "relais.sqlite3",
+        # WAL lets readers run beside the writer; FULL makes every commit durable on power loss.
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+    }
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "relais.accounts.passwords.BreachedPatternValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:mfa"
+
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False
+
+OTP_TOTP_ISSUER = "Relais"
+OTP_TOTP_THROTTLE_FACTOR = 1
+
+# Idle timeout and absolute lifetime, enforced by SessionExpiryMiddleware.
+RELAIS_SESSION_IDLE_SECONDS = int(os.environ.get("RELAIS_SESSION_IDLE_SECONDS", 30 * 60))
+RELAIS_SESSION_ABSOLUTE_SECONDS = int(os.environ.get("RELAIS_SESSION_ABSOLUTE_SECONDS", 10 * 3600))
+SESSION_COOKIE_AGE = RELAIS_SESSION_ABSOLUTE_SECONDS
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+LANGUAGE_COOKIE_SECURE = PRODUCTION
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+if PRODUCTION:
+    # The __Host- prefix pins cookies to this exact origin over HTTPS.
+    SESSION_COOKIE_NAME = "__Host-relais_session"
+    CSRF_COOKIE_NAME = "__Host-relais_csrf"
+    SECURE_SSL_REDIRECT = os.environ.get("RELAIS_SSL_REDIRECT", "1") == "1"
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 63072000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    CSRF_TRUSTED_ORIGINS = [f"https://{h}" for h in ALLOWED_HOSTS]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+    }
+}
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "relais" / "locale"]
+USE_I18N = True
+TIME_ZONE = "Europe/Paris"
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
+
+# Exception reports never carry request bodies or local variables, which may hold personal data.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "relais.core.reporting.NoPersonalDataExceptionFilter"
+ADMINS: list[tuple[str, str]] = []
+
+LOG_DIR = VAR_DIR / "log"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "relais.core.logging.RequestContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s request=%(request_id)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_context"]},
+        "file": {
+            "class": "relais.core.logging.PrivateFileHandler",
+            "filename": str(LOG_DIR / "relais.log"),
+            "formatter": "plain",
+            "filters": ["request_context"],
+        },
+    },
+    "root": {"handlers": ["console", "file"], "level": os.environ.get("RELAIS_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

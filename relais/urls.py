@@ -1,0 +1,14 @@
+from django.urls import include, path
+
+from relais.core.views import healthz
+from relais.screenings.views import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("relais.accounts.urls")),
+    path("patients/", include("relais.patients.urls")),
+    path("", include("relais.screenings.urls")),
+    path("audit/", include("relais.audit.urls")),
+]
