@@ -72,8 +72,6 @@ def create_data_key() -> str:
     masters = master_keys()
     current_id = next(iter(masters))
     DataKey.objects.create(key_id=key_id, wrapped_key=_wrap(data_key, key_id, masters[current_id]), master_key_id=current_id)
-    with _lock:
-        _unwrapped[key_id] = data_key
     return key_id
 
 
@@ -129,6 +127,9 @@ def active_key_id() -> str:
     if key_id is None:
         with transaction.atomic():
             key_id = create_data_key()
+        # Cache only once committed: a rolled-back key must never become the active one.
+        transaction.on_commit(lambda: set_active_key(key_id))
+        return key_id
     _active = (key_id, now + _ACTIVE_KEY_TTL_SECONDS)
     return key_id
 

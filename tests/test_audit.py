@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, InternalError, OperationalError, connection, transaction
+
+from relais.audit.models import AuditEvent
+from relais.audit.services import AuditError, audit_record
+from relais.patients import selectors
+from relais.patients.models import Patient
+from relais.patients.services import patient_register
+from tests.conftest import identity
+
+DB_REFUSALS = (IntegrityError, InternalError, OperationalError)
+
+
+def test_database_refuses_update_and_delete(patient: Any) -> None:
+    event = AuditEvent.objects.latest("id")
+    with pytest.raises(DB_REFUSALS), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(action="tampered")
+    with pytest.raises(DB_REFUSALS), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).delete()
+    with pytest.raises(DB_REFUSALS), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent")
+    assert AuditEvent.objects.get(pk=event.pk).action == event.action
+
+
+def test_a_page_view_writes_one_event_with_request_details(as_user: Any, owner: Any, patient: Any) -> None:
+    before = AuditEvent.objects.count()
+    response = as_user(owner).get(f"/patients/{patient.pk}/", REMOTE_ADDR="203.0.113.7")
+    assert response.status_code == 200
+    event = AuditEvent.objects.filter(action="patient.view").latest("id")
+    assert AuditEvent.objects.count() >= before + 1
+    assert event.actor_id == owner.pk
+    assert event.pharmacy_id == owner.pharmacy_id
+    assert event.object_ids == [str(patient.pk)]
+    assert event.client_ip == "203.0.113.7"
+    assert event.request_id == response["X-Request-ID"]
+    assert event.occurred_at is not None
+
+
+def test_writes_are_audited_with_the_data(owner: Any, patient: Any, screening: Any) -> None:
+    actions = set(AuditEvent.objects.filter(actor_id=owner.pk).values_list("action", flat=True))
+    assert {"patient.create", "screening.create"} <= actions
+
+
+def test_access_fails_when_its_event_cannot_be_written(owner: Any, patient: Any, monkeypatch: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("disk full")
+
+    monkeypatch.setattr(AuditEvent.objects, "create", broken)
+    with pytest.raises(AuditError):
+        selectors.patient_get(actor=owner, patient_id=patient.pk)
+    count = Patient.objects.count()
+    with pytest.raises(AuditError):
+        patient_register(actor=owner, identity=identity(last_name="AUTRE", nir=""))
+    assert Patient.objects.count() == count  # the write rolled back with its failed audit
+
+
+def test_view_answers_500_not_data_when_audit_fails(as_user: Any, owner: Any, patient: Any, monkeypatch: Any) -> None:
+    client = as_user(owner)
+    client.raise_request_exception = False
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("disk full")
+
+    monkeypatch.setattr(AuditEvent.objects, "create", broken)
+    response = client.get(f"/patients/{patient.pk}/")
+    assert response.status_code == 500
+    assert b"DURAND" not in response.content
+
+
+def test_audit_outside_a_transaction_is_refused(owner: Any) -> None:
+    with pytest.raises(AuditError):
+        audit_record(actor=owner, action="patient.view")
