@@ -58,17 +58,22 @@ def mfa(request: HttpRequest) -> HttpResponse:
         return _mfa_enrol(request, user)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        allowed, _info = confirmed.verify_is_allowed()
-        if allowed and confirmed.verify_token(form.cleaned_data["token"].strip()):
+        error = _code_error(confirmed, form.cleaned_data["token"])
+        if error is None:
             otp_login(request, confirmed)
-            return redirect(request.GET.get("next") or "home") if _safe_next(request) else redirect("home")
-        form.add_error("token", _("This code is wrong or expired. Wait for the next code and try again.") if allowed else _("Too many wrong codes: wait a minute before trying again."))
+            return redirect("home")
+        form.add_error("token", error)
     return render(request, "accounts/mfa_verify.html", {"form": form})
 
 
-def _safe_next(request: HttpRequest) -> bool:
-    target = request.GET.get("next", "")
-    return target.startswith("/") and not target.startswith("//")
+def _code_error(device: TOTPDevice, token: str) -> str | None:
+    """None when the code is right; otherwise what to do. Wrong codes slow down further tries."""
+    allowed, _info = device.verify_is_allowed()
+    if not allowed:
+        return _("Too many wrong codes: wait a little before trying again.")
+    if device.verify_token(token.strip()):
+        return None
+    return _("This code is wrong or expired. Check the time on your phone and enter the next code.")
 
 
 def _mfa_enrol(request: HttpRequest, user: User) -> HttpResponse:
@@ -77,7 +82,8 @@ def _mfa_enrol(request: HttpRequest, user: User) -> HttpResponse:
         device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if device.verify_token(form.cleaned_data["token"].strip()):
+        error = _code_error(device, form.cleaned_data["token"])
+        if error is None:
             with transaction.atomic():
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
@@ -85,7 +91,7 @@ def _mfa_enrol(request: HttpRequest, user: User) -> HttpResponse:
             otp_login(request, device)
             messages.success(request, _("Two-step verification is on. You will need a code at every login."))
             return redirect("home")
-        form.add_error("token", _("This code does not match: check the time on your phone and try the next code."))
+        form.add_error("token", error)
     secret = base64.b32encode(device.bin_key).decode().rstrip("=")
     return render(
         request,

@@ -1,0 +1,402 @@
+"""End-to-end journey in a real Chromium against a real gunicorn server.
+
+A pharmacy administrator accepts the first invitation, turns on two-step verification and invites a
+pharmacist; the pharmacist registers a patient, records a test, corrects it, meets the duplicate
+warning; finally the administrator logs out and back in with a fresh TOTP code.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django_otp.oath import totp
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FINESS = "750000010"
+TOTP_STEP = 30
+ADMIN_EMAIL = "admin@e2e.test"
+ADMIN_PASSWORD = "copper-lagoon-whistle-marmalade"
+PHARMACIST_EMAIL = "pharmacien@e2e.test"
+PHARMACIST_PASSWORD = "granite-umbrella-fennel-octave"
+PATIENT = {
+    "last_name": "Lefèvre-Essai",
+    "first_names": "Camille Anne",
+    "sex": "F",
+    "date_of_birth": "1994-03-12",
+    "nir": "2 94 03 75 120 005 91",
+    "address_line": "12 rue de la Paix",
+    "postcode": "75002",
+    "city": "Paris",
+    "country": "FR",
+    "phone": "06 12 34 56 78",
+    "email": "camille.lefevre@example.org",
+}
+CREATE_PHARMACY = f"""
+from relais.accounts.services import pharmacy_create
+from relais.core.context import request_context
+with request_context(channel="test"):
+    pharmacy_create(actor=None, name="Pharmacie E2E", finess="{FINESS}", address_line="3 rue du Faubourg", postcode="75010", city="Paris")
+"""
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason=f"end-to-end test needs Debian chromium at {CHROMIUM} (`make browser-deps` installs it); it is mandatory when CI is set",
+)
+
+
+@dataclass
+class Server:
+    base_url: str
+    var_dir: Path
+    first_invitation: str
+
+    def patient_count(self) -> int:
+        with sqlite3.connect(self.var_dir / "relais.sqlite3", timeout=10) as db:
+            return db.execute("SELECT COUNT(*) FROM patients_patient").fetchone()[0]
+
+
+@dataclass
+class Totp:
+    """An authenticator app: a code is single use, so it remembers the last 30-second window it sent."""
+
+    secret: str
+    last_window: int = field(default=-1)
+
+    def code(self) -> str:
+        key = base64.b32decode(self.secret + "=" * (-len(self.secret) % 8))
+        while int(time.time()) // TOTP_STEP <= self.last_window:  # this window's code was used: wait for the next one
+            time.sleep(max(0.0, (self.last_window + 1) * TOTP_STEP - time.time()) + 0.05)
+        while True:
+            window = int(time.time()) // TOTP_STEP
+            code = f"{totp(key, step=TOTP_STEP):06d}"
+            if int(time.time()) // TOTP_STEP == window:
+                self.last_window = window
+                return code
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    var_dir = tmp_path_factory.mktemp("relais-var")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_") and k != "DATABASE_URL"}
+    env.update(RELAIS_VAR_DIR=str(var_dir), RELAIS_ENV="development", PYTHONDONTWRITEBYTECODE="1")
+    subprocess.run([sys.executable, "-m", "relais.core.devsecrets", str(var_dir / "secrets")], cwd=REPO, env=env, check=True, capture_output=True)
+    _manage(env, "migrate", "--no-input", "-v", "0")
+    _manage(env, "shell", "-c", CREATE_PHARMACY)
+    printed = _manage(env, "invite", ADMIN_EMAIL, "--role", "pharmacy_admin", "--pharmacy", FINESS)
+    invite_path = re.search(r"https?://[^/\s]+(/invite/\S+/)", printed)
+    assert invite_path, f"no invitation link in: {printed!r}"
+
+    base_url = f"http://127.0.0.1:{_free_port()}"
+    log_path = var_dir / "gunicorn.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "relais.wsgi:application", "--bind", base_url.removeprefix("http://"), "--workers", "2", "--access-logfile", "-"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not answer /healthz within 30 s:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield Server(base_url=base_url, var_dir=var_dir, first_invitation=base_url + invite_path.group(1))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"CI is set but {CHROMIUM} is missing: run `make browser-deps`")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Session:
+    """One person at one browser: a context in en-GB whose console must stay free of errors (CSP included)."""
+
+    def __init__(self, browser: Browser, server: Server) -> None:
+        self.server = server
+        self.context: BrowserContext = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+        self.context.set_default_timeout(10_000)
+        self.page: Page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on("console", lambda msg: self.problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+
+    def url(self, path: str) -> str:
+        return self.server.base_url + path
+
+    def goto(self, path: str) -> None:
+        response = self.page.goto(self.url(path))
+        assert response is not None and response.ok, f"GET {path} -> {response and response.status}"
+
+    def nav(self, name: str) -> None:
+        self.page.locator("header nav").get_by_role("link", name=name, exact=True).click()
+
+    def message(self, text: str) -> None:
+        expect(self.page.locator("ul.messages")).to_contain_text(text)
+
+    def accept_invitation(self, link: str, full_name: str, password: str) -> None:
+        self.page.goto(link)
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("Create your account")
+        expect(self.page.locator("#id_full_name")).to_be_focused()
+        self.page.keyboard.type(full_name)
+        self.page.locator("#id_password1").fill(password)
+        self.page.locator("#id_password2").fill(password)
+        self.page.keyboard.press("Enter")
+        expect(self.page).to_have_url(self.url("/login/"))
+        self.message("Your account is ready")
+
+    def login_password(self, email: str, password: str) -> None:
+        expect(self.page).to_have_url(re.compile(re.escape(self.url("/login/"))))
+        expect(self.page.locator("#id_username")).to_be_focused()
+        self.page.keyboard.type(email)
+        self.page.keyboard.press("Tab")
+        self.page.keyboard.type(password)
+        self.page.keyboard.press("Enter")
+        expect(self.page).to_have_url(self.url("/mfa/"))
+
+    def enrol_totp(self) -> Totp:
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("Set up two-step verification")
+        expect(self.page.locator(".qr svg")).to_be_visible()
+        authenticator = Totp(self.page.locator("[data-testid=totp-secret]").inner_text().strip())
+        self.enter_code(authenticator)
+        self.message("Two-step verification is on")
+        return authenticator
+
+    def enter_code(self, authenticator: Totp) -> None:
+        expect(self.page.locator("#id_token")).to_be_focused()
+        self.page.keyboard.type(authenticator.code())
+        self.page.keyboard.press("Enter")
+        expect(self.page).to_have_url(self.url("/"))
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("Today's tests")
+
+    def logout(self) -> None:
+        self.page.get_by_role("button", name="Log out").click()
+        expect(self.page).to_have_url(self.url("/login/"))
+        expect(self.page.get_by_role("button", name="Log out")).to_have_count(0)
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.problems, "\n".join(self.problems)
+
+
+def _fill_patient(page: Page, identity: dict[str, str], *, phone: str) -> None:
+    """Fill the form like a keyboard user: the fields must come in this order when pressing Tab."""
+    values = {**identity, "phone": phone}
+    for name in ("last_name", "first_names", "sex", "date_of_birth", "nir", "address_line", "postcode", "city", "country", "phone", "email"):
+        focused = page.locator(f"#id_{name}")
+        expect(focused).to_be_focused()
+        if name == "sex":
+            focused.select_option(values[name])
+        elif name == "date_of_birth":
+            # Typed as an en-GB keyboard user does: day, month, year; the browser moves between the parts.
+            year, month, day = values[name].split("-")
+            page.keyboard.type(day + month + year)
+            expect(focused).to_have_value(values[name])
+        elif name in values:
+            focused.fill(values[name])
+        if name != "email":
+            page.keyboard.press("Tab")
+
+
+def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, capsys: Any) -> None:
+    started = time.monotonic()
+    admin = Session(browser, server)
+    page = admin.page
+
+    # The first page in the default language of this browser (English), then French and back with the header button.
+    page.goto(server.first_invitation)
+    html = page.locator("html")
+    expect(html).to_have_attribute("lang", "en")
+    page.get_by_role("button", name="Français").click()
+    expect(html).to_have_attribute("lang", "fr")
+    expect(page).to_have_url(server.first_invitation)
+    expect(page.get_by_role("button", name="English")).to_be_visible()
+    expect(page.locator("#id_full_name")).to_be_visible()
+    page.get_by_role("button", name="English").click()
+    expect(html).to_have_attribute("lang", "en")
+
+    # Administrator: invitation, password, TOTP enrolment.
+    expect(page.get_by_text(f"Invitation for {ADMIN_EMAIL}")).to_be_visible()
+    admin.accept_invitation(server.first_invitation, "Alice Martin", ADMIN_PASSWORD)
+    admin.login_password(ADMIN_EMAIL, ADMIN_PASSWORD)
+    admin_totp = admin.enrol_totp()
+
+    # The administrator invites a pharmacist from the Team page.
+    admin.nav("Team")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Team")
+    page.locator("#id_email").fill(PHARMACIST_EMAIL)
+    page.locator("#id_role").select_option("pharmacist")
+    page.get_by_role("button", name="Create invitation").click()
+    colleague_link = page.locator("[data-testid=invite-link]").inner_text().strip()
+    assert colleague_link.startswith(f"{server.base_url}/invite/"), colleague_link
+    admin.logout()
+
+    # The pharmacist, in the same browser with a fresh context.
+    pharmacist = Session(browser, server)
+    page = pharmacist.page
+    pharmacist.accept_invitation(colleague_link, "Paul Bernard", PHARMACIST_PASSWORD)
+    pharmacist.login_password(PHARMACIST_EMAIL, PHARMACIST_PASSWORD)
+    pharmacist.enrol_totp()
+    expect(page.locator("header .who")).to_have_text(PHARMACIST_EMAIL)
+    expect(page.locator("header nav").get_by_role("link", name="Team")).to_have_count(0)
+
+    # Register a patient with the keyboard; a wrong phone number first.
+    pharmacist.nav("New patient")
+    expect(page).to_have_url(pharmacist.url("/patients/new/"))
+    _fill_patient(page, PATIENT, phone="06 12 34")
+    page.keyboard.press("Enter")
+    phone_error = page.locator("#id_phone_error")
+    expect(phone_error).to_be_visible()
+    expect(phone_error).to_contain_text("phone number")
+    expect(page.locator(".field.invalid")).to_have_count(1)
+    expect(page.locator(".field.invalid #id_phone")).to_have_count(1)
+    expect(page).to_have_url(pharmacist.url("/patients/new/"))
+    expect(page.locator("#id_last_name")).to_have_value(PATIENT["last_name"])
+    assert server.patient_count() == 0
+
+    page.locator("#id_phone").fill(PATIENT["phone"])
+    page.locator("#id_phone").press("Enter")
+    expect(page).to_have_url(re.compile(r"/patients/[0-9a-f-]{36}/record/$"))
+    pharmacist.message("Patient registered.")
+    assert server.patient_count() == 1
+    display_name = "LEFÈVRE-ESSAI Camille Anne"
+    expect(page.get_by_role("heading", level=1)).to_contain_text(display_name)
+    page.screenshot(path=tmp_path / "e2e-record.png", full_page=True)
+    record_url = page.url
+
+    # Record a test, timed from opening the record page to the confirmation.
+    tick = time.perf_counter()
+    page.goto(record_url)
+    device = page.locator("#id_device")
+    expect(device).to_be_focused()
+    device.select_option("1232")
+    page.get_by_role("radio", name=re.compile(r"^Not detected")).check()
+    page.locator("#id_consent_share_identity").check()
+    page.get_by_role("button", name="Record the test").click()
+    expect(page).to_have_url(re.compile(r"/screenings/[0-9a-f-]{36}/$"))
+    pharmacist.message("Test recorded.")
+    record_seconds = time.perf_counter() - tick
+    expect(page.locator("[data-testid=status]")).to_have_text("Final")
+    expect(page.locator("[data-testid=result]")).to_contain_text("Not detected")
+
+    # It is on today's list.
+    pharmacist.nav("Today")
+    row = page.locator("table.screenings tbody tr", has_text=display_name)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Panbio")
+    expect(row).to_contain_text("Not detected")
+    expect(row).to_contain_text("Final")
+    page.screenshot(path=tmp_path / "e2e-today.png", full_page=True)
+
+    # Correct it: Not detected -> Detected, with a reason; two versions in the history.
+    row.get_by_role("link", name="Open").click()
+    page.get_by_role("link", name="Correct or remove").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Correct a result")
+    expect(page.get_by_role("radio", name="Correct the result")).to_be_checked()
+    page.get_by_role("radio", name=re.compile(r"^Detected")).check()
+    page.locator("#id_reason").fill("Test line re-read after 15 minutes: faint line visible.")
+    page.get_by_role("button", name="Save the correction").click()
+    pharmacist.message("Correction recorded")
+    expect(page.locator("[data-testid=status]")).to_have_text("Corrected")
+    expect(page.locator("[data-testid=result]")).to_contain_text("Detected (positive)")
+    history = page.locator("ol.history li")
+    expect(history).to_have_count(2)
+    expect(history.nth(0)).to_contain_text("v1")
+    expect(history.nth(0)).to_contain_text("Not detected")
+    expect(history.nth(1)).to_contain_text("v2")
+    expect(history.nth(1)).to_contain_text("Corrected")
+    pharmacist.nav("Today")
+    row = page.locator("table.screenings tbody tr", has_text=display_name)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Corrected")
+
+    # Registering the same person again warns about the duplicate and creates nothing.
+    pharmacist.nav("New patient")
+    identity = {k: PATIENT[k] for k in ("last_name", "first_names", "sex", "date_of_birth")}
+    _fill_patient(page, identity, phone="")
+    page.keyboard.press("Enter")
+    warning = page.locator("[data-testid=duplicate-warning]")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text(display_name)
+    expect(page.get_by_role("button", name="Register anyway")).to_be_visible()
+    assert server.patient_count() == 1
+    pharmacist.logout()
+    pharmacist.close()
+
+    # The administrator logs back in: password, then a fresh code (never the one used at enrolment).
+    page = admin.page
+    admin.goto("/login/")
+    admin.login_password(ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Verification code")
+    admin.enter_code(admin_totp)
+    expect(page.locator("table.screenings tbody tr", has_text=display_name)).to_contain_text("Corrected")
+    admin.nav("Team")
+    expect(page.locator("table tbody tr", has_text=PHARMACIST_EMAIL)).to_contain_text("active")
+    admin.logout()
+    admin.close()
+
+    total = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\n[e2e] record a test: {record_seconds:.2f} s from opening the record page to the confirmation")
+        print(f"[e2e] journey: {total:.1f} s; screenshots in {tmp_path}")
+    assert record_seconds < 20, f"recording a test took {record_seconds:.1f} s"
