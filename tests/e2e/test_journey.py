@@ -247,14 +247,15 @@ def _fill_patient(page: Page, identity: dict[str, str], *, phone: str) -> None:
         expect(focused).to_be_focused()
         if name == "sex":
             focused.select_option(values[name])
-        elif name == "date_of_birth":
-            # Typed as an en-GB keyboard user does: day, month, year; the browser moves between the parts.
-            year, month, day = values[name].split("-")
-            page.keyboard.type(day + month + year)
-            expect(focused).to_have_value(values[name])
         elif name in values:
             focused.fill(values[name])
-        if name != "email":
+        if name == "date_of_birth":
+            # Tab walks through the day, month and year parts (in the browser's order) before leaving the field.
+            for _part in range(3):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement.id") != focused.get_attribute("id"):
+                    break
+        elif name != "email":
             page.keyboard.press("Tab")
 
 
