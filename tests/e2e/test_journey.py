@@ -250,8 +250,8 @@ def _fill_patient(page: Page, identity: dict[str, str], *, phone: str) -> None:
         elif name in values:
             focused.fill(values[name])
         if name == "date_of_birth":
-            # Tab walks through the day, month and year parts (in the browser's order) before leaving the field.
-            for _part in range(3):
+            # Tab walks through the date parts and the calendar button (in the browser's order) before leaving the field.
+            for _part in range(5):
                 page.keyboard.press("Tab")
                 if page.evaluate("document.activeElement.id") != focused.get_attribute("id"):
                     break
