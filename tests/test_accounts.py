@@ -24,7 +24,10 @@ def _code(device: TOTPDevice, offset: int = 0) -> str:
 def test_no_open_sign_up(client: Client, db: Any) -> None:
     for path in ("/signup/", "/register/", "/accounts/signup/"):
         assert client.get(path).status_code in (302, 404)
-    assert client.post("/invite/not-a-token/", {"full_name": "x", "password1": STRONG_PASSWORD, "password2": STRONG_PASSWORD}).status_code == 404
+    assert (
+        client.post("/invite/not-a-token/", {"full_name": "x", "password1": STRONG_PASSWORD, "password2": STRONG_PASSWORD}).status_code
+        == 404
+    )
     assert not User.objects.exists()
 
 
@@ -56,7 +59,10 @@ def test_who_may_invite_whom(admin: Any, owner: Any, operator: Any, other_pharma
     invitation_create(actor=operator, email="boss@example.org", role=Role.PHARMACY_ADMIN, pharmacy=other_pharmacy)
 
 
-@pytest.mark.parametrize("password", ["password", "P@ssw0rd2024!", "Azerty123456", "Motdepasse2025", "Qwertyuiop99", "aaaaaaaaaaaaaaa1", "12345678901234", "short1!"])
+@pytest.mark.parametrize(
+    "password",
+    ["password", "P@ssw0rd2024!", "Azerty123456", "Motdepasse2025", "Qwertyuiop99", "aaaaaaaaaaaaaaa1", "12345678901234", "short1!"],
+)
 def test_weak_and_disguised_common_passwords_are_refused(password: str, db: Any) -> None:
     with pytest.raises(ValidationError):
         password_validation.validate_password(password, User(email="x@example.org"))
@@ -68,7 +74,11 @@ def test_a_passphrase_is_accepted(db: Any) -> None:
 
 def test_weak_password_error_is_shown_on_the_form(client: Client, admin: Any) -> None:
     issued = invitation_create(actor=admin, email="weak@example.org", role=Role.PHARMACIST, pharmacy=admin.pharmacy)
-    response = client.post(f"/invite/{issued.token}/", {"full_name": "W", "password1": "Password2024!", "password2": "Password2024!"}, HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post(
+        f"/invite/{issued.token}/",
+        {"full_name": "W", "password1": "Password2024!", "password2": "Password2024!"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert response.status_code == 200
     assert b'id="id_password1_error"' in response.content
     assert not User.objects.filter(email="weak@example.org").exists()
@@ -82,7 +92,7 @@ def test_first_login_enrols_totp_then_every_login_needs_it(client: Client, owner
     response = _login(client, owner.email)
     assert response.status_code == 302
     # Logged in by password only: every staff page sends to the second factor.
-    assert client.get(f"/patients/").url == "/mfa/"
+    assert client.get("/patients/").url == "/mfa/"
     enrol = client.get("/mfa/")
     assert b"totp-secret" in enrol.content and b"<svg" in enrol.content
     device = TOTPDevice.objects.get(user=owner, confirmed=False)
@@ -156,9 +166,16 @@ def test_logout_is_post_only(as_user: Any, owner: Any) -> None:
 
 def test_operator_onboards_a_pharmacy_with_field_errors(as_user: Any, operator: Any) -> None:
     client = as_user(operator)
-    bad = client.post("/operator/pharmacies/", {"name": "P", "finess": "750000011", "address_line": "a", "postcode": "75001", "city": "Paris", "admin_email": "a@example.org"}, HTTP_ACCEPT_LANGUAGE="en")
+    bad = client.post(
+        "/operator/pharmacies/",
+        {"name": "P", "finess": "750000011", "address_line": "a", "postcode": "75001", "city": "Paris", "admin_email": "a@example.org"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert b'id="id_finess_error"' in bad.content
-    good = client.post("/operator/pharmacies/", {"name": "P", "finess": "690001235", "address_line": "a", "postcode": "69001", "city": "Lyon", "admin_email": "a@example.org"})
+    good = client.post(
+        "/operator/pharmacies/",
+        {"name": "P", "finess": "690001235", "address_line": "a", "postcode": "69001", "city": "Lyon", "admin_email": "a@example.org"},
+    )
     assert b"invite-link" in good.content
     assert Invitation.objects.filter(email="a@example.org", role=Role.PHARMACY_ADMIN).exists()
 

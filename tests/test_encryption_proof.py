@@ -26,10 +26,20 @@ from django_otp.oath import totp
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 NEEDLES = [
-    b"DURAND", b"TESTEUR", b"Durand", b"Camille", b"CAMILLE",
-    b"294037512000591", b"2 94 03 75 120 005 91", b"94037512000591",
-    b"+33612345678", b"0612345678", b"612345678", b"06 12 34 56 78",
-    b"camille.durand@example.org", b"camille.durand",
+    b"DURAND",
+    b"TESTEUR",
+    b"Durand",
+    b"Camille",
+    b"CAMILLE",
+    b"294037512000591",
+    b"2 94 03 75 120 005 91",
+    b"94037512000591",
+    b"+33612345678",
+    b"0612345678",
+    b"612345678",
+    b"06 12 34 56 78",
+    b"camille.durand@example.org",
+    b"camille.durand",
 ]
 
 
@@ -75,13 +85,18 @@ def _manage(env: dict[str, str], *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(var_dir: Path, env: dict[str, str]) -> Iterator[str]:
-    subprocess.run([sys.executable, "-m", "relais.core.devsecrets", str(var_dir / "secrets")], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "relais.core.devsecrets", str(var_dir / "secrets")], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     _manage(env, "migrate", "--no-input")
     _manage(env, "seed_demo")
     port = _free_port()
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "relais.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:

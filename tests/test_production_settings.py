@@ -31,7 +31,11 @@ def prod_env(tmp_path: Path) -> dict[str, str]:
 def _check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -81,7 +85,15 @@ def test_same_key_for_two_purposes_refused(prod_env: dict[str, str]) -> None:
 def test_production_cookies_and_headers(prod_env: dict[str, str]) -> None:
     code = (
         "import django;django.setup();from django.conf import settings as s;"
-        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, s.SESSION_COOKIE_NAME, s.SECURE_HSTS_SECONDS, s.DEBUG)"
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY,"
+        " s.SESSION_COOKIE_NAME, s.SECURE_HSTS_SECONDS, s.DEBUG)"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**prod_env, "DJANGO_SETTINGS_MODULE": "relais.settings"}, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**prod_env, "DJANGO_SETTINGS_MODULE": "relais.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.stdout.split() == ["True", "True", "True", "__Host-relais_session", "63072000", "False"], result.stderr

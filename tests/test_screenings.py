@@ -27,7 +27,11 @@ def test_catalogue_is_loaded_from_the_eu_value_set(db: Any) -> None:
 @pytest.mark.parametrize(
     ("display", "manufacturer", "name"),
     [
-        ("ACON Laboratories, Inc, Flowflex SARS-CoV-2 Antigen rapid test", "ACON Laboratories, Inc", "Flowflex SARS-CoV-2 Antigen rapid test"),
+        (
+            "ACON Laboratories, Inc, Flowflex SARS-CoV-2 Antigen rapid test",
+            "ACON Laboratories, Inc",
+            "Flowflex SARS-CoV-2 Antigen rapid test",
+        ),
         ("AAZ-LMB, COVID-VIRO", "AAZ-LMB", "COVID-VIRO"),
         ("AESKU.DIAGNOSTICS GmbH & Co. KG, AESKU.RAPID SARS-CoV-2", "AESKU.DIAGNOSTICS GmbH & Co. KG", "AESKU.RAPID SARS-CoV-2"),
     ],
@@ -75,7 +79,13 @@ def test_missing_result_refused(owner: Any, patient: Any) -> None:
 
 
 def test_multiplex_device_takes_one_result_per_analyte(owner: Any, patient: Any) -> None:
-    Device.objects.create(device_id="X-FLU-COV", manufacturer="Test", name="Combo", loinc_code="94558-4", analytes=["sars-cov-2", "influenza-a", "influenza-b"])
+    Device.objects.create(
+        device_id="X-FLU-COV",
+        manufacturer="Test",
+        name="Combo",
+        loinc_code="94558-4",
+        analytes=["sars-cov-2", "influenza-a", "influenza-b"],
+    )
     results = {"sars-cov-2": RESULT_NOT_DETECTED, "influenza-a": RESULT_DETECTED, "influenza-b": RESULT_NOT_DETECTED}
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input(device_id="X-FLU-COV", results=results))
     stored = {r.analyte: (r.loinc_code, r.result) for r in screening.results.all()}
@@ -84,7 +94,9 @@ def test_multiplex_device_takes_one_result_per_analyte(owner: Any, patient: Any)
 
 
 def test_correction_keeps_the_original(owner: Any, colleague: Any, screening: Any) -> None:
-    corrected = screening_correct(actor=colleague, screening_id=screening.pk, reason="read the wrong cassette", results={"sars-cov-2": RESULT_DETECTED})
+    corrected = screening_correct(
+        actor=colleague, screening_id=screening.pk, reason="read the wrong cassette", results={"sars-cov-2": RESULT_DETECTED}
+    )
     screening.refresh_from_db()
     assert screening.results.get().result == RESULT_NOT_DETECTED  # original untouched
     assert not screening.is_current
@@ -122,11 +134,19 @@ def test_web_record_and_correct(as_user: Any, owner: Any, patient: Any) -> None:
     sampled = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
     response = client.post(
         f"/patients/{patient.pk}/record/",
-        {"device": "1232", "specimen_type": "258500001", "sampled_at": sampled, "result_sars-cov-2": RESULT_NOT_DETECTED, "consent_share_identity": "on"},
+        {
+            "device": "1232",
+            "specimen_type": "258500001",
+            "sampled_at": sampled,
+            "result_sars-cov-2": RESULT_NOT_DETECTED,
+            "consent_share_identity": "on",
+        },
     )
     assert response.status_code == 302, response.content
     screening = Screening.objects.get(patient=patient)
-    response = client.post(f"/screenings/{screening.pk}/correct/", {"action": "correct", "reason": "typo", "result_sars-cov-2": RESULT_DETECTED})
+    response = client.post(
+        f"/screenings/{screening.pk}/correct/", {"action": "correct", "reason": "typo", "result_sars-cov-2": RESULT_DETECTED}
+    )
     assert response.status_code == 302
     detail = client.get(response["Location"])
     assert b"v2" in detail.content

@@ -34,7 +34,9 @@ class AcceptInvitationForm(forms.Form):
 
 class InviteForm(forms.Form):
     email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True}))
-    role = forms.ChoiceField(label=_("Role"), choices=[(Role.PHARMACIST.value, Role.PHARMACIST.label), (Role.PHARMACY_ADMIN.value, Role.PHARMACY_ADMIN.label)])
+    role = forms.ChoiceField(
+        label=_("Role"), choices=[(Role.PHARMACIST.value, Role.PHARMACIST.label), (Role.PHARMACY_ADMIN.value, Role.PHARMACY_ADMIN.label)]
+    )
 
 
 class PharmacyForm(forms.Form):

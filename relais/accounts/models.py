@@ -4,6 +4,7 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -53,14 +54,14 @@ class User(AbstractBaseUser):
     full_name = models.CharField(_("full name"), max_length=200, blank=True)
     role = models.CharField(_("role"), max_length=32, choices=Role.choices)
     pharmacy = models.ForeignKey(Pharmacy, null=True, blank=True, on_delete=models.PROTECT, related_name="staff")
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)  # type: ignore[assignment,misc]
     date_joined = models.DateTimeField(default=timezone.now)
     deactivated_at = models.DateTimeField(null=True, blank=True)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
-    objects = UserManager()
+    REQUIRED_FIELDS: list[str] = []  # type: ignore[misc]
+    objects = UserManager()  # type: ignore[misc]
 
     class Meta:
         constraints = [
@@ -76,6 +77,13 @@ class User(AbstractBaseUser):
 
     def __str__(self) -> str:
         return self.email
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        """The pharmacy every query of this user is scoped to; users of none get no pharmacy data."""
+        if self.pharmacy_id is None:
+            raise PermissionDenied
+        return self.pharmacy_id
 
     @property
     def sees_patients(self) -> bool:

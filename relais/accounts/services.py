@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -126,11 +127,11 @@ def invitation_accept(*, token: str, full_name: str, password: str) -> User:
     return user
 
 
-def staff_deactivate(*, actor: User, user_id: object) -> User:
+def staff_deactivate(*, actor: User, user_id: uuid.UUID | str) -> User:
     if actor.role != Role.PHARMACY_ADMIN:
         raise PermissionDenied
     with transaction.atomic():
-        user = User.objects.select_for_update().get(pk=user_id, pharmacy_id=actor.pharmacy_id)
+        user = User.objects.select_for_update().get(pk=user_id, pharmacy_id=actor.tenant_id)
         if user.pk == actor.pk:
             raise ValidationError({"__all__": [_("You cannot deactivate your own account.")]})
         user.is_active = False

@@ -130,13 +130,15 @@ def team(request: HttpRequest) -> HttpResponse:
     invite_link = None
     if request.method == "POST" and form.is_valid():
         try:
-            issued = services.invitation_create(actor=user, email=form.cleaned_data["email"], role=form.cleaned_data["role"], pharmacy=user.pharmacy)
+            issued = services.invitation_create(
+                actor=user, email=form.cleaned_data["email"], role=form.cleaned_data["role"], pharmacy=user.pharmacy
+            )
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
             invite_link = _invite_url(request, issued.token)
             form = InviteForm()
-    staff = User.objects.filter(pharmacy_id=user.pharmacy_id).order_by("email")
+    staff = User.objects.filter(pharmacy_id=user.tenant_id).order_by("email")
     return render(request, "accounts/team.html", {"form": form, "staff": staff, "invite_link": invite_link})
 
 
@@ -169,8 +171,12 @@ def operator_pharmacies(request: HttpRequest) -> HttpResponse:
         try:
             with transaction.atomic():
                 pharmacy = services.pharmacy_create(
-                    actor=user, name=data["name"], finess=data["finess"], address_line=data["address_line"],
-                    postcode=data["postcode"], city=data["city"],
+                    actor=user,
+                    name=data["name"],
+                    finess=data["finess"],
+                    address_line=data["address_line"],
+                    postcode=data["postcode"],
+                    city=data["city"],
                 )
                 issued = services.invitation_create(actor=user, email=data["admin_email"], role=Role.PHARMACY_ADMIN, pharmacy=pharmacy)
         except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,7 +23,7 @@ def audit_record(
     action: str,
     object_type: str = "",
     object_ids: Iterable[object] = (),
-    pharmacy_id: object | None = None,
+    pharmacy_id: uuid.UUID | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     if not connection.in_atomic_block:
@@ -30,13 +31,13 @@ def audit_record(
     context = current_context()
     if pharmacy_id is None and actor is not None:
         pharmacy_id = getattr(actor, "pharmacy_id", None)
-    is_user = actor is not None and getattr(actor, "is_authenticated", False)
+    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     try:
         return AuditEvent.objects.create(
             occurred_at=timezone.now(),
-            actor_id=actor.pk if is_user else None,
-            actor_label=actor.email if is_user else (context.channel or "system"),
-            actor_role=getattr(actor, "role", "") if is_user else "",
+            actor_id=user.pk if user is not None else None,
+            actor_label=user.email if user is not None else (context.channel or "system"),
+            actor_role=getattr(user, "role", ""),
             pharmacy_id=pharmacy_id,
             action=action,
             object_type=object_type,

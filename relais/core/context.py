@@ -15,7 +15,7 @@ class RequestContext:
     channel: str = "system"
 
 
-_context: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("relais_request", default=RequestContext())
+_context: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("relais_request", default=RequestContext())  # noqa: B039 (frozen)
 
 
 def current_context() -> RequestContext:

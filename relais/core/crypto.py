@@ -119,11 +119,7 @@ def active_key_id() -> str:
     now = time.monotonic()
     if _active is not None and _active[1] > now:
         return _active[0]
-    key_id = (
-        DataKey.objects.filter(retired_at__isnull=True, master_key_id=current_master_key_id())
-        .values_list("key_id", flat=True)
-        .first()
-    )
+    key_id = DataKey.objects.filter(retired_at__isnull=True, master_key_id=current_master_key_id()).values_list("key_id", flat=True).first()
     if key_id is None:
         with transaction.atomic():
             key_id = create_data_key()

@@ -50,7 +50,7 @@ class EncryptedTextField(models.TextField):
         return str(value)
 
     def aad(self, instance: Any) -> bytes:
-        return crypto.aad_for(instance._meta.db_table, self.column, instance.pk)
+        return crypto.aad_for(instance._meta.db_table, str(self.column), instance.pk)
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         return None if value is None else Ciphertext(value)

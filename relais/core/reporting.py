@@ -13,5 +13,5 @@ class NoPersonalDataExceptionFilter(SafeExceptionReporterFilter):
             return {}
         return {key: self.cleansed_substitute for key in request.POST}
 
-    def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> list[tuple[str, str]]:
+    def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> Any:
         return [(name, self.cleansed_substitute) for name in tb_frame.f_locals]

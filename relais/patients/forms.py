@@ -25,7 +25,9 @@ def check_birth_date(value: date) -> date:
 
 
 class PatientForm(forms.Form):
-    last_name = forms.CharField(label=_("Last name"), max_length=100, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"}))
+    last_name = forms.CharField(
+        label=_("Last name"), max_length=100, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})
+    )
     first_names = forms.CharField(label=_("First names"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices)
     date_of_birth = forms.DateField(
@@ -89,10 +91,15 @@ class PatientForm(forms.Form):
 
 
 class PatientSearchForm(forms.Form):
-    nir = forms.CharField(label=_("NIR"), required=False, max_length=21, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"}))
+    nir = forms.CharField(
+        label=_("NIR"), required=False, max_length=21, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})
+    )
     last_name = forms.CharField(label=_("Last name"), required=False, max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     date_of_birth = forms.DateField(
-        label=_("Date of birth"), required=False, input_formats=DATE_FORMATS, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label=_("Date of birth"),
+        required=False,
+        input_formats=DATE_FORMATS,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
     def clean_nir(self) -> str:

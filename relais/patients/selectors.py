@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 
 from django.core.exceptions import PermissionDenied
@@ -17,10 +18,10 @@ from relais.patients.models import Patient
 def _scoped(actor: User):  # type: ignore[no-untyped-def]
     if not actor.sees_patients:
         raise PermissionDenied
-    return Patient.objects.filter(pharmacy_id=actor.pharmacy_id)
+    return Patient.objects.filter(pharmacy_id=actor.tenant_id)
 
 
-def patient_get(*, actor: User, patient_id: object, purpose: str = "view") -> Patient:
+def patient_get(*, actor: User, patient_id: uuid.UUID | str, purpose: str = "view") -> Patient:
     """Another pharmacy's patient raises Patient.DoesNotExist, which views turn into 404."""
     with transaction.atomic():
         patient = _scoped(actor).get(pk=patient_id)
@@ -32,9 +33,9 @@ def patient_search(*, actor: User, nir: str = "", last_name: str = "", date_of_b
     """Exact search by NIR, or by last name plus date of birth, through blind indexes."""
     query = _scoped(actor)
     if nir:
-        query = query.filter(nir_index=blind_index.nir_index(pharmacy_id=actor.pharmacy_id, nir=nir_normalise(nir)))
+        query = query.filter(nir_index=blind_index.nir_index(pharmacy_id=actor.tenant_id, nir=nir_normalise(nir)))
     elif last_name and date_of_birth:
-        index = blind_index.name_dob_index(pharmacy_id=actor.pharmacy_id, last_name=last_name, date_of_birth=date_of_birth)
+        index = blind_index.name_dob_index(pharmacy_id=actor.tenant_id, last_name=last_name, date_of_birth=date_of_birth)
         query = query.filter(name_dob_index=index)
     else:
         return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, fields
 from datetime import date
 
@@ -42,7 +43,7 @@ def _require_patient_access(actor: User) -> None:
         raise PermissionDenied
 
 
-def _indexes(pharmacy_id: object, identity: PatientIdentity) -> dict[str, str]:
+def _indexes(pharmacy_id: uuid.UUID, identity: PatientIdentity) -> dict[str, str]:
     return {
         "nir_index": blind_index.nir_index(pharmacy_id=pharmacy_id, nir=identity.nir) if identity.nir else "",
         "name_dob_index": blind_index.name_dob_index(
@@ -57,7 +58,7 @@ def _indexes(pharmacy_id: object, identity: PatientIdentity) -> dict[str, str]:
     }
 
 
-def likely_duplicates(*, pharmacy_id: object, identity: PatientIdentity, exclude_id: object = None) -> list[Patient]:
+def likely_duplicates(*, pharmacy_id: uuid.UUID, identity: PatientIdentity, exclude_id: uuid.UUID | None = None) -> list[Patient]:
     """Same NIR, or same last name + first name + date of birth, in the same pharmacy."""
     indexes = _indexes(pharmacy_id, identity)
     query = Patient.objects.filter(pharmacy_id=pharmacy_id, identity_index=indexes["identity_index"])
@@ -72,13 +73,13 @@ def patient_register(*, actor: User, identity: PatientIdentity, allow_duplicate:
     _require_patient_access(actor)
     duplicate: LikelyDuplicate | None = None
     with transaction.atomic():
-        matches = likely_duplicates(pharmacy_id=actor.pharmacy_id, identity=identity)
+        matches = likely_duplicates(pharmacy_id=actor.tenant_id, identity=identity)
         if matches and not allow_duplicate:
             # The check read other patients' indexes: audited, and committed even though we refuse.
             audit_record(actor=actor, action="patient.duplicate_check", object_type="patient", object_ids=[m.pk for m in matches])
             duplicate = LikelyDuplicate(matches)
         else:
-            patient = Patient(pharmacy_id=actor.pharmacy_id, created_by=actor, **_indexes(actor.pharmacy_id, identity))
+            patient = Patient(pharmacy_id=actor.tenant_id, created_by=actor, **_indexes(actor.tenant_id, identity))
             for field in fields(PatientIdentity):
                 setattr(patient, field.name, getattr(identity, field.name))
             patient.save()

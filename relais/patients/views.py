@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -21,7 +23,7 @@ def staff_user(request: HttpRequest) -> User:
     return user
 
 
-def patient_or_404(user: User, patient_id: object, purpose: str = "view") -> Patient:
+def patient_or_404(user: User, patient_id: uuid.UUID | str, purpose: str = "view") -> Patient:
     try:
         return selectors.patient_get(actor=user, patient_id=patient_id, purpose=purpose)
     except Patient.DoesNotExist as exc:
@@ -35,7 +37,10 @@ def patient_search(request: HttpRequest) -> HttpResponse:
     results = None
     if request.method == "POST" and form.is_valid():
         results = selectors.patient_search(
-            actor=user, nir=form.cleaned_data["nir"], last_name=form.cleaned_data["last_name"], date_of_birth=form.cleaned_data["date_of_birth"]
+            actor=user,
+            nir=form.cleaned_data["nir"],
+            last_name=form.cleaned_data["last_name"],
+            date_of_birth=form.cleaned_data["date_of_birth"],
         )
     return render(request, "patients/search.html", {"form": form, "results": results})
 
@@ -46,11 +51,14 @@ def patient_register(request: HttpRequest) -> HttpResponse:
     duplicates = None
     if request.method == "POST" and form.is_valid():
         try:
-            patient = services.patient_register(actor=user, identity=form.identity(), allow_duplicate=form.cleaned_data["confirm_duplicate"])
+            patient = services.patient_register(
+                actor=user, identity=form.identity(), allow_duplicate=form.cleaned_data["confirm_duplicate"]
+            )
         except services.LikelyDuplicate as dup:
             duplicates = dup.matches
-            form.data = form.data.copy()
-            form.data["confirm_duplicate"] = "on"
+            # Show the form again with the confirmation box ticked, so a second submit registers anyway.
+            form = PatientForm({**request.POST.dict(), "confirm_duplicate": "on"})
+            form.is_valid()
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:

@@ -47,7 +47,11 @@ class ScreeningForm(forms.Form):
     def __init__(self, *args: object, last_device: str | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         devices = Device.objects.filter(active=True).only("device_id", "manufacturer", "name")
-        self.fields["device"].choices = [("", _("Choose the test device…"))] + [(d.device_id, f"{d.manufacturer} – {d.name} ({d.device_id})") for d in devices]  # type: ignore[attr-defined]
+        device_field = self.fields["device"]
+        assert isinstance(device_field, forms.ChoiceField)
+        device_field.choices = [("", _("Choose the test device…"))] + [
+            (d.device_id, f"{d.manufacturer} – {d.name} ({d.device_id})") for d in devices
+        ]
         if last_device:
             self.fields["device"].initial = last_device
         self.fields["sampled_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
@@ -55,11 +59,7 @@ class ScreeningForm(forms.Form):
         _result_fields(self, catalogue_analytes(), required=False)
 
     def results(self) -> dict[str, str]:
-        return {
-            name.removeprefix("result_"): value
-            for name, value in self.cleaned_data.items()
-            if name.startswith("result_") and value
-        }
+        return {name.removeprefix("result_"): value for name, value in self.cleaned_data.items() if name.startswith("result_") and value}
 
 
 class CorrectionForm(forms.Form):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, time
 
 from django.core.exceptions import PermissionDenied
@@ -16,7 +17,7 @@ from relais.screenings.models import Screening
 def _scoped(actor: User):  # type: ignore[no-untyped-def]
     if not actor.sees_patients:
         raise PermissionDenied
-    return Screening.objects.filter(pharmacy_id=actor.pharmacy_id).select_related("patient", "device")
+    return Screening.objects.filter(pharmacy_id=actor.tenant_id).select_related("patient", "device")
 
 
 def screenings_today(*, actor: User, now: datetime | None = None) -> list[Screening]:
@@ -35,7 +36,7 @@ def screenings_today(*, actor: User, now: datetime | None = None) -> list[Screen
     return screenings
 
 
-def screening_get(*, actor: User, screening_id: object) -> Screening:
+def screening_get(*, actor: User, screening_id: uuid.UUID | str) -> Screening:
     with transaction.atomic():
         screening = _scoped(actor).prefetch_related("results").get(pk=screening_id)
         audit_record(actor=actor, action="screening.view", object_type="screening", object_ids=[screening.pk, screening.patient_id])
@@ -47,6 +48,6 @@ def screening_history(*, actor: User, screening: Screening) -> list[Screening]:
     return list(_scoped(actor).filter(series_id=screening.series_id).prefetch_related("results").order_by("version"))
 
 
-def patient_screenings(*, actor: User, patient_id: object) -> list[Screening]:
+def patient_screenings(*, actor: User, patient_id: uuid.UUID | str) -> list[Screening]:
     # Called after patient_get, whose audit event covers this read.
     return list(_scoped(actor).filter(patient_id=patient_id, is_current=True).prefetch_related("results").order_by("-sampled_at"))

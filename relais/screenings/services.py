@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,12 +70,12 @@ def _save_results(screening: Screening, device: Device, results: dict[str, str])
     )
 
 
-def screening_record(*, actor: User, patient_id: object, data: ScreeningInput, now: datetime | None = None) -> Screening:
+def screening_record(*, actor: User, patient_id: uuid.UUID | str, data: ScreeningInput, now: datetime | None = None) -> Screening:
     if not actor.sees_patients:
         raise PermissionDenied
     now = now or timezone.now()
     with transaction.atomic():
-        patient = Patient.objects.filter(pk=patient_id, pharmacy_id=actor.pharmacy_id).first()
+        patient = Patient.objects.filter(pk=patient_id, pharmacy_id=actor.tenant_id).first()
         errors: dict[str, list[str]] = {}
         if patient is None:
             errors["patient"] = [_("This patient is not registered at your pharmacy: register or search them first.")]
@@ -82,10 +83,10 @@ def screening_record(*, actor: User, patient_id: object, data: ScreeningInput, n
             device = _check_input(data, now=now)
         except ValidationError as exc:
             errors.update(exc.message_dict)
-        if errors:
+        if errors or patient is None:
             raise ValidationError(errors)
         screening = Screening.objects.create(
-            pharmacy_id=actor.pharmacy_id,
+            pharmacy_id=actor.tenant_id,
             patient=patient,
             device=device,
             specimen_type=data.specimen_type,
@@ -106,7 +107,7 @@ def screening_record(*, actor: User, patient_id: object, data: ScreeningInput, n
 def screening_correct(
     *,
     actor: User,
-    screening_id: object,
+    screening_id: uuid.UUID | str,
     reason: str,
     results: dict[str, str] | None = None,
     remove: bool = False,
@@ -115,11 +116,7 @@ def screening_correct(
     if not actor.sees_patients:
         raise PermissionDenied
     with transaction.atomic():
-        original = (
-            Screening.objects.select_for_update()
-            .select_related("device")
-            .get(pk=screening_id, pharmacy_id=actor.pharmacy_id)
-        )
+        original = Screening.objects.select_for_update().select_related("device").get(pk=screening_id, pharmacy_id=actor.tenant_id)
         errors: dict[str, list[str]] = {}
         if not original.is_current or original.status == ScreeningStatus.REMOVED:
             errors["__all__"] = [_("This result was already corrected or removed: open its latest version.")]

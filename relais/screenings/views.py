@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -26,7 +28,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "screenings/today.html", {"screenings": screenings, "search_form": PatientSearchForm()})
 
 
-def _screening_or_404(user: User, screening_id: object) -> Screening:
+def _screening_or_404(user: User, screening_id: uuid.UUID | str) -> Screening:
     try:
         return selectors.screening_get(actor=user, screening_id=screening_id)
     except Screening.DoesNotExist as exc:
@@ -36,7 +38,7 @@ def _screening_or_404(user: User, screening_id: object) -> Screening:
 def screening_record(request: HttpRequest, patient_id: str) -> HttpResponse:
     user = staff_user(request)
     patient = patient_or_404(user, patient_id, purpose="view_for_screening")
-    last_device = Screening.objects.filter(pharmacy_id=user.pharmacy_id).order_by("-recorded_at").values_list("device_id", flat=True).first()
+    last_device = Screening.objects.filter(pharmacy_id=user.tenant_id).order_by("-recorded_at").values_list("device_id", flat=True).first()
     form = ScreeningForm(request.POST or None, last_device=last_device)
     if request.method == "POST" and form.is_valid():
         data = services.ScreeningInput(

@@ -4,24 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DataKey',
+            name="DataKey",
             fields=[
-                ('key_id', models.CharField(max_length=32, primary_key=True, serialize=False)),
-                ('wrapped_key', models.CharField(max_length=200)),
-                ('master_key_id', models.CharField(max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('retired_at', models.DateTimeField(blank=True, null=True)),
+                ("key_id", models.CharField(max_length=32, primary_key=True, serialize=False)),
+                ("wrapped_key", models.CharField(max_length=200)),
+                ("master_key_id", models.CharField(max_length=16)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("retired_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
     ]

@@ -71,7 +71,12 @@ class Command(BaseCommand):
         if Pharmacy.objects.filter(finess=DEMO_FINESS).exists():
             return False
         pharmacy = pharmacy_create(
-            actor=None, name="Pharmacie de la Gare (démo)", finess=DEMO_FINESS, address_line="1 place de la Gare", postcode="75010", city="Paris"
+            actor=None,
+            name="Pharmacie de la Gare (démo)",
+            finess=DEMO_FINESS,
+            address_line="1 place de la Gare",
+            postcode="75010",
+            city="Paris",
         )
         lines = ["Demo logins (http://127.0.0.1:8000/login/):"]
         for email, name, role, in_pharmacy in STAFF:
