@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install install-dev secrets migrate messages lint typecheck pytest browser-deps clean
+.PHONY: run test install install-dev secrets migrate messages lint typecheck pytest pytest-postgres browser-deps postgres-deps clean
 
 $(VENV)/.base-installed: requirements/base.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ run: migrate
 browser-deps:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+
 lint: install-dev
 	$(VENV)/bin/ruff check relais tests
 	$(VENV)/bin/ruff format --check relais tests
@@ -46,10 +49,17 @@ lint: install-dev
 typecheck: install-dev
 	RELAIS_ENV=test $(VENV)/bin/mypy relais
 
+# The whole suite on the embedded SQLite default, browser journey included.
 pytest: install-dev messages browser-deps
-	RELAIS_ENV=test $(VENV)/bin/pytest $(PYTEST_ARGS)
+	RELAIS_ENV=test $(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The same suite on a real PostgreSQL server (throwaway cluster on loopback); subprocess-only tests are skipped.
+pytest-postgres: install-dev messages postgres-deps
+	url=$$(scripts/pg-test-server start) && trap 'scripts/pg-test-server stop' EXIT && \
+	  DATABASE_URL=$$url RELAIS_ENV=test $(VENV)/bin/pytest -n 2 --ignore=tests/e2e \
+	  --deselect tests/test_encryption_proof.py --deselect tests/test_production_settings.py $(PYTEST_ARGS)
+
+test: lint typecheck pytest pytest-postgres
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

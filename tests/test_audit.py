@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, InternalError, OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 from relais.audit.models import AuditEvent
 from relais.audit.services import AuditError, audit_record
@@ -12,7 +12,7 @@ from relais.patients.models import Patient
 from relais.patients.services import patient_register
 from tests.conftest import identity
 
-DB_REFUSALS = (IntegrityError, InternalError, OperationalError)
+DB_REFUSALS = DatabaseError
 
 
 def test_database_refuses_update_and_delete(patient: Any) -> None:
