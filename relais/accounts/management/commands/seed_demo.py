@@ -78,7 +78,7 @@ class Command(BaseCommand):
             postcode="75010",
             city="Paris",
         )
-        lines = ["Demo logins (http://127.0.0.1:8000/login/):"]
+        lines = [f"Demo logins (http://127.0.0.1:{os.environ.get('PORT', '8000')}/login/):"]
         for email, name, role, in_pharmacy in STAFF:
             password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
             User.objects.create_user(email, password, full_name=name, role=role, pharmacy=pharmacy if in_pharmacy else None)
