@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -114,3 +115,12 @@ def test_contact_update_is_audited(as_user: Any, owner: Any, patient: Any) -> No
 
 def test_str_never_reveals_identity(patient: Any) -> None:
     assert "DURAND" not in str(patient) and "Camille" not in repr(patient)
+
+
+def test_focus_moves_to_the_first_field_in_error(as_user: Any, owner: Any) -> None:
+    page = as_user(owner).post("/patients/new/", {**FORM, "phone": "06 12"}).content.decode()
+    phone_input = re.search(r'<input[^>]*name="phone"[^>]*>', page)
+    last_name_input = re.search(r'<input[^>]*name="last_name"[^>]*>', page)
+    assert phone_input is not None and last_name_input is not None
+    assert "autofocus" in phone_input.group(0) and 'aria-invalid="true"' in phone_input.group(0)
+    assert "autofocus" not in last_name_input.group(0)

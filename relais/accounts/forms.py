@@ -5,13 +5,14 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
 from relais.accounts.models import Role
+from relais.core.forms import FocusFirstErrorMixin
 
 
 class EmailAuthenticationForm(AuthenticationForm):
     username = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"}))
 
 
-class TokenForm(forms.Form):
+class TokenForm(FocusFirstErrorMixin, forms.Form):
     token = forms.RegexField(
         label=_("6-digit code"),
         regex=r"^\s*\d{6}\s*$",
@@ -20,7 +21,7 @@ class TokenForm(forms.Form):
     )
 
 
-class AcceptInvitationForm(forms.Form):
+class AcceptInvitationForm(FocusFirstErrorMixin, forms.Form):
     full_name = forms.CharField(label=_("Full name"), max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
     password1 = forms.CharField(label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
     password2 = forms.CharField(label=_("Password again"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
@@ -32,14 +33,14 @@ class AcceptInvitationForm(forms.Form):
         return data
 
 
-class InviteForm(forms.Form):
+class InviteForm(FocusFirstErrorMixin, forms.Form):
     email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True}))
     role = forms.ChoiceField(
         label=_("Role"), choices=[(Role.PHARMACIST.value, Role.PHARMACIST.label), (Role.PHARMACY_ADMIN.value, Role.PHARMACY_ADMIN.label)]
     )
 
 
-class PharmacyForm(forms.Form):
+class PharmacyForm(FocusFirstErrorMixin, forms.Form):
     name = forms.CharField(label=_("Pharmacy name"), max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
     finess = forms.CharField(label=_("FINESS number"), max_length=12)
     address_line = forms.CharField(label=_("Address"), max_length=200)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from relais.core import validators
+from relais.core.forms import FocusFirstErrorMixin
 from relais.patients.models import Sex
 from relais.patients.services import PatientIdentity
 
@@ -24,7 +25,7 @@ def check_birth_date(value: date) -> date:
     return value
 
 
-class PatientForm(forms.Form):
+class PatientForm(FocusFirstErrorMixin, forms.Form):
     last_name = forms.CharField(
         label=_("Last name"), max_length=100, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})
     )
@@ -90,7 +91,7 @@ class PatientForm(forms.Form):
         return PatientIdentity(**{k: data[k] for k in PatientIdentity.__dataclass_fields__})
 
 
-class PatientSearchForm(forms.Form):
+class PatientSearchForm(FocusFirstErrorMixin, forms.Form):
     nir = forms.CharField(
         label=_("NIR"), required=False, max_length=21, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})
     )
@@ -113,7 +114,7 @@ class PatientSearchForm(forms.Form):
         return data
 
 
-class ContactForm(forms.Form):
+class ContactForm(FocusFirstErrorMixin, forms.Form):
     phone = PatientForm.base_fields["phone"]
     email = PatientForm.base_fields["email"]
     clean_phone = PatientForm.clean_phone

@@ -4,6 +4,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from relais.core.forms import FocusFirstErrorMixin
 from relais.screenings.models import Device
 from relais.screenings.vocab import ANALYTES, DEFAULT_SPECIMEN, RESULTS, SPECIMENS
 
@@ -32,7 +33,7 @@ def catalogue_analytes() -> list[str]:
     return list(seen)
 
 
-class ScreeningForm(forms.Form):
+class ScreeningForm(FocusFirstErrorMixin, forms.Form):
     device = forms.ChoiceField(label=_("Test device"), widget=forms.Select(attrs={"autofocus": True}))
     specimen_type = forms.ChoiceField(label=_("Specimen"), choices=list(SPECIMENS.items()), initial=DEFAULT_SPECIMEN)
     sampled_at = forms.DateTimeField(
@@ -56,13 +57,15 @@ class ScreeningForm(forms.Form):
             self.fields["device"].initial = last_device
         self.fields["sampled_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
         # Which analytes are required depends on the device; the service checks that.
-        _result_fields(self, catalogue_analytes(), required=False)
+        analytes = catalogue_analytes()
+        _result_fields(self, analytes, required=False)
+        self.order_fields(["device", "specimen_type", "sampled_at", *(result_field_name(a) for a in analytes)])
 
     def results(self) -> dict[str, str]:
         return {name.removeprefix("result_"): value for name, value in self.cleaned_data.items() if name.startswith("result_") and value}
 
 
-class CorrectionForm(forms.Form):
+class CorrectionForm(FocusFirstErrorMixin, forms.Form):
     action = forms.ChoiceField(
         label=_("Correction"),
         choices=[("correct", _("Correct the result")), ("remove", _("Remove this test (recorded in error)"))],

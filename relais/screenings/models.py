@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from relais.accounts.models import Pharmacy, User
 from relais.core.fields import EncryptedTextField
 from relais.patients.models import Patient
-from relais.screenings.vocab import RESULTS, SPECIMENS
+from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
 
 
 class Device(models.Model):
@@ -73,3 +73,7 @@ class ScreeningResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.analyte}={self.result}"
+
+    @property
+    def analyte_label(self) -> str:
+        return ANALYTES[self.analyte].label if self.analyte in ANALYTES else self.analyte
