@@ -188,3 +188,10 @@ def test_admin_invites_through_the_team_page(as_user: Any, admin: Any) -> None:
 def test_healthz(client: Client, db: Any) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok", "database": "ok"}
+
+
+def test_deactivation_ends_open_sessions(as_user: Any, admin: Any, colleague: Any) -> None:
+    colleague_client = as_user(colleague)
+    assert colleague_client.get("/").status_code == 200
+    as_user(admin).post(f"/team/{colleague.pk}/deactivate/")
+    assert colleague_client.get("/").url == "/login/"

@@ -76,3 +76,19 @@ def test_audit_outside_a_transaction_is_refused(owner: Any, monkeypatch: Any) ->
     monkeypatch.setattr("relais.audit.services.connection", type("NoTransaction", (), {"in_atomic_block": False})())
     with pytest.raises(AuditError):
         audit_record(actor=owner, action="patient.view")
+
+
+def test_who_saw_this_patient_is_one_command(as_user: Any, owner: Any, colleague: Any, stranger: Any, patient: Any) -> None:
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    as_user(colleague).get(f"/patients/{patient.pk}/", REMOTE_ADDR="198.51.100.9")
+    as_user(stranger).get(f"/patients/{patient.pk}/")
+    out = io.StringIO()
+    call_command("audit_query", "--object", str(patient.pk), "--json", stdout=out, stderr=io.StringIO())
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {(r["actor"], r["action"]) for r in rows} >= {(owner.email, "patient.create"), (colleague.email, "patient.view")}
+    assert stranger.email not in {r["actor"] for r in rows}
+    assert any(r["ip"] == "198.51.100.9" for r in rows)

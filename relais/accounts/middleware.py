@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
@@ -44,13 +45,10 @@ class RequireVerifiedStaffMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path
-        if path.startswith(PUBLIC_PREFIXES) or path == "/":
-            if path == "/" and not request.user.is_authenticated:
-                return redirect("/login/")
-            if path != "/":
-                return self.get_response(request)
+        if path.startswith(PUBLIC_PREFIXES):
+            return self.get_response(request)
         if not request.user.is_authenticated:
-            return redirect(f"/login/?next={path}")
+            return redirect("/login/") if path == "/" else redirect_to_login(path, "/login/")
         verified = getattr(request.user, "is_verified", lambda: False)()
         if not verified and not path.startswith(MFA_PREFIXES):
             return redirect("/mfa/")
