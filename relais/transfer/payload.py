@@ -1,0 +1,71 @@
+"""What a message to the national platform says, independent of its format.
+
+Built once from a screening version (see transfer.services.build_payload); renderers in formats/
+turn it into HL7 v2.5.1 or FHIR R4. ``patient`` is None when the patient did not consent to share
+their identity: the message then carries no personal data, only a pseudonym.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+
+class UnmappableValue(ValueError):
+    """A value has no code in the target vocabulary: a visible rejection, never a silent drop."""
+
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"{field}: no code for value {value!r}")
+        self.field = field
+        self.value = value
+
+
+@dataclass(frozen=True)
+class PatientPart:
+    last_name: str
+    first_names: str
+    sex: str  # F, M, O, U (HL7 table 0001 / FHIR female, male, other, unknown)
+    date_of_birth: date
+    nir: str = ""
+    address_line: str = ""
+    postcode: str = ""
+    city: str = ""
+    country: str = ""  # ISO 3166-1 alpha-2
+    phone: str = ""  # E.164
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class ResultPart:
+    analyte: str  # relais analyte code, e.g. "sars-cov-2"
+    analyte_label: str  # "SARS-CoV-2"
+    loinc_code: str  # e.g. "94558-4"
+    loinc_display: str
+    result_snomed: str  # 260373001 detected, 260415000 not detected, 455371000124106 invalid
+    result_display: str
+
+
+@dataclass(frozen=True)
+class TransferPayload:
+    message_id: str  # 20 characters, stable across retries: the receiver deduplicates on it
+    created_at: datetime  # aware; when the message was first rendered
+    status: str  # final | corrected | removed  (HL7 OBX-11 F/C/D; FHIR final/corrected/entered-in-error)
+    screening_id: uuid.UUID  # this version of the test
+    series_id: uuid.UUID  # the same for every version of one test
+    version: int
+    sampled_at: datetime
+    recorded_at: datetime
+    specimen_snomed: str
+    specimen_display: str
+    device_id: str  # EU rapid test device id
+    device_name: str
+    device_manufacturer: str
+    pharmacy_name: str
+    pharmacy_finess: str
+    pharmacy_address_line: str
+    pharmacy_postcode: str
+    pharmacy_city: str
+    patient_pseudonym: str  # stable, non-reversible id of the patient (hex), always present
+    patient: PatientPart | None
+    results: tuple[ResultPart, ...]
