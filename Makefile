@@ -33,8 +33,7 @@ migrate: secrets messages
 run: migrate
 	umask 077 && $(PY) manage.py collectstatic --no-input -v 0
 	umask 077 && $(PY) manage.py seed_demo
-	@echo "Relais on http://127.0.0.1:$(PORT)  (health: http://127.0.0.1:$(PORT)/healthz)"
-	umask 077 && exec $(VENV)/bin/gunicorn relais.wsgi:application --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(L)ss'
+	PORT=$(PORT) exec scripts/run-dev
 
 browser-deps:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)

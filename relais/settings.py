@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from csp.constants import NONE, SELF
@@ -67,6 +68,7 @@ INSTALLED_APPS = [
     "relais.accounts",
     "relais.patients",
     "relais.screenings",
+    "relais.transfer",
 ]
 
 MIDDLEWARE = [
@@ -227,6 +229,38 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = not PRODUCTION
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
+
+# Delivery to the national platform. Development points at the sandbox (`python -m sandbox`).
+_CERTS = Path(os.environ.get("RELAIS_TRANSFER_CERTS", VAR_DIR / "certs"))
+_SANDBOX_HOST = os.environ.get("RELAIS_SANDBOX_HOST", "127.0.0.1")
+_SANDBOX_MLLP = int(os.environ.get("RELAIS_SANDBOX_MLLP_PORT", 2575))
+_SANDBOX_HTTPS = int(os.environ.get("RELAIS_SANDBOX_HTTPS_PORT", 8443))
+_TLS = {"ca_file": str(_CERTS / "ca.pem"), "cert_file": str(_CERTS / "client.pem"), "key_file": str(_CERTS / "client-key.pem")}
+RELAIS_TRANSFER: dict[str, Any] = {
+    "destination": os.environ.get("RELAIS_TRANSFER_DESTINATION", "sandbox-mllp-hl7v2"),
+    "destinations": {
+        "sandbox-mllp-hl7v2": {"message_format": "hl7v2", "transport": "mllp", "host": _SANDBOX_HOST, "port": _SANDBOX_MLLP},
+        "sandbox-https-hl7v2": {
+            "message_format": "hl7v2",
+            "transport": "https",
+            "url": f"https://localhost:{_SANDBOX_HTTPS}/hl7v2",
+            **_TLS,
+        },
+        "sandbox-https-hl7v2-batch": {
+            "message_format": "hl7v2",
+            "transport": "https",
+            "url": f"https://localhost:{_SANDBOX_HTTPS}/hl7v2",
+            "batch_size": 50,
+            **_TLS,
+        },
+        "sandbox-https-fhir": {"message_format": "fhir", "transport": "https", "url": f"https://localhost:{_SANDBOX_HTTPS}/fhir", **_TLS},
+    },
+    "timeout": float(os.environ.get("RELAIS_TRANSFER_TIMEOUT", 10)),
+    "lease_seconds": int(os.environ.get("RELAIS_TRANSFER_LEASE_SECONDS", 60)),
+    "backoff_base": float(os.environ.get("RELAIS_TRANSFER_BACKOFF_BASE", 2)),
+    "backoff_cap": float(os.environ.get("RELAIS_TRANSFER_BACKOFF_CAP", 600)),
+    "claim_batch": int(os.environ.get("RELAIS_TRANSFER_CLAIM_BATCH", 50)),
+}
 
 # Exception reports never carry request bodies or local variables, which may hold personal data.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "relais.core.reporting.NoPersonalDataExceptionFilter"

@@ -11,4 +11,5 @@ urlpatterns = [
     path("patients/", include("relais.patients.urls")),
     path("", include("relais.screenings.urls")),
     path("audit/", include("relais.audit.urls")),
+    path("", include("relais.transfer.urls")),
 ]

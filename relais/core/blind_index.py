@@ -38,3 +38,8 @@ def name_dob_index(*, pharmacy_id: object, last_name: str, date_of_birth: date) 
 def identity_index(*, pharmacy_id: object, last_name: str, first_names: str, date_of_birth: date) -> str:
     first = normalise_name(first_names.split()[0] if first_names.split() else "")
     return _hmac("identity", pharmacy_id, normalise_name(last_name), first, date_of_birth.isoformat())
+
+
+def patient_pseudonym(*, pharmacy_id: object, patient_id: object) -> str:
+    """A stable id for messages without identity: same patient, same pseudonym; not reversible."""
+    return _hmac("pseudonym", pharmacy_id, str(patient_id))[:32]

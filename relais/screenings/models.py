@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -60,6 +61,12 @@ class Screening(models.Model):
 
     def __str__(self) -> str:
         return f"screening {self.pk} v{self.version}"
+
+    @property
+    def transfer(self) -> Any:
+        """The latest outbox message of this version (prefetch "outbox" when listing)."""
+        messages = list(self.outbox.all())  # type: ignore[attr-defined]
+        return max(messages, key=lambda m: m.created_at) if messages else None
 
 
 class ScreeningResult(models.Model):

@@ -25,7 +25,7 @@ def screenings_today(*, actor: User, now: datetime | None = None) -> list[Screen
     start = timezone.make_aware(datetime.combine(now.date(), time.min))
     with transaction.atomic():
         screenings = list(
-            _scoped(actor).filter(is_current=True, recorded_at__gte=start).prefetch_related("results").order_by("-recorded_at")
+            _scoped(actor).filter(is_current=True, recorded_at__gte=start).prefetch_related("results", "outbox").order_by("-recorded_at")
         )
         audit_record(
             actor=actor,
@@ -38,16 +38,16 @@ def screenings_today(*, actor: User, now: datetime | None = None) -> list[Screen
 
 def screening_get(*, actor: User, screening_id: uuid.UUID | str) -> Screening:
     with transaction.atomic():
-        screening = _scoped(actor).prefetch_related("results").get(pk=screening_id)
+        screening = _scoped(actor).prefetch_related("results", "outbox").get(pk=screening_id)
         audit_record(actor=actor, action="screening.view", object_type="screening", object_ids=[screening.pk, screening.patient_id])
     return screening
 
 
 def screening_history(*, actor: User, screening: Screening) -> list[Screening]:
     """Every version of the same test, oldest first (the caller already read and audited one)."""
-    return list(_scoped(actor).filter(series_id=screening.series_id).prefetch_related("results").order_by("version"))
+    return list(_scoped(actor).filter(series_id=screening.series_id).prefetch_related("results", "outbox").order_by("version"))
 
 
 def patient_screenings(*, actor: User, patient_id: uuid.UUID | str) -> list[Screening]:
     # Called after patient_get, whose audit event covers this read.
-    return list(_scoped(actor).filter(patient_id=patient_id, is_current=True).prefetch_related("results").order_by("-sampled_at"))
+    return list(_scoped(actor).filter(patient_id=patient_id, is_current=True).prefetch_related("results", "outbox").order_by("-sampled_at"))

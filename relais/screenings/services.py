@@ -16,6 +16,7 @@ from relais.audit.services import audit_record
 from relais.patients.models import Patient
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
+from relais.transfer.services import outbox_enqueue
 
 CLOCK_SKEW = timedelta(minutes=2)
 MAX_AGE = timedelta(days=30)
@@ -95,6 +96,7 @@ def screening_record(*, actor: User, patient_id: uuid.UUID | str, data: Screenin
             recorded_by=actor,
         )
         _save_results(screening, device, data.results)
+        outbox_enqueue(screening=screening)
         audit_record(
             actor=actor,
             action="screening.create",
@@ -150,6 +152,7 @@ def screening_correct(
             recorded_by=actor,
         )
         _save_results(correction, original.device, new_results)
+        outbox_enqueue(screening=correction)
         audit_record(
             actor=actor,
             action="screening.remove" if remove else "screening.correct",

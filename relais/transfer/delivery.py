@@ -1,0 +1,210 @@
+"""Render outbox messages and deliver them through the destination's transport."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+
+from django.utils import timezone
+
+from relais.core.blind_index import patient_pseudonym
+from relais.screenings.models import Screening
+from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
+from relais.transfer.destinations import Destination
+from relais.transfer.formats import fhir, hl7v2
+from relais.transfer.models import OutboxMessage
+from relais.transfer.outcome import Outcome, TransientError
+from relais.transfer.payload import PatientPart, ResultPart, TransferPayload, UnmappableValue
+from relais.transfer.transports.https import HttpReply, HttpsTransport
+from relais.transfer.transports.mllp import MllpTransport
+
+HL7_CONTENT_TYPE = "x-application/hl7-v2+er7"
+FHIR_CONTENT_TYPE = "application/fhir+json"
+LOINC_DISPLAY = {"94558-4": "SARS-CoV-2 (COVID-19) Ag [Presence] in Respiratory specimen by Rapid immunoassay"}
+
+
+def build_payload(message: OutboxMessage, screening: Screening) -> TransferPayload:
+    patient = screening.patient
+    pharmacy = screening.pharmacy
+    identity = None
+    if screening.consent_share_identity:
+        identity = PatientPart(
+            last_name=patient.last_name,
+            first_names=patient.first_names,
+            sex=patient.sex,
+            date_of_birth=patient.date_of_birth,  # type: ignore[arg-type]  # EncryptedDateField gives a date
+            nir=patient.nir,
+            address_line=patient.address_line,
+            postcode=patient.postcode,
+            city=patient.city,
+            country=patient.country,
+            phone=patient.phone,
+            email=patient.email,
+        )
+    results = []
+    for result in screening.results.all():
+        analyte = ANALYTES.get(result.analyte)
+        if analyte is None:
+            raise UnmappableValue("result.analyte", result.analyte)
+        results.append(
+            ResultPart(
+                analyte=result.analyte,
+                analyte_label=analyte.label,
+                loinc_code=result.loinc_code,
+                loinc_display=LOINC_DISPLAY.get(result.loinc_code, f"{analyte.label} Ag rapid immunoassay"),
+                result_snomed=result.result,
+                result_display=str(RESULTS.get(result.result, result.result)),
+            )
+        )
+    return TransferPayload(
+        message_id=message.message_id,
+        created_at=message.created_at,
+        status=screening.status,
+        screening_id=screening.pk,
+        series_id=screening.series_id,
+        version=screening.version,
+        sampled_at=screening.sampled_at,
+        recorded_at=screening.recorded_at,
+        specimen_snomed=screening.specimen_type,
+        specimen_display=str(SPECIMENS.get(screening.specimen_type, screening.specimen_type)),
+        device_id=screening.device.device_id,
+        device_name=screening.device.name,
+        device_manufacturer=screening.device.manufacturer,
+        pharmacy_name=pharmacy.name,
+        pharmacy_finess=pharmacy.finess,
+        pharmacy_address_line=pharmacy.address_line,
+        pharmacy_postcode=pharmacy.postcode,
+        pharmacy_city=pharmacy.city,
+        patient_pseudonym=patient_pseudonym(pharmacy_id=pharmacy.pk, patient_id=patient.pk),
+        patient=identity,
+        results=tuple(results),
+    )
+
+
+def _interpret_hl7_ack(text: str, control_id: str) -> Outcome:
+    try:
+        ack = hl7v2.parse_ack(text)
+    except hl7v2.MalformedAck as exc:
+        return Outcome.transient(f"malformed acknowledgement: {exc}", transmitted=True)
+    return _ack_outcome(ack, control_id)
+
+
+def _ack_outcome(ack: hl7v2.Ack, control_id: str) -> Outcome:
+    if ack.control_id != control_id:
+        return Outcome.transient(f"acknowledgement for another message ({ack.control_id})", transmitted=True)
+    if ack.code in {"AA", "CA"}:
+        return Outcome.acknowledged(ack.code, ack.text)
+    return Outcome.rejected(ack.text or f"rejected ({ack.code})", ack_code=ack.code)
+
+
+def _http_rejection(reply: HttpReply) -> Outcome:
+    reason = reply.body.strip()[:300]
+    try:
+        outcome = json.loads(reply.body)
+        issues = outcome.get("issue", []) if isinstance(outcome, dict) else []
+        texts = [i.get("diagnostics") or (i.get("details") or {}).get("text", "") for i in issues if isinstance(i, dict)]
+        reason = "; ".join(t for t in texts if t) or reason
+    except ValueError:
+        pass
+    return Outcome.rejected(f"HTTP {reply.status}: {reason or 'no reason given'}", ack_code=str(reply.status))
+
+
+def _interpret_fhir(reply: HttpReply) -> Outcome:
+    if reply.status >= 400:
+        return _http_rejection(reply)
+    try:
+        body = json.loads(reply.body)
+    except ValueError:
+        return Outcome.transient("malformed answer: not JSON", transmitted=True)
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        return Outcome.transient("malformed answer: not a FHIR Bundle", transmitted=True)
+    return Outcome.acknowledged(str(reply.status), body.get("type", ""))
+
+
+class Deliverer:
+    """One per worker: keeps its connection open between messages."""
+
+    def __init__(self, target: Destination) -> None:
+        self.target = target
+        self.transport: MllpTransport | HttpsTransport
+        if target.transport == "mllp":
+            self.transport = MllpTransport(host=target.host, port=target.port, timeout=target.timeout)
+        else:
+            self.transport = HttpsTransport(
+                url=target.url, timeout=target.timeout, ca_file=target.ca_file, cert_file=target.cert_file, key_file=target.key_file
+            )
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def render(self, messages: Sequence[OutboxMessage]) -> tuple[dict[OutboxMessage, str], dict[OutboxMessage, Outcome]]:
+        screenings = Screening.objects.select_related("patient", "pharmacy", "device").prefetch_related("results")
+        by_id = screenings.in_bulk([m.screening_id for m in messages])
+        rendered: dict[OutboxMessage, str] = {}
+        refused: dict[OutboxMessage, Outcome] = {}
+        for message in messages:
+            try:
+                payload = build_payload(message, by_id[message.screening_id])
+                if message.message_format == "fhir":
+                    rendered[message] = fhir.render_bundle(payload)
+                else:
+                    rendered[message] = hl7v2.render_oru_r01(payload)
+            except UnmappableValue as exc:
+                refused[message] = Outcome.rejected(f"a value cannot be coded for the national platform ({exc})", transmitted=False)
+            except hl7v2.RenderError as exc:
+                refused[message] = Outcome.rejected(f"the message failed validation before sending ({exc})", transmitted=False)
+        return rendered, refused
+
+    def deliver(self, messages: Sequence[OutboxMessage]) -> dict[OutboxMessage, Outcome]:
+        rendered, outcomes = self.render(messages)
+        if not rendered:
+            return outcomes
+        if self.target.batch_size > 1 and self.target.message_format == "hl7v2" and len(rendered) > 1:
+            outcomes.update(self._deliver_batch(rendered))
+            return outcomes
+        for message, body in rendered.items():
+            outcomes[message] = self._deliver_one(message, body)
+        return outcomes
+
+    def _deliver_one(self, message: OutboxMessage, body: str) -> Outcome:
+        try:
+            if isinstance(self.transport, MllpTransport):
+                return _interpret_hl7_ack(self.transport.exchange(body), message.message_id)
+            content_type = FHIR_CONTENT_TYPE if message.message_format == "fhir" else HL7_CONTENT_TYPE
+            reply = self.transport.exchange(body, content_type=content_type, message_id=message.message_id)
+        except TransientError as exc:
+            return Outcome.transient(exc.detail, transmitted=exc.transmitted, retry_after=exc.retry_after)
+        if message.message_format == "fhir":
+            return _interpret_fhir(reply)
+        if reply.status >= 400:
+            return _http_rejection(reply)
+        return _interpret_hl7_ack(reply.body, message.message_id)
+
+    def _deliver_batch(self, rendered: dict[OutboxMessage, str]) -> dict[OutboxMessage, Outcome]:
+        messages = list(rendered)
+        batch = hl7v2.render_batch_text(list(rendered.values()), batch_id=secrets.token_hex(10), created_at=timezone.now())
+        try:
+            if isinstance(self.transport, MllpTransport):
+                text = self.transport.exchange(batch)
+            else:
+                reply = self.transport.exchange(batch, content_type=HL7_CONTENT_TYPE)
+                if reply.status >= 400:
+                    rejection = _http_rejection(reply)
+                    return dict.fromkeys(messages, rejection)
+                text = reply.body
+        except TransientError as exc:
+            return dict.fromkeys(messages, Outcome.transient(exc.detail, transmitted=exc.transmitted, retry_after=exc.retry_after))
+        try:
+            acks = {ack.control_id: ack for ack in hl7v2.parse_batch_acks(text)}
+        except hl7v2.MalformedAck as exc:
+            return dict.fromkeys(messages, Outcome.transient(f"malformed batch acknowledgement: {exc}", transmitted=True))
+        outcomes = {}
+        for message in messages:
+            ack = acks.get(message.message_id)
+            outcomes[message] = (
+                _ack_outcome(ack, message.message_id)
+                if ack
+                else Outcome.transient("no acknowledgement in the batch reply", transmitted=True)
+            )
+        return outcomes

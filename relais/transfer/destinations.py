@@ -1,0 +1,39 @@
+"""Where results go and how: format (hl7v2 | fhir) and transport (mllp | https), per destination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    message_format: str  # hl7v2 | fhir
+    transport: str  # mllp | https
+    host: str = "127.0.0.1"
+    port: int = 0
+    url: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    batch_size: int = 1  # >1: HL7 batch files (FHS/BHS/BTS/FTS)
+    timeout: float = 10.0
+
+
+def destination(name: str | None = None) -> Destination:
+    config: dict[str, Any] = settings.RELAIS_TRANSFER
+    chosen: str = name or config["destination"]
+    try:
+        values = config["destinations"][chosen]
+    except KeyError as exc:
+        raise ImproperlyConfigured(f"unknown transfer destination {chosen!r}") from exc
+    result = Destination(name=chosen, timeout=float(config["timeout"]), **values)
+    if result.message_format not in {"hl7v2", "fhir"} or result.transport not in {"mllp", "https"}:
+        raise ImproperlyConfigured(f"destination {name}: format must be hl7v2|fhir and transport mllp|https")
+    if result.message_format == "fhir" and result.transport == "mllp":
+        raise ImproperlyConfigured(f"destination {name}: FHIR goes over HTTPS, not MLLP")
+    return result

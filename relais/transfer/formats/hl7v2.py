@@ -1,0 +1,569 @@
+"""HL7 v2.5.1 ORU^R01 rendering for SI-DEP, batches (FHS/BHS/BTS/FTS) and acknowledgements.
+
+Messages are composed as ER7 text here, with our own escaping, then parsed back by hl7apy with
+STRICT validation and ``Message.validate()`` before being returned: a message that hl7apy rejects
+never leaves this module (RenderError). We do not build through hl7apy's element tree because its
+serialiser does not escape reliably (a value containing a literal ``\\F\\`` or ``\\X..\\`` is passed
+through or double-escaped), and escaping is the one thing that must never break a segment.
+
+Field choices (receiver side, keep stable):
+  ORC-2/OBR-2 EI.1 = str(series_id)      same for every version of one test
+  ORC-3/OBR-3 EI.1 = str(screening_id)   this version
+  OBX-11 F final, C corrected, D removed (deleted); OBR-25 F final, C corrected or removed
+  OBX-17 device: EU device id ^ device name ^ 99EUDEVICE (local coding system, HL7 table 0396 "99zzz")
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+
+from relais.screenings.vocab import RESULTS, SPECIMENS
+from relais.transfer.payload import PatientPart, ResultPart, TransferPayload, UnmappableValue
+
+ENCODING_CHARACTERS = "^~\\&"
+SENDING_APPLICATION = "RELAIS"
+RECEIVING_APPLICATION = "SIDEP"
+RECEIVING_FACILITY = "SIDEP"
+FINESS_OID = "1.2.250.1.71.4.2.2"
+NIR_OID = "1.2.250.1.213.1.4.8"
+NIR_AUTHORITY = "INS-NIR"
+DEVICE_CODING_SYSTEM = "99EUDEVICE"
+ACK_CODES = frozenset({"AA", "AE", "AR", "CA", "CE", "CR"})
+BATCH_SEGMENTS = frozenset({"FHS", "BHS", "BTS", "FTS"})
+
+OBX_STATUS = {"final": "F", "corrected": "C", "removed": "D"}
+OBR_STATUS = {"final": "F", "corrected": "C", "removed": "C"}  # a removal corrects the order: its OBX are deleted (D)
+SEX_CODES = frozenset({"F", "M", "O", "U"})
+
+# hl7apy (STRICT) limits for the datatypes we fill with free text: ST components hold at most 199
+# characters once escaped. Longer identity values are rejected, longer labels are shortened.
+ST_MAX = 199
+CONTROL_ID_MAX = 20  # MSH-10 in v2.5.1
+_CONTROL_ID = re.compile(r"[A-Za-z0-9._-]{1,20}")
+_FINESS = re.compile(r"[0-9A-Z]{9}")
+_LOINC = re.compile(r"\d{1,7}-\d")
+# Every line/segment/MLLP framing character (C0 controls: CR, LF, VT 0x0B, FS 0x1C, ...), DEL, and
+# the Unicode line breaks some readers split on. They never belong in a name or an address.
+_BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+# ISO 3166-1 alpha-2 -> alpha-3, every code accepted by relais.core.validators.country_codes() (XK: EU usage XKX).
+_COUNTRIES = """
+AD:AND AE:ARE AF:AFG AG:ATG AI:AIA AL:ALB AM:ARM AO:AGO AQ:ATA AR:ARG AS:ASM AT:AUT AU:AUS AW:ABW AX:ALA AZ:AZE
+BA:BIH BB:BRB BD:BGD BE:BEL BF:BFA BG:BGR BH:BHR BI:BDI BJ:BEN BL:BLM BM:BMU BN:BRN BO:BOL BQ:BES BR:BRA BS:BHS
+BT:BTN BV:BVT BW:BWA BY:BLR BZ:BLZ CA:CAN CC:CCK CD:COD CF:CAF CG:COG CH:CHE CI:CIV CK:COK CL:CHL CM:CMR CN:CHN
+CO:COL CR:CRI CU:CUB CV:CPV CW:CUW CX:CXR CY:CYP CZ:CZE DE:DEU DJ:DJI DK:DNK DM:DMA DO:DOM DZ:DZA EC:ECU EE:EST
+EG:EGY EH:ESH ER:ERI ES:ESP ET:ETH FI:FIN FJ:FJI FK:FLK FM:FSM FO:FRO FR:FRA GA:GAB GB:GBR GD:GRD GE:GEO GF:GUF
+GG:GGY GH:GHA GI:GIB GL:GRL GM:GMB GN:GIN GP:GLP GQ:GNQ GR:GRC GS:SGS GT:GTM GU:GUM GW:GNB GY:GUY HK:HKG HM:HMD
+HN:HND HR:HRV HT:HTI HU:HUN ID:IDN IE:IRL IL:ISR IM:IMN IN:IND IO:IOT IQ:IRQ IR:IRN IS:ISL IT:ITA JE:JEY JM:JAM
+JO:JOR JP:JPN KE:KEN KG:KGZ KH:KHM KI:KIR KM:COM KN:KNA KP:PRK KR:KOR KW:KWT KY:CYM KZ:KAZ LA:LAO LB:LBN LC:LCA
+LI:LIE LK:LKA LR:LBR LS:LSO LT:LTU LU:LUX LV:LVA LY:LBY MA:MAR MC:MCO MD:MDA ME:MNE MF:MAF MG:MDG MH:MHL MK:MKD
+ML:MLI MM:MMR MN:MNG MO:MAC MP:MNP MQ:MTQ MR:MRT MS:MSR MT:MLT MU:MUS MV:MDV MW:MWI MX:MEX MY:MYS MZ:MOZ NA:NAM
+NC:NCL NE:NER NF:NFK NG:NGA NI:NIC NL:NLD NO:NOR NP:NPL NR:NRU NU:NIU NZ:NZL OM:OMN PA:PAN PE:PER PF:PYF PG:PNG
+PH:PHL PK:PAK PL:POL PM:SPM PN:PCN PR:PRI PS:PSE PT:PRT PW:PLW PY:PRY QA:QAT RE:REU RO:ROU RS:SRB RU:RUS RW:RWA
+SA:SAU SB:SLB SC:SYC SD:SDN SE:SWE SG:SGP SH:SHN SI:SVN SJ:SJM SK:SVK SL:SLE SM:SMR SN:SEN SO:SOM SR:SUR SS:SSD
+ST:STP SV:SLV SX:SXM SY:SYR SZ:SWZ TC:TCA TD:TCD TF:ATF TG:TGO TH:THA TJ:TJK TK:TKL TL:TLS TM:TKM TN:TUN TO:TON
+TR:TUR TT:TTO TV:TUV TW:TWN TZ:TZA UA:UKR UG:UGA UM:UMI US:USA UY:URY UZ:UZB VA:VAT VC:VCT VE:VEN VG:VGB VI:VIR
+VN:VNM VU:VUT WF:WLF WS:WSM XK:XKX YE:YEM YT:MYT ZA:ZAF ZM:ZMB ZW:ZWE
+"""
+COUNTRY_ALPHA3: Mapping[str, str] = dict(pair.split(":") for pair in _COUNTRIES.split())  # type: ignore[misc]
+
+
+class RenderError(RuntimeError):
+    """The rendered text failed hl7apy's strict validation: a bug in this renderer, not bad data."""
+
+
+class MalformedAck(ValueError):
+    """A reply that is not a parseable HL7 acknowledgement (no MSH, no/several MSA, unknown code...)."""
+
+
+@dataclass(frozen=True)
+class Ack:
+    code: str  # AA | AE | AR | CA | CE | CR (MSA-1)
+    control_id: str  # MSA-2: the MSH-10 of the acknowledged message
+    text: str  # MSA-3 and ERR diagnostics (ERR-8, ERR-7, ERR-3 text), "; "-joined
+
+    @property
+    def accepted(self) -> bool:
+        return self.code in {"AA", "CA"}
+
+
+# --- escaping --------------------------------------------------------------------------------
+
+
+def escape(value: str) -> str:
+    """ER7-escape free text; line breaks and other control characters become spaces."""
+    value = _BREAKS.sub(" ", value)
+    return value.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("&", "\\T\\").replace("~", "\\R\\")
+
+
+def unescape(value: str, encoding_characters: str = ENCODING_CHARACTERS, field_separator: str = "|") -> str:
+    """Inverse of escape() for the standard sequences; \\Xhh..\\ is decoded as UTF-8, \\.br\\ as a newline."""
+    comp, rep, esc, sub = encoding_characters[0], encoding_characters[1], encoding_characters[2], encoding_characters[3]
+    if esc not in value:
+        return value
+    simple = {"F": field_separator, "S": comp, "T": sub, "R": rep, "E": esc, ".br": "\n", "H": "", "N": ""}
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        end = value.find(esc, i + 1) if ch == esc else -1
+        if end == -1:
+            out.append(ch)
+            i += 1
+            continue
+        seq = value[i + 1 : end]
+        if seq in simple:
+            out.append(simple[seq])
+        elif seq[:1] == "X" and len(seq) > 1 and len(seq) % 2 == 1 and all(c in "0123456789abcdefABCDEF" for c in seq[1:]):
+            out.append(bytes.fromhex(seq[1:]).decode("utf-8", errors="replace"))
+        else:
+            out.append(value[i : end + 1])
+        i = end + 1
+    return "".join(out)
+
+
+def _text(value: str, field: str) -> str:
+    """Identity text: escaped, and rejected (never cut) if too long for the datatype."""
+    escaped = escape(value)
+    if len(escaped) > ST_MAX:
+        raise UnmappableValue(field, value)
+    return escaped
+
+
+def _label(value: str, limit: int = ST_MAX) -> str:
+    """Descriptive text (names of things, displays): escaped and shortened to fit."""
+    escaped = escape(value)
+    if len(escaped) <= limit:
+        return escaped
+    out: list[str] = []
+    size = 0
+    for ch in value:
+        piece = escape(ch)
+        if size + len(piece) > limit:
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+# --- ER7 composition --------------------------------------------------------------------------
+
+
+def _join(separator: str, parts: Iterable[str]) -> str:
+    return separator.join(parts).rstrip(separator)
+
+
+def _c(*components: str) -> str:
+    """Components of a field (already escaped), trailing empty ones dropped."""
+    return _join("^", components)
+
+
+def _s(*subcomponents: str) -> str:
+    return _join("&", subcomponents)
+
+
+def _segment(name: str, fields: Mapping[int, str]) -> str:
+    """A segment from {field number: ER7 value}; MSH/FHS/BHS numbering counts the field separator as field 1."""
+    first = 2 if name in {"MSH", "FHS", "BHS"} else 1
+    last = max(fields, default=first - 1)
+    values = [fields.get(n, "") for n in range(first, last + 1)]
+    return _join("|", [name, *values])
+
+
+def _dtm(value: datetime, field: str) -> str:
+    """YYYYMMDDHHMMSS+ZZZZ; the payload's datetimes are aware (naive ones are refused)."""
+    offset = value.utcoffset()
+    if offset is None:
+        raise UnmappableValue(field, value)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, mins = divmod(abs(minutes), 60)
+    return (
+        f"{value.year:04d}{value.month:02d}{value.day:02d}{value.hour:02d}{value.minute:02d}{value.second:02d}{sign}{hours:02d}{mins:02d}"
+    )
+
+
+def _dt(value: date) -> str:
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+
+
+def _control_id(value: str, field: str) -> str:
+    if not _CONTROL_ID.fullmatch(value or ""):
+        raise UnmappableValue(field, value)
+    return value
+
+
+def _finess(payload: TransferPayload) -> str:
+    if not _FINESS.fullmatch(payload.pharmacy_finess or ""):
+        raise UnmappableValue("pharmacy_finess", payload.pharmacy_finess)
+    return payload.pharmacy_finess
+
+
+def _pharmacy_xon(payload: TransferPayload, finess: str) -> str:
+    return _c(_label(payload.pharmacy_name), "", "", "", "", _s("FINESS", FINESS_OID, "ISO"), "FINEG", "", "", finess)
+
+
+def _pharmacy_xad(payload: TransferPayload) -> str:
+    return _c(_label(payload.pharmacy_address_line), "", _label(payload.pharmacy_city), "", _label(payload.pharmacy_postcode), "FRA", "B")
+
+
+def country_alpha3(country: str) -> str:
+    """ISO 3166-1 alpha-2 to alpha-3; "" stays ""; anything else unknown raises UnmappableValue."""
+    if not country:
+        return ""
+    try:
+        return COUNTRY_ALPHA3[country]
+    except KeyError:
+        raise UnmappableValue("patient.country", country) from None
+
+
+# --- ORU^R01 -------------------------------------------------------------------------------------
+
+
+def _msh(*, finess: str, created_at: datetime, control_id: str, message_type: str) -> str:
+    return _segment(
+        "MSH",
+        {
+            2: ENCODING_CHARACTERS,
+            3: SENDING_APPLICATION,
+            4: _c(finess, FINESS_OID, "ISO"),
+            5: RECEIVING_APPLICATION,
+            6: RECEIVING_FACILITY,
+            7: _dtm(created_at, "created_at"),
+            9: message_type,
+            10: control_id,
+            11: "P",
+            12: "2.5.1",
+            15: "AL",
+            16: "NE",
+            17: "FRA",
+            18: "UNICODE UTF-8",
+        },
+    )
+
+
+def _pid(payload: TransferPayload) -> str:
+    if not payload.patient_pseudonym:
+        raise UnmappableValue("patient_pseudonym", payload.patient_pseudonym)
+    pseudonym = _c(_text(payload.patient_pseudonym, "patient_pseudonym"), "", "", "RELAIS", "PI")
+    patient = payload.patient
+    if patient is None:
+        # No consent to share the identity: a pseudonym and a coded pseudo-name (XPN-7 "S"), nothing else.
+        return _segment("PID", {1: "1", 3: pseudonym, 5: _c("ANONYME", "", "", "", "", "", "S")})
+    return _segment("PID", _identified_pid_fields(patient, pseudonym))
+
+
+def _identified_pid_fields(patient: PatientPart, pseudonym: str) -> dict[int, str]:
+    if patient.sex not in SEX_CODES:
+        raise UnmappableValue("patient.sex", patient.sex)
+    identifiers = [pseudonym]
+    if patient.nir:
+        identifiers.append(_c(_text(patient.nir, "patient.nir"), "", "", _s(NIR_AUTHORITY, NIR_OID, "ISO"), "NH"))
+    fields = {
+        1: "1",
+        3: "~".join(identifiers),
+        5: _c(_text(patient.last_name, "patient.last_name"), _text(patient.first_names, "patient.first_names"), "", "", "", "", "L"),
+        7: _dt(patient.date_of_birth),
+        8: patient.sex,
+    }
+    country = country_alpha3(patient.country)
+    if patient.address_line or patient.city or patient.postcode:
+        fields[11] = _c(
+            _text(patient.address_line, "patient.address_line"),
+            "",
+            _text(patient.city, "patient.city"),
+            "",
+            _text(patient.postcode, "patient.postcode"),
+            country,
+            "H",
+        )
+    telecoms = []
+    if patient.phone:
+        telecoms.append(_c("", "PRN", "CP", "", "", "", "", "", "", "", "", _text(patient.phone, "patient.phone")))
+    if patient.email:
+        telecoms.append(_c("", "NET", "Internet", _text(patient.email, "patient.email")))
+    if telecoms:
+        fields[13] = "~".join(telecoms)
+    return fields
+
+
+def _cwe_result(result: ResultPart, index: int) -> str:
+    if result.result_snomed not in RESULTS:
+        raise UnmappableValue(f"results[{index}].result_snomed", result.result_snomed)
+    return _c(result.result_snomed, _label(result.result_display), "SCT")
+
+
+def _loinc(result: ResultPart, index: int) -> str:
+    if not _LOINC.fullmatch(result.loinc_code or ""):
+        raise UnmappableValue(f"results[{index}].loinc_code", result.loinc_code)
+    return _c(result.loinc_code, _label(result.loinc_display), "LN")
+
+
+def _oru_segments(payload: TransferPayload) -> list[str]:
+    if payload.status not in OBX_STATUS:
+        raise UnmappableValue("status", payload.status)
+    if not payload.results:
+        raise UnmappableValue("results", payload.results)
+    if payload.specimen_snomed not in SPECIMENS:
+        raise UnmappableValue("specimen_snomed", payload.specimen_snomed)
+    if not payload.device_id:
+        raise UnmappableValue("device_id", payload.device_id)
+    finess = _finess(payload)
+    control_id = _control_id(payload.message_id, "message_id")
+    placer = _c(str(payload.series_id), SENDING_APPLICATION)
+    filler = _c(str(payload.screening_id), SENDING_APPLICATION)
+    sampled_at = _dtm(payload.sampled_at, "sampled_at")
+    recorded_at = _dtm(payload.recorded_at, "recorded_at")
+    xon = _pharmacy_xon(payload, finess)
+    xad = _pharmacy_xad(payload)
+    device = _c(_text(payload.device_id, "device_id"), _label(payload.device_name), DEVICE_CODING_SYSTEM)
+
+    segments = [
+        _msh(finess=finess, created_at=payload.created_at, control_id=control_id, message_type="ORU^R01^ORU_R01"),
+        _pid(payload),
+        _segment("ORC", {1: "RE", 2: placer, 3: filler, 9: recorded_at, 21: xon, 22: xad}),
+        _segment(
+            "OBR",
+            # OBR-4: the test ordered; with a multiplex device, the first analyte's LOINC stands for the order.
+            {
+                1: "1",
+                2: placer,
+                3: filler,
+                4: _loinc(payload.results[0], 0),
+                7: sampled_at,
+                22: recorded_at,
+                25: OBR_STATUS[payload.status],
+            },
+        ),
+    ]
+    for index, result in enumerate(payload.results):
+        segments.append(
+            _segment(
+                "OBX",
+                {
+                    1: str(index + 1),
+                    2: "CWE",
+                    3: _loinc(result, index),
+                    5: _cwe_result(result, index),
+                    11: OBX_STATUS[payload.status],
+                    14: sampled_at,
+                    17: device,
+                    19: recorded_at,
+                    23: xon,
+                    24: xad,
+                },
+            )
+        )
+    specimen = _c(payload.specimen_snomed, _label(payload.specimen_display), "SCT")
+    segments.append(_segment("SPM", {1: "1", 4: specimen, 17: sampled_at}))
+    return segments
+
+
+def validate_message(text: str) -> None:
+    """Parse back with hl7apy, STRICT, and validate the structure; RenderError if anything is off."""
+    try:
+        message = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+        message.validate()
+    except Exception as exc:  # hl7apy raises a dozen unrelated exception types
+        raise RenderError(f"HL7 validation failed: {exc}") from exc
+
+
+def render_oru_r01(payload: TransferPayload) -> str:
+    """One ORU^R01^ORU_R01 v2.5.1 message, segments separated by CR (no trailing separator)."""
+    text = "\r".join(_oru_segments(payload))
+    validate_message(text)
+    return text
+
+
+def render_batch(payloads: Sequence[TransferPayload], *, batch_id: str, created_at: datetime) -> str:
+    """FHS, BHS, the messages, BTS (message count), FTS (batch count: 1)."""
+    return render_batch_text([render_oru_r01(payload) for payload in payloads], batch_id=batch_id, created_at=created_at)
+
+
+def render_batch_text(messages: Sequence[str], *, batch_id: str, created_at: datetime) -> str:
+    """render_batch for messages already rendered by render_oru_r01 (each must be exactly one message)."""
+    control_id = _control_id(batch_id, "batch_id")
+    header = {
+        2: ENCODING_CHARACTERS,
+        3: SENDING_APPLICATION,
+        5: RECEIVING_APPLICATION,
+        6: RECEIVING_FACILITY,
+        7: _dtm(created_at, "created_at"),
+        11: control_id,
+    }
+    bodies = []
+    for message in messages:
+        body = message.strip("\r\n")
+        if len(split_batch(body)) != 1:
+            raise ValueError("render_batch_text takes single messages")
+        bodies.append(body)
+    segments = [_segment("FHS", header), _segment("BHS", header), *bodies]
+    segments += [_segment("BTS", {1: str(len(bodies))}), _segment("FTS", {1: "1"})]
+    return "\r".join(segments)
+
+
+# --- reading: segments, batches, acknowledgements ------------------------------------------------
+
+
+def _segments_of(text: str) -> list[str]:
+    return [segment for segment in re.split(r"\r\n|\r|\n", text.strip()) if segment.strip()]
+
+
+def split_batch(text: str) -> list[str]:
+    """The messages of a batch (or of a lone message), without FHS/BHS/BTS/FTS; ValueError on stray segments."""
+    messages: list[list[str]] = []
+    current: list[str] | None = None
+    for segment in _segments_of(text):
+        name = segment[:3]
+        if name in BATCH_SEGMENTS:
+            current = None
+        elif name == "MSH":
+            current = [segment]
+            messages.append(current)
+        elif current is None:
+            raise ValueError(f"segment {name!r} outside a message")
+        else:
+            current.append(segment)
+    return ["\r".join(message) for message in messages]
+
+
+def _msh_fields(segment: str) -> tuple[str, str, list[str]]:
+    """(field separator, encoding characters, fields with MSH-n at index n-1) of an MSH segment."""
+    if len(segment) < 8 or segment[:3] != "MSH":
+        raise MalformedAck("no MSH segment")
+    separator = segment[3]
+    if separator.isalnum() or separator.isspace():
+        raise MalformedAck("invalid field separator")
+    fields = segment.split(separator)
+    encoding = fields[1]
+    if len(encoding) not in (4, 5) or len(set(encoding)) != len(encoding) or separator in encoding or any(c.isalnum() for c in encoding):
+        raise MalformedAck("invalid encoding characters")
+    return separator, encoding, [separator, *fields[1:]]
+
+
+def _field(fields: list[str], index: int) -> str:
+    return fields[index] if index < len(fields) else ""
+
+
+def parse_ack(text: str) -> Ack:
+    """The acknowledgement in a reply (one MSH, one MSA); MalformedAck for anything else."""
+    if not isinstance(text, str):
+        raise MalformedAck("not text")
+    segments = _segments_of(text)
+    if not segments:
+        raise MalformedAck("empty reply")
+    separator, encoding, _ = _msh_fields(segments[0])
+    comp = encoding[0]
+
+    def named(name: str) -> list[list[str]]:
+        return [s.split(separator) for s in segments if s[:3] == name and (len(s) == 3 or s[3] == separator)]
+
+    if len(named("MSH")) != 1 or any(s[:3] in BATCH_SEGMENTS for s in segments):
+        raise MalformedAck("several messages: use parse_batch_acks")
+    msa_segments = named("MSA")
+    if len(msa_segments) != 1:
+        raise MalformedAck("no MSA segment" if not msa_segments else "several MSA segments")
+    msa = msa_segments[0]
+    code = _field(msa, 1).strip()
+    if code not in ACK_CODES:
+        raise MalformedAck(f"unknown acknowledgement code {code[:10]!r}")
+    control_id = unescape(_field(msa, 2).split(comp)[0], encoding, separator).strip()
+    if not control_id:
+        raise MalformedAck("MSA-2 (control id) is empty")
+    errors = named("ERR")
+    diagnostics = _texts([_field(msa, 3)] + [_field(err, n) for err in errors for n in (8, 7)], encoding, separator)
+    if not diagnostics:  # fall back on the coded error: ERR-3 text, else its code
+        coded = [_field(err, 3).split(comp) for err in errors]
+        diagnostics = _texts([_field(c, 1) or _field(c, 0) for c in coded], encoding, separator)
+    return Ack(code=code, control_id=control_id, text="; ".join(diagnostics))
+
+
+def _texts(raw_values: list[str], encoding: str, separator: str) -> list[str]:
+    texts: list[str] = []
+    for raw in raw_values:
+        value = unescape(raw, encoding, separator).strip()
+        if value and value not in texts:
+            texts.append(value)
+    return texts
+
+
+def parse_batch_acks(text: str) -> list[Ack]:
+    """The acknowledgements of a batch reply (FHS/BHS, ACKs, BTS/FTS); a lone ACK gives a list of one."""
+    if not isinstance(text, str):
+        raise MalformedAck("not text")
+    segments = _segments_of(text)
+    try:
+        messages = split_batch(text)
+    except ValueError as exc:
+        raise MalformedAck(str(exc)) from exc
+    if not messages:
+        raise MalformedAck("no acknowledgement in the reply")
+    declared = [s.split(s[3])[1] if len(s) > 3 else "" for s in segments if s[:3] == "BTS"]
+    if declared:
+        try:
+            total = sum(int(count or 0) for count in declared)
+        except ValueError as exc:
+            raise MalformedAck("invalid BTS-1 count") from exc
+        if total != len(messages):
+            raise MalformedAck(f"BTS counts {total} messages, the reply holds {len(messages)}")
+    return [parse_ack(message) for message in messages]
+
+
+def build_ack(message_text: str, code: str, text: str = "", *, control_id: str | None = None, now: datetime | None = None) -> str:
+    """An ACK^R01^ACK (original mode) answering ``message_text``: MSH, MSA and, unless accepted, ERR."""
+    if code not in ACK_CODES:
+        raise ValueError(f"unknown acknowledgement code {code!r}")
+    segments = _segments_of(message_text)
+    if not segments:
+        raise ValueError("not an HL7 message")
+    try:
+        _, _, msh = _msh_fields(segments[0])
+    except MalformedAck as exc:
+        raise ValueError("not an HL7 message") from exc
+    trigger = _field(_field(msh, 8).split("^"), 1) or "R01"
+    when = now or datetime.now().astimezone()
+    header = _segment(
+        "MSH",
+        {
+            2: ENCODING_CHARACTERS,
+            3: _field(msh, 4),
+            4: _field(msh, 5),
+            5: _field(msh, 2),
+            6: _field(msh, 3),
+            7: _dtm(when, "now"),
+            9: _c("ACK", escape(trigger), "ACK"),
+            10: control_id or secrets.token_hex(10),
+            11: "P",
+            12: "2.5.1",
+        },
+    )
+    result = [header, _segment("MSA", {1: code, 2: _field(msh, 9), 3: _label(text, 80)})]
+    if code not in {"AA", "CA"}:
+        result.append(_segment("ERR", {3: _c("207", "Application internal error", "HL70357"), 4: "E", 8: _label(text)}))
+    return "\r".join(result)
+
+
+def build_batch_ack(batch_text: str, code: str = "AA", text: str = "", *, codes: Mapping[str, str] | None = None) -> str:
+    """A batch reply: one ACK per message of ``batch_text`` (``codes`` overrides per MSH-10)."""
+    acks = []
+    for message in split_batch(batch_text):
+        _, _, msh = _msh_fields(message.split("\r", 1)[0])
+        acks.append(build_ack(message, (codes or {}).get(_field(msh, 9), code), text))
+    references = {name: _field(s.split("|"), 10) for s in _segments_of(batch_text) if (name := s[:3]) in {"FHS", "BHS"}}
+    header = {2: ENCODING_CHARACTERS, 3: RECEIVING_APPLICATION, 5: SENDING_APPLICATION, 7: _dtm(datetime.now().astimezone(), "now")}
+    return "\r".join(
+        [
+            _segment("FHS", {**header, 11: secrets.token_hex(10), 12: references.get("FHS", "")}),
+            _segment("BHS", {**header, 11: secrets.token_hex(10), 12: references.get("BHS", "")}),
+            *acks,
+            _segment("BTS", {1: str(len(acks))}),
+            _segment("FTS", {1: "1"}),
+        ]
+    )

@@ -1,0 +1,75 @@
+"""Deliver outbox messages to the national platform: claim with a lease, send, record, repeat.
+
+SIGTERM/SIGINT: finish the message in hand, give back the leases not started, exit 0.
+A killed worker's leases expire (RELAIS_TRANSFER_LEASE_SECONDS) and another worker resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
+
+from relais.core.context import request_context
+from relais.transfer.delivery import Deliverer
+from relais.transfer.destinations import destination
+from relais.transfer.services import outbox_claim, outbox_record, outbox_release
+
+log = logging.getLogger("relais.transfer")
+
+
+class Command(BaseCommand):
+    help = "Run the transfer worker (long-running)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls of an empty queue")
+        parser.add_argument("--until-empty", action="store_true", help="exit once nothing is due (tests, one-off runs)")
+        parser.add_argument("--max-seconds", type=float, default=0, help="stop after this long (0: run forever)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stopping = threading.Event()
+
+        def stop(signum: int, _frame: Any) -> None:
+            log.info("transfer worker: signal %s, finishing the message in hand", signum)
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        target = destination()
+        deliverer = Deliverer(target)
+        limit = max(settings.RELAIS_TRANSFER["claim_batch"], target.batch_size)
+        deadline = time.monotonic() + options["max_seconds"] if options["max_seconds"] else None
+        delivered = 0
+        log.info("transfer worker %s: destination %s (%s over %s)", owner, target.name, target.message_format, target.transport)
+        with request_context(channel="transfer", request_id=owner):
+            try:
+                while not stopping.is_set() and (deadline is None or time.monotonic() < deadline):
+                    close_old_connections()
+                    claimed = outbox_claim(owner=owner, limit=limit)
+                    if not claimed:
+                        if options["until_empty"]:
+                            break
+                        stopping.wait(options["poll"])
+                        continue
+                    step = target.batch_size if target.batch_size > 1 else 1
+                    for start in range(0, len(claimed), step):
+                        if stopping.is_set():
+                            outbox_release(owner=owner, ids=[m.id for m in claimed[start:]])
+                            break
+                        group = claimed[start : start + step]
+                        outcomes = deliverer.deliver(group)
+                        outbox_record(owner=owner, outcomes=outcomes)
+                        delivered += sum(1 for o in outcomes.values() if o.kind == "acknowledged")
+            finally:
+                deliverer.close()
+        self.stdout.write(f"transfer worker {owner}: {delivered} acknowledged, stopped")

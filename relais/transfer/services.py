@@ -1,0 +1,143 @@
+"""The transactional outbox: enqueue with the screening, claim with a lease, record what happened."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from relais.accounts.models import Role, User
+from relais.audit.services import audit_record
+from relais.screenings.models import Screening
+from relais.transfer.destinations import destination
+from relais.transfer.models import OPEN_STATUSES, OutboxMessage, TransferStatus
+from relais.transfer.outcome import Outcome
+
+
+def outbox_enqueue(*, screening: Screening) -> OutboxMessage:
+    """Call inside the transaction that records the screening version: both commit or neither."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("outbox_enqueue must run in the screening's transaction")
+    target = destination()
+    return OutboxMessage.objects.create(
+        screening=screening,
+        series_id=screening.series_id,
+        version=screening.version,
+        pharmacy_id=screening.pharmacy_id,
+        destination=target.name,
+        message_format=target.message_format,
+        next_attempt_at=timezone.now(),
+    )
+
+
+def backoff_seconds(attempts: int, *, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter; a receiver's Retry-After is a floor."""
+    config = settings.RELAIS_TRANSFER
+    ceiling = min(config["backoff_cap"], config["backoff_base"] * 2 ** max(0, attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def _open_earlier_version() -> Exists:
+    return Exists(
+        OutboxMessage.objects.filter(
+            series_id=OuterRef("series_id"), version__lt=OuterRef("version"), status__in=OPEN_STATUSES, destination=OuterRef("destination")
+        )
+    )
+
+
+def outbox_claim(*, owner: str, limit: int, now: datetime | None = None) -> list[OutboxMessage]:
+    """Lease up to ``limit`` due messages. A correction waits until its original is settled."""
+    now = now or timezone.now()
+    lease_until = now + timedelta(seconds=settings.RELAIS_TRANSFER["lease_seconds"])
+    with transaction.atomic():
+        due = (
+            OutboxMessage.objects.filter(status__in=OPEN_STATUSES, next_attempt_at__lte=now)
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .filter(~_open_earlier_version())
+            .order_by("next_attempt_at", "created_at")
+        )
+        if connection.vendor == "postgresql":
+            # Several workers claim side by side; each skips the rows another has locked.
+            due = due.select_for_update(skip_locked=True, of=("self",))
+        ids = list(due.values_list("id", flat=True)[:limit])
+        if ids:
+            OutboxMessage.objects.filter(id__in=ids).update(lease_owner=owner, lease_expires_at=lease_until)
+    by_id = {m.id: m for m in OutboxMessage.objects.filter(id__in=ids)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def outbox_release(*, owner: str, ids: list[uuid.UUID]) -> int:
+    """Give back leases on messages not started (clean shutdown)."""
+    return OutboxMessage.objects.filter(id__in=ids, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+
+
+def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: datetime | None = None) -> int:
+    """Store outcomes in one transaction, with the transmission's audit event. Returns rows updated."""
+    now = now or timezone.now()
+    updated = 0
+    with transaction.atomic():
+        transmitted_ids = []
+        for message, outcome in outcomes.items():
+            fields: dict[str, object] = {"attempts": message.attempts + 1, "lease_owner": "", "lease_expires_at": None}
+            if outcome.transmitted:
+                fields["sent_at"] = now
+                transmitted_ids.append(message.screening_id)
+            if outcome.kind == "acknowledged":
+                fields.update(
+                    status=TransferStatus.ACKNOWLEDGED, acknowledged_at=now, ack_code=outcome.ack_code, ack_text=outcome.detail[:500]
+                )
+                fields["last_error"] = ""
+            elif outcome.kind == "rejected":
+                fields.update(status=TransferStatus.REJECTED, rejected_at=now, rejection_reason=outcome.detail[:500] or "rejected")
+                fields["ack_code"] = outcome.ack_code
+            else:
+                delay = backoff_seconds(message.attempts + 1, retry_after=outcome.retry_after)
+                fields.update(
+                    status=TransferStatus.SENT if outcome.transmitted or message.status == TransferStatus.SENT else TransferStatus.PENDING,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    last_error=outcome.detail[:500],
+                )
+            # Only the lease holder writes: a worker whose lease expired must not overwrite a newer outcome.
+            updated += OutboxMessage.objects.filter(pk=message.pk, lease_owner=owner).update(**fields)
+        if transmitted_ids:
+            audit_record(
+                actor=None,
+                action="screening.transmit",
+                object_type="screening",
+                object_ids=transmitted_ids,
+                detail={"destination": next(iter(outcomes)).destination, "messages": [m.message_id for m in outcomes]},
+            )
+    return updated
+
+
+def outbox_resend(*, actor: User, message_id: uuid.UUID | str) -> OutboxMessage:
+    """Put a rejected message back in the queue (after the cause was fixed). Same message id."""
+    with transaction.atomic():
+        query = OutboxMessage.objects.select_for_update()
+        if actor.role != Role.PLATFORM_OPERATOR:
+            if not actor.sees_patients:
+                raise PermissionDenied
+            query = query.filter(pharmacy_id=actor.tenant_id)
+        message = query.get(pk=message_id)
+        if message.status != TransferStatus.REJECTED:
+            return message
+        message.status = TransferStatus.PENDING
+        message.next_attempt_at = timezone.now()
+        message.rejection_reason = ""
+        message.rejected_at = None
+        message.save(update_fields=["status", "next_attempt_at", "rejection_reason", "rejected_at"])
+        audit_record(
+            actor=actor,
+            action="transfer.resend",
+            object_type="outbox",
+            object_ids=[message.pk, message.screening_id],
+            pharmacy_id=message.pharmacy_id,
+        )
+    return message

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from relais.accounts.models import Role, User
+from relais.transfer import selectors, services
+from relais.transfer.models import OutboxMessage
+
+CHART_WIDTH, CHART_HEIGHT = 600, 80
+
+
+def _bars(values: list[int]) -> list[dict[str, float]]:
+    peak = max(values) or 1
+    width = CHART_WIDTH / len(values)
+    return [
+        {"x": i * width, "w": max(1.0, width - 1), "h": CHART_HEIGHT * v / peak, "y": CHART_HEIGHT - CHART_HEIGHT * v / peak, "v": v}
+        for i, v in enumerate(values)
+    ]
+
+
+def operator_queue(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not isinstance(user, User) or user.role != Role.PLATFORM_OPERATOR:
+        raise PermissionDenied
+    summary = selectors.queue_summary()
+    peak_reason = max((n for _r, n in summary.rejections_by_reason), default=1)
+    return render(
+        request,
+        "transfer/operator_queue.html",
+        {
+            "summary": summary,
+            "bars": _bars(summary.per_minute),
+            "chart": {"w": CHART_WIDTH, "h": CHART_HEIGHT},
+            "reasons": [(r, n, 100 * n / peak_reason) for r, n in summary.rejections_by_reason],
+            "rejected": selectors.rejected_messages(),
+            "stuck": selectors.stuck_messages(),
+        },
+    )
+
+
+@require_POST
+def resend(request: HttpRequest, outbox_id: str) -> HttpResponse:
+    user = request.user
+    if not isinstance(user, User):
+        raise PermissionDenied
+    try:
+        message = services.outbox_resend(actor=user, message_id=outbox_id)
+    except OutboxMessage.DoesNotExist as exc:
+        raise Http404 from exc
+    messages.success(request, _("The result is queued again for the national platform."))
+    if user.role == Role.PLATFORM_OPERATOR:
+        return redirect("transfer:operator_queue")
+    return redirect("screenings:detail", screening_id=message.screening_id)
