@@ -20,6 +20,7 @@ class TransferStatus(models.TextChoices):
     SENT = "sent", _("Sent, awaiting acknowledgement")
     ACKNOWLEDGED = "acknowledged", _("Acknowledged")
     REJECTED = "rejected", _("Rejected")
+    SUPERSEDED = "superseded", _("Replaced by a later version")
 
 
 OPEN_STATUSES = [TransferStatus.PENDING, TransferStatus.SENT]

@@ -117,6 +117,32 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
     return updated
 
 
+def _requeue(message: OutboxMessage) -> None:
+    """Rejected -> pending, same message id; or superseded when a later version already went (or is going) out,
+    because the receiver must never get an older version after a newer one."""
+    later_live = OutboxMessage.objects.filter(
+        series_id=message.series_id, destination=message.destination, version__gt=message.version
+    ).exclude(status=TransferStatus.REJECTED)
+    message.status = TransferStatus.SUPERSEDED if later_live.exists() else TransferStatus.PENDING
+    message.next_attempt_at = timezone.now()
+    message.rejection_reason = "" if message.status == TransferStatus.PENDING else message.rejection_reason
+    message.save(update_fields=["status", "next_attempt_at", "rejection_reason"])
+
+
+def outbox_resend_all(*, reason_contains: str = "") -> int:
+    """Operator command: requeue every rejected message (optionally those whose reason contains a text)."""
+    with transaction.atomic():
+        query = OutboxMessage.objects.select_for_update().filter(status=TransferStatus.REJECTED).order_by("series_id", "version")
+        if reason_contains:
+            query = query.filter(rejection_reason__icontains=reason_contains)
+        messages = list(query)
+        for message in messages:
+            _requeue(message)
+        if messages:
+            audit_record(actor=None, action="transfer.resend", object_type="outbox", object_ids=[m.pk for m in messages])
+    return len(messages)
+
+
 def outbox_resend(*, actor: User, message_id: uuid.UUID | str) -> OutboxMessage:
     """Put a rejected message back in the queue (after the cause was fixed). Same message id."""
     with transaction.atomic():
@@ -128,11 +154,7 @@ def outbox_resend(*, actor: User, message_id: uuid.UUID | str) -> OutboxMessage:
         message = query.get(pk=message_id)
         if message.status != TransferStatus.REJECTED:
             return message
-        message.status = TransferStatus.PENDING
-        message.next_attempt_at = timezone.now()
-        message.rejection_reason = ""
-        message.rejected_at = None
-        message.save(update_fields=["status", "next_attempt_at", "rejection_reason", "rejected_at"])
+        _requeue(message)
         audit_record(
             actor=actor,
             action="transfer.resend",

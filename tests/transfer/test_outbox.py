@@ -132,3 +132,15 @@ def test_pharmacist_sees_the_status_in_plain_words(as_user: Any, owner: Any, scr
 
 def test_screening_model_exposes_latest_transfer(screening: Any) -> None:
     assert Screening.objects.prefetch_related("outbox").get(pk=screening.pk).transfer.status == TransferStatus.PENDING
+
+
+def test_resending_an_original_after_its_correction_went_out_supersedes_it(owner: Any, screening: Any) -> None:
+    original = _rejected(screening)
+    correction = screening_correct(actor=owner, screening_id=screening.pk, reason="r", results={"sars-cov-2": RESULT_DETECTED})
+    claimed = outbox_claim(owner="a", limit=10)
+    assert [m.screening_id for m in claimed] == [correction.pk]  # a rejected original does not block its correction
+    outbox_record(owner="a", outcomes={claimed[0]: Outcome.acknowledged("AA")})
+    outbox_resend(actor=owner, message_id=original.pk)
+    original.refresh_from_db()
+    assert original.status == TransferStatus.SUPERSEDED  # never delivered after the newer version
+    assert outbox_claim(owner="a", limit=10) == []
