@@ -42,11 +42,11 @@ postgres-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
 lint: install-dev
-	$(VENV)/bin/ruff check relais tests
-	$(VENV)/bin/ruff format --check relais tests
+	$(VENV)/bin/ruff check relais sandbox bench tests
+	$(VENV)/bin/ruff format --check relais sandbox bench tests
 
 typecheck: install-dev
-	RELAIS_ENV=test $(VENV)/bin/mypy relais
+	RELAIS_ENV=test $(VENV)/bin/mypy relais sandbox bench
 
 # The whole suite on the embedded SQLite default, browser journey included.
 pytest: install-dev messages browser-deps
