@@ -1,0 +1,478 @@
+"""HL7 v2.5.1 for the sandbox: MLLP framing, batch envelopes, validation with hl7apy, acknowledgements.
+
+Validation is two-staged: hl7apy parses the message with ``VALIDATION_LEVEL.STRICT`` and checks its
+structure against the ORU_R01 v2.5.1 definition (``validate()``), then the sandbox applies the
+platform's own rules (PID, OBR, a LOINC-coded OBX with status F/C/D, SPM). Every problem is
+reported with a reason and an HL7 error location (ERL: segment^sequence^field^repetition^component).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.exceptions import HL7apyException
+from hl7apy.parser import parse_field, parse_message, parse_segment
+from hl7apy.v2_5_1.segments import SEGMENTS
+
+MLLP_START = b"\x0b"
+MLLP_END = b"\x1c\x0d"
+
+VERSION = "2.5.1"
+ENCODING_CHARACTERS = "^~\\&"
+RESULT_STATUSES = ("F", "C", "D")
+PSEUDO_NAME = "ANONYME"
+
+# Who the sandbox says it is when the received message does not say to whom it was sent.
+SANDBOX_APPLICATION = "SIDEP-SANDBOX"
+SANDBOX_FACILITY = "SIDEP"
+
+MSA3_MAX = 80  # MSA-3 (text message) is 80 characters long in v2.5.1; the whole reason goes in ERR-8
+ERR8_MAX = 250
+
+# HL7 table 0357 (message error condition codes) used in ERR-3.
+SEGMENT_SEQUENCE_ERROR = "100"
+REQUIRED_FIELD_MISSING = "101"
+DATA_TYPE_ERROR = "102"
+TABLE_VALUE_NOT_FOUND = "103"
+UNSUPPORTED_MESSAGE_TYPE = "200"
+UNSUPPORTED_VERSION = "203"
+APPLICATION_INTERNAL_ERROR = "207"
+ERROR_TEXTS = {
+    SEGMENT_SEQUENCE_ERROR: "Segment sequence error",
+    REQUIRED_FIELD_MISSING: "Required field missing",
+    DATA_TYPE_ERROR: "Data type error",
+    TABLE_VALUE_NOT_FOUND: "Table value not found",
+    UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
+    UNSUPPORTED_VERSION: "Unsupported version id",
+    APPLICATION_INTERNAL_ERROR: "Application internal error",
+}
+
+_ESCAPES = (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\"))
+_UNESCAPE = re.compile(r"\\([EFSTR])\\")
+_UNESCAPED = {"E": "\\", "F": "|", "S": "^", "T": "&", "R": "~"}
+
+
+def escape(text: str) -> str:
+    """Text to put inside an HL7 field: delimiters escaped, line breaks flattened."""
+    for raw, escaped in _ESCAPES:
+        text = text.replace(raw, escaped)
+    return " ".join(text.split())
+
+
+def unescape(text: str) -> str:
+    return _UNESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], text)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def hl7_timestamp(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).strftime("%Y%m%d%H%M%S+0000")
+
+
+def new_control_id() -> str:
+    return uuid.uuid4().hex[:20].upper()
+
+
+def normalize(text: str) -> str:
+    """Segments separated by \\r only (\\r\\n and \\n are tolerated on input), no empty segments."""
+    text = text.replace("\r\n", "\r").replace("\n", "\r")
+    return "\r".join(segment for segment in text.split("\r") if segment.strip())
+
+
+def is_batch(text: str) -> bool:
+    return text.startswith(("FHS", "BHS"))
+
+
+# -- reading fields from raw segments ------------------------------------------------------------
+
+
+def _fields(segment: str) -> list[str]:
+    """Fields of a segment so that ``_fields(s)[n]`` is field n (MSH/FHS/BHS: MSH-1 is the separator itself)."""
+    parts = segment.split("|")
+    if parts[0] in ("MSH", "FHS", "BHS"):
+        return [parts[0], "|", *parts[1:]]
+    return parts
+
+
+def _field(segment: str, position: int) -> str:
+    parts = _fields(segment)
+    return parts[position].split("~")[0] if position < len(parts) else ""
+
+
+def _component(segment: str, position: int, component: int = 1, subcomponent: int = 1) -> str:
+    components = _field(segment, position).split("^")
+    value = components[component - 1] if component <= len(components) else ""
+    subcomponents = value.split("&")
+    return subcomponents[subcomponent - 1] if subcomponent <= len(subcomponents) else ""
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the sandbox reads from a header segment (MSH, FHS or BHS) without parsing the rest."""
+
+    sending_application: str = ""
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    control_id: str = ""  # MSH-10 / FHS-11 / BHS-11
+    message_type: str = ""
+    version: str = ""
+    charset: str = ""
+
+
+def read_header(segment: str) -> Header:
+    name = segment[:3]
+    if name == "MSH":
+        return Header(
+            sending_application=_field(segment, 3),
+            sending_facility=_field(segment, 4),
+            receiving_application=_field(segment, 5),
+            receiving_facility=_field(segment, 6),
+            control_id=unescape(_field(segment, 10)),
+            message_type=_field(segment, 9),
+            version=_component(segment, 12),
+            charset=_field(segment, 18),
+        )
+    return Header(
+        sending_application=_field(segment, 3),
+        sending_facility=_field(segment, 4),
+        receiving_application=_field(segment, 5),
+        receiving_facility=_field(segment, 6),
+        control_id=unescape(_field(segment, 11)),
+    )
+
+
+def message_id_of(text: str) -> str:
+    """MSH-10 of a message, '' when there is no MSH."""
+    return read_header(text).control_id if text.startswith("MSH") else ""
+
+
+def charset_of(data: bytes) -> str:
+    """The Python codec named by MSH-18 of the first MSH in ``data`` (UTF-8 unless it says 8859/1)."""
+    start = data.find(b"MSH")
+    if start < 0:
+        return "utf-8"
+    segment = data[start:].split(b"\r", 1)[0].split(b"\n", 1)[0].decode("latin-1")
+    return "latin-1" if _field(segment, 18) == "8859/1" else "utf-8"
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    location: str = ""  # ERL: SEG^sequence^field^repetition^component
+    code: str = APPLICATION_INTERNAL_ERROR  # HL7 table 0357
+
+
+@dataclass(frozen=True)
+class Checked:
+    text: str
+    header: Header
+    problem: Problem | None = None
+    placer: str = ""
+    filler: str = ""
+    result_status: str = ""
+    has_identity: bool = False
+
+    @property
+    def message_id(self) -> str:
+        return self.header.control_id
+
+
+def _shorten(text: str) -> str:
+    """hl7apy quotes whole values in its messages; keep reasons readable."""
+    return clip(re.sub(r"\S{61,}", lambda m: m.group(0)[:30] + "...", " ".join(str(text).split())), 300)
+
+
+_MISSING_CHILD = re.compile(r"Missing required child ([\w.]+)\.(\w+)")
+_EXTRA_COMPONENT = re.compile(r"Invalid name for (Component|SubComponent): ([A-Z]+)_(\d+)")
+
+
+def _explain(exc: Exception) -> str:
+    """hl7apy's message, reworded when it is one of the cryptic usual ones."""
+    message = str(exc)
+    missing = _MISSING_CHILD.search(message)
+    if missing:
+        child = missing.group(2)
+        field = re.fullmatch(r"([A-Z][A-Z0-9]{2})_(\d+)", child)
+        if field:
+            return f"required field {field.group(1)}-{field.group(2)} is missing"
+        return f"required {child} is missing in {missing.group(1)}"
+    extra = _EXTRA_COMPONENT.search(message)
+    if extra:
+        kind = extra.group(1).lower()
+        return f"too many {kind}s for data type {extra.group(2)} ({kind} {extra.group(3)} does not exist)"
+    return _shorten(message)
+
+
+_HL7APY_FIELD = re.compile(r"\b([A-Z][A-Z0-9]{2})_(\d+)\b")
+_HL7APY_SEGMENT = re.compile(r"\.([A-Z][A-Z0-9]{2})\b")
+
+
+def _locate_hl7apy_error(text: str, exc: Exception) -> str:
+    """Best-effort ERL for an hl7apy error: from its message, else by parsing segments and fields one by one."""
+    message = str(exc)
+    match = _HL7APY_FIELD.search(message)
+    if match and match.group(1) in SEGMENTS:
+        return f"{match.group(1)}^1^{match.group(2)}"
+    match = _HL7APY_SEGMENT.search(message)
+    if match and match.group(1) in SEGMENTS:
+        return match.group(1)
+    sequences: dict[str, int] = {}
+    for segment in text.split("\r"):
+        name = segment[:3]
+        sequences[name] = sequences.get(name, 0) + 1
+        try:
+            parse_segment(segment, version=VERSION, validation_level=VALIDATION_LEVEL.STRICT)
+        except (HL7apyException, ValueError, TypeError, KeyError):
+            if name == "MSH":
+                return "MSH^1"
+            for position, value in enumerate(_fields(segment)[1:], start=1):
+                for repetition, text_value in enumerate(value.split("~"), start=1):
+                    try:
+                        parse_field(text_value, name=f"{name}_{position}", version=VERSION, validation_level=VALIDATION_LEVEL.STRICT)
+                    except (HL7apyException, ValueError, TypeError, KeyError):
+                        return f"{name}^{sequences[name]}^{position}^{repetition}"
+            return f"{name}^{sequences[name]}"
+    return ""
+
+
+def _walk(element: Any, group: str = "") -> Iterator[tuple[Any, str]]:
+    """(segment, name of the group holding it) in message order."""
+    for child in element.children:
+        if child.classname == "Group":
+            yield from _walk(child, child.name)
+        elif child.classname == "Segment":
+            yield child, group
+
+
+def _error_code(exc: Exception) -> str:
+    message = str(exc)
+    if "Missing required child" in message:
+        return REQUIRED_FIELD_MISSING if _HL7APY_FIELD.search(message) else SEGMENT_SEQUENCE_ERROR
+    if isinstance(exc, ValueError) or "max length" in message or "Invalid name for" in message:
+        return DATA_TYPE_ERROR
+    return APPLICATION_INTERNAL_ERROR
+
+
+def check_message(raw: str) -> Checked:
+    """Validate one HL7 message (not a batch) against the platform's contract."""
+    text = normalize(raw)
+    if not text.startswith("MSH"):
+        return Checked(text, Header(), Problem("the message does not start with an MSH segment", "MSH", SEGMENT_SEQUENCE_ERROR))
+    msh = text.split("\r", 1)[0]
+    header = read_header(msh)
+
+    def problem(reason: str, location: str, code: str) -> Checked:
+        return Checked(text, header, Problem(reason, location, code))
+
+    if len(msh) < 8 or msh[3] != "|" or _fields(msh)[2] != ENCODING_CHARACTERS:
+        return problem("MSH-1/MSH-2 must be '|' and '^~\\&'", "MSH^1^2", DATA_TYPE_ERROR)
+    if not header.control_id:
+        return problem("MSH-10 (message control id) is empty", "MSH^1^10", REQUIRED_FIELD_MISSING)
+    message_type = header.message_type.split("^")
+    if message_type[:2] != ["ORU", "R01"] or (len(message_type) > 2 and message_type[2] not in ("", "ORU_R01")):
+        return problem(f"MSH-9 (message type) must be ORU^R01^ORU_R01, got {header.message_type!r}", "MSH^1^9", UNSUPPORTED_MESSAGE_TYPE)
+    if header.version != VERSION:
+        return problem(f"MSH-12 (version id) must be {VERSION}, got {header.version!r}", "MSH^1^12", UNSUPPORTED_VERSION)
+
+    try:
+        message = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+        message.validate()
+    except (HL7apyException, ValueError, TypeError, KeyError, IndexError) as exc:
+        reason = f"hl7apy strict: {_explain(exc)}"
+        return problem(reason, _locate_hl7apy_error(text, exc), _error_code(exc))
+
+    segments = list(_walk(message))
+    counts: dict[str, int] = {}
+    numbered: list[tuple[str, int, str, str]] = []  # name, sequence, er7, group
+    for segment, group in segments:
+        counts[segment.name] = counts.get(segment.name, 0) + 1
+        numbered.append((segment.name, counts[segment.name], segment.to_er7(), group))
+
+    def first(name: str) -> str | None:
+        return next((er7 for seg_name, _, er7, _ in numbered if seg_name == name), None)
+
+    pid, obr, orc = first("PID"), first("OBR"), first("ORC")
+    if pid is None:
+        return problem("PID segment (patient) is missing", "PID", SEGMENT_SEQUENCE_ERROR)
+    if obr is None:
+        return problem("OBR segment (observation request) is missing", "OBR", SEGMENT_SEQUENCE_ERROR)
+    results = [(seq, er7) for name, seq, er7, group in numbered if name == "OBX" and group == "ORU_R01_OBSERVATION"]
+    if not results:
+        return problem("no OBX result segment (an OBX after OBR carries the result)", "OBX", SEGMENT_SEQUENCE_ERROR)
+    statuses: list[str] = []
+    for seq, obx in results:
+        code, coding_system = _component(obx, 3, 1), _component(obx, 3, 3)
+        if coding_system != "LN":
+            return problem(
+                f"OBX #{seq}: OBX-3.3 coding system must be LN (LOINC), got {coding_system!r}",
+                f"OBX^{seq}^3^1^3",
+                TABLE_VALUE_NOT_FOUND,
+            )
+        if not code:
+            return problem(f"OBX #{seq}: OBX-3.1 (LOINC code) is empty", f"OBX^{seq}^3^1^1", REQUIRED_FIELD_MISSING)
+        status = _field(obx, 11)
+        if status not in RESULT_STATUSES:
+            return problem(
+                f"OBX #{seq}: OBX-11 result status must be F, C or D, got {status!r}",
+                f"OBX^{seq}^11",
+                TABLE_VALUE_NOT_FOUND,
+            )
+        if status not in statuses:
+            statuses.append(status)
+    if not any(name == "SPM" for name, _, _, _ in numbered):
+        return problem("SPM segment (specimen) is missing", "SPM", SEGMENT_SEQUENCE_ERROR)
+
+    placer = (_component(orc, 2) if orc else "") or _component(obr, 2)
+    filler = _component(obr, 3) or (_component(orc, 3) if orc else "")
+    family = unescape(_component(pid, 5)).strip()
+    return Checked(
+        text,
+        header,
+        placer=unescape(placer),
+        filler=unescape(filler),
+        result_status=",".join(statuses),
+        has_identity=bool(family) and family.upper() != PSEUDO_NAME,
+    )
+
+
+# -- acknowledgements ----------------------------------------------------------------------------
+
+
+def _reply_header(name: str, received: Header, control_id: str, extra: list[str]) -> str:
+    """MSH/FHS/BHS of a reply: sender and receiver of the received header swapped."""
+    fields = [
+        name,
+        ENCODING_CHARACTERS,
+        received.receiving_application or SANDBOX_APPLICATION,
+        received.receiving_facility or SANDBOX_FACILITY,
+        received.sending_application,
+        received.sending_facility,
+        hl7_timestamp(),
+        "",
+    ]
+    if name == "MSH":
+        fields += ["ACK^R01^ACK", control_id, "P", VERSION, "", "", "NE", "NE"]
+    else:
+        fields += ["", "", control_id, escape(received.control_id)]
+    return "|".join(fields + extra).rstrip("|")
+
+
+def ack(received: Header, code: str, text: str = "", problem: Problem | None = None) -> str:
+    """An ACK^R01 for one message: MSA-1 AA/AE/AR, MSA-2 the received MSH-10, ERR when not AA. Segments end with \\r."""
+    segments = [
+        _reply_header("MSH", received, new_control_id(), []),
+        "|".join(["MSA", code, escape(received.control_id), escape(clip(text, MSA3_MAX))]).rstrip("|"),
+    ]
+    if code != "AA":
+        error = problem or Problem(text)
+        error_code = f"{error.code}^{ERROR_TEXTS.get(error.code, '')}^HL70357"
+        severity = "E"
+        segments.append("|".join(["ERR", "", error.location, error_code, severity, "", "", "", escape(clip(error.reason, ERR8_MAX))]))
+    return "\r".join(segments) + "\r"
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    header: Header
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchFile:
+    header: Header
+    batches: list[Batch] = field(default_factory=list)
+    problem: str = ""  # envelope problem: every message of the file is then answered AE with it
+
+    @property
+    def messages(self) -> list[str]:
+        return [message for batch in self.batches for message in batch.messages]
+
+
+def split_batch(raw: str) -> BatchFile:
+    """FHS? (BHS MSH... BTS)+ FTS? — checks the envelope (order, BTS-1 and FTS-1 counts) and splits the messages."""
+    segments = normalize(raw).split("\r")
+    file = BatchFile(header=read_header(segments[0]) if segments[0].startswith("FHS") else Header())
+    has_fhs = segments[0].startswith("FHS")
+    problems: list[str] = []
+    i = 1 if has_fhs else 0
+    has_fts = False
+    while i < len(segments):
+        segment = segments[i]
+        name = segment[:3]
+        if has_fts:
+            problems.append(f"segment {name} after FTS")
+            break
+        if name == "BHS":
+            batch = Batch(header=read_header(segment))
+            file.batches.append(batch)
+            i += 1
+            current: list[str] | None = None
+            while i < len(segments) and segments[i][:3] not in ("BTS", "BHS", "FTS", "FHS"):
+                if segments[i].startswith("MSH"):
+                    if current:
+                        batch.messages.append("\r".join(current))
+                    current = [segments[i]]
+                elif current is None:
+                    problems.append(f"segment {segments[i][:3]} before the first MSH of batch #{len(file.batches)}")
+                    current = []
+                else:
+                    current.append(segments[i])
+                i += 1
+            if current:
+                batch.messages.append("\r".join(current))
+            if i < len(segments) and segments[i].startswith("BTS"):
+                declared = _field(segments[i], 1)
+                if declared and declared != str(len(batch.messages)):
+                    problems.append(f"BTS-1 of batch #{len(file.batches)} says {declared} messages, the batch holds {len(batch.messages)}")
+                i += 1
+            else:
+                problems.append(f"batch #{len(file.batches)} has no BTS")
+        elif name == "FTS":
+            if not has_fhs:
+                problems.append("FTS without FHS")
+            declared = _field(segment, 1)
+            if declared and declared != str(len(file.batches)):
+                problems.append(f"FTS-1 says {declared} batches, the file holds {len(file.batches)}")
+            has_fts = True
+            i += 1
+        else:
+            problems.append(f"segment {name} outside a BHS/BTS batch")
+            break
+    if has_fhs and not has_fts and not problems:
+        problems.append("FHS without FTS")
+    if not file.batches and not problems:
+        problems.append("the batch holds no BHS")
+    file.problem = "; ".join(problems)
+    return file
+
+
+def batch_ack(file: BatchFile, acks: list[list[str]]) -> str:
+    """FHS, then per received batch BHS + its ACKs + BTS, then FTS. ``acks`` holds the ACKs of each batch, in order."""
+    comment = escape(clip("batch envelope: " + file.problem, 80)) if file.problem else ""
+    segments = [_reply_header("FHS", file.header, new_control_id(), [])]
+    batches = file.batches or [Batch(header=Header())]
+    for batch, batch_acks in zip(batches, acks or [[]], strict=False):
+        segments.append(_reply_header("BHS", batch.header, new_control_id(), []))
+        segments.extend(message.rstrip("\r") for message in batch_acks)
+        segments.append("|".join(["BTS", str(len(batch_acks)), comment]).rstrip("|"))
+    segments.append("|".join(["FTS", str(len(batches)), comment]).rstrip("|"))
+    return "\r".join(segments) + "\r"
+
+
+def frame(payload: bytes) -> bytes:
+    return MLLP_START + payload + MLLP_END

@@ -1,0 +1,133 @@
+"""What the platform does with a received body, independent of the transport: validate, reject, deduplicate, store, answer.
+
+Transports handle the modes that act on the connection itself (down, http500, http429, slow,
+ack_lost, ack_malformed); this module handles ``reject`` and the normal path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sandbox import fhir, hl7
+from sandbox.modes import Mode
+from sandbox.store import Accepted, Store
+
+log = logging.getLogger("sandbox")
+
+MAX_BODY = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FhirReply:
+    status: int
+    body: str
+
+
+class Platform:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- HL7 v2 ----------------------------------------------------------------------------------
+
+    def receive_hl7(self, data: bytes, transport: str, mode: Mode) -> str:
+        """The ACK (or batch of ACKs) for an HL7 body: one message or an FHS/BHS batch."""
+        charset = hl7.charset_of(data)
+        try:
+            text = hl7.normalize(data.decode(charset))
+        except UnicodeDecodeError as exc:
+            text = hl7.normalize(data.decode("latin-1"))
+            reason = f"the message is not valid UTF-8 (MSH-18 does not say 8859/1): {exc.reason} at byte {exc.start}"
+            return self._refuse_all(text, "AE", hl7.Problem(reason, "MSH^1^18", hl7.DATA_TYPE_ERROR), transport)
+        if hl7.is_batch(text):
+            return self._receive_batch(text, transport, mode)
+        return self._receive_message(text, transport, mode)
+
+    def _refuse_all(self, text: str, code: str, problem: hl7.Problem, transport: str) -> str:
+        if hl7.is_batch(text):
+            file = hl7.split_batch(text)
+            acks = [[self._refuse(message, code, problem, transport) for message in batch.messages] for batch in file.batches]
+            return hl7.batch_ack(file, acks)
+        return self._refuse(text, code, problem, transport)
+
+    def _refuse(self, text: str, code: str, problem: hl7.Problem, transport: str) -> str:
+        header = hl7.read_header(text) if text.startswith("MSH") else hl7.Header()
+        self.store.count_rejected()
+        log.info("hl7v2 %s message %r answered %s: %s", transport, header.control_id, code, problem.reason)
+        return hl7.ack(header, code, problem.reason, problem)
+
+    def _receive_batch(self, text: str, transport: str, mode: Mode) -> str:
+        file = hl7.split_batch(text)
+        acks: list[list[str]] = []
+        for batch in file.batches:
+            batch_acks = []
+            for message in batch.messages:
+                if file.problem and mode.mode != "reject":
+                    problem = hl7.Problem(f"batch envelope: {file.problem}", "BTS", hl7.SEGMENT_SEQUENCE_ERROR)
+                    batch_acks.append(self._refuse(message, "AE", problem, transport))
+                else:
+                    batch_acks.append(self._receive_message(message, transport, mode))
+            acks.append(batch_acks)
+        if file.problem:
+            log.info("hl7v2 %s batch envelope refused: %s", transport, file.problem)
+        return hl7.batch_ack(file, acks)
+
+    def _receive_message(self, text: str, transport: str, mode: Mode) -> str:
+        if not text:
+            return self._refuse(text, "AE", hl7.Problem("empty message", "MSH", hl7.SEGMENT_SEQUENCE_ERROR), transport)
+        if mode.mode == "reject":
+            return self._refuse(text, "AR", hl7.Problem(mode.reject_reason, "", hl7.APPLICATION_INTERNAL_ERROR), transport)
+        checked = hl7.check_message(text)
+        if checked.problem is not None:
+            return self._refuse(checked.text, "AE", checked.problem, transport)
+        response = hl7.ack(checked.header, "AA", "message accepted")
+        outcome = self.store.store(
+            Accepted(
+                message_id=checked.message_id,
+                format="hl7v2",
+                transport=transport,
+                placer=checked.placer,
+                filler=checked.filler,
+                result_status=checked.result_status,
+                has_identity=checked.has_identity,
+                body=checked.text,
+                response=response,
+            )
+        )
+        if outcome.duplicate:
+            log.info("hl7v2 %s message %r is a duplicate: answered AA again, not stored", transport, checked.message_id)
+        else:
+            log.info("hl7v2 %s message %r accepted and stored", transport, checked.message_id)
+        return outcome.response
+
+    # -- FHIR ------------------------------------------------------------------------------------
+
+    def receive_fhir(self, data: bytes, transport: str, mode: Mode) -> FhirReply:
+        if mode.mode == "reject":
+            self.store.count_rejected()
+            log.info("fhir %s bundle rejected: %s", transport, mode.reject_reason)
+            return FhirReply(422, fhir.operation_outcome(mode.reject_reason, code="business-rule"))
+        checked = fhir.check_bundle(data)
+        if checked.problem:
+            self.store.count_rejected()
+            log.info("fhir %s bundle %r rejected: %s", transport, checked.message_id, checked.problem)
+            return FhirReply(422, fhir.operation_outcome(checked.problem, code="invalid", expression=checked.expression))
+        response = fhir.transaction_response(checked)
+        outcome = self.store.store(
+            Accepted(
+                message_id=checked.message_id,
+                format="fhir",
+                transport=transport,
+                placer=checked.placer,
+                filler=checked.filler,
+                result_status=checked.result_status,
+                has_identity=checked.has_identity,
+                body=data.decode("utf-8"),
+                response=response,
+            )
+        )
+        if outcome.duplicate:
+            log.info("fhir %s bundle %r is a duplicate: answered 200 again, not stored", transport, checked.message_id)
+        else:
+            log.info("fhir %s bundle %r accepted and stored", transport, checked.message_id)
+        return FhirReply(200, outcome.response)
