@@ -38,7 +38,7 @@ HL7_REPLY_TYPE = "x-application/hl7-v2+er7; charset=utf-8"
 FHIR_REPLY_TYPE = "application/fhir+json; charset=utf-8"
 GARBLED_FHIR = b'{"resourceType": "Bund'
 TLS_HANDSHAKE_TIMEOUT = 10
-IDLE_TIMEOUT = 300
+IDLE_TIMEOUT = 300  # idle HTTP keep-alive connections are closed after this many seconds
 
 
 class Sandbox:
@@ -115,12 +115,15 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 log.warning("%s: TLS handshake with %s:%s refused: %s", self.transport, client_address[0], client_address[1], exc)
                 return
             log.info("%s: TLS client %s:%s CN=%s", self.transport, client_address[0], client_address[1], _common_name(sock))
-        sock.settimeout(IDLE_TIMEOUT)
-        self.sandbox.track(sock)
+        sock.settimeout(None if self.transport == "mllp" else IDLE_TIMEOUT)  # MLLP connections stay open until the client closes them
+        tracked = self.transport != "control"  # ``down`` cuts the API connections, never the control ones
+        if tracked:
+            self.sandbox.track(sock)
         try:
             self.RequestHandlerClass(sock, client_address, self)  # type: ignore[arg-type]
         finally:
-            self.sandbox.untrack(sock)
+            if tracked:
+                self.sandbox.untrack(sock)
             if sock is not request:
                 _close(sock)
 

@@ -96,6 +96,8 @@ class Platform:
         )
         if outcome.duplicate:
             log.info("hl7v2 %s message %r is a duplicate: answered AA again, not stored", transport, checked.message_id)
+            if not outcome.same_body:
+                log.warning("hl7v2 message %r reuses a known message id with a different content (kept: the first)", checked.message_id)
         else:
             log.info("hl7v2 %s message %r accepted and stored", transport, checked.message_id)
         return outcome.response
@@ -128,6 +130,8 @@ class Platform:
         )
         if outcome.duplicate:
             log.info("fhir %s bundle %r is a duplicate: answered 200 again, not stored", transport, checked.message_id)
+            if not outcome.same_body:
+                log.warning("fhir bundle %r reuses a known message id with a different content (kept: the first)", checked.message_id)
         else:
             log.info("fhir %s bundle %r accepted and stored", transport, checked.message_id)
         return FhirReply(200, outcome.response)

@@ -55,6 +55,7 @@ class Accepted:
 class StoreOutcome:
     duplicate: bool
     response: str  # the response stored with the first copy of this message id
+    same_body: bool = True  # for a duplicate: whether it repeats the stored body byte for byte
 
 
 def utc_now_iso() -> str:
@@ -101,8 +102,8 @@ class Store:
                     outcome = StoreOutcome(duplicate=False, response=item.response)
                 else:
                     self._increment("duplicates")
-                    row = self._db.execute("SELECT response FROM messages WHERE message_id = ?", (item.message_id,)).fetchone()
-                    outcome = StoreOutcome(duplicate=True, response=row["response"])
+                    row = self._db.execute("SELECT response, body FROM messages WHERE message_id = ?", (item.message_id,)).fetchone()
+                    outcome = StoreOutcome(duplicate=True, response=row["response"], same_body=row["body"] == item.body)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
