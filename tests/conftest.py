@@ -139,3 +139,17 @@ def _fresh_key_cache() -> Iterator[None]:
     crypto.forget_keys()  # each test's transaction is rolled back, keys with it
     yield
     crypto.forget_keys()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the summary lines tests recorded (e.g. the reliability test's), even under xdist."""
+    lines = [
+        value
+        for key in ("passed", "failed")
+        for report in terminalreporter.stats.get(key, [])
+        if getattr(report, "when", "") == "call"
+        for name, value in getattr(report, "user_properties", [])
+        if name == "summary"
+    ]
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -68,7 +68,7 @@ class Chaos:
             self.stop.wait(self.rng.uniform(0.5, 1.5))
 
 
-def test_nothing_lost_nothing_doubled(tmp_path: Path) -> None:
+def test_nothing_lost_nothing_doubled(tmp_path: Path, record_property: Any) -> None:
     on_postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
     database_url, drop = _postgres_database() if on_postgres else ("", lambda: None)
     sandbox = start_sandbox(tmp_path)
@@ -142,11 +142,13 @@ def test_nothing_lost_nothing_doubled(tmp_path: Path) -> None:
         assert message is not None, f"the sandbox holds a message Relais never sent: {row['message_id']}"
         arrivals[message["series_id"]].append((row["received_at"], message["version"]))
     out_of_order = [s for s, rows in arrivals.items() if [v for _t, v in sorted(rows)] != sorted(v for _t, v in rows)]
-    print(
-        f"\nreliability: submitted={len(messages)} acknowledged={len(acknowledged)} lost={len(lost)} "
+    summary = (
+        f"reliability: submitted={len(messages)} acknowledged={len(acknowledged)} lost={len(lost)} "
         f"duplicates={duplicates} worker_kills={chaos.kills} consented={len(consented)} superseded={len(superseded)} "
         f"receiver_duplicates_absorbed={sandbox_stats.get('duplicates')} backend={'postgresql' if on_postgres else 'sqlite'}"
     )
+    print(summary)
+    record_property("summary", summary)  # shown at the end of the run by tests/conftest.py
     assert "screenings" in generated
     assert len(messages) >= SCREENINGS
     assert set(FAILURE_MODES) <= chaos.modes_seen
