@@ -260,6 +260,7 @@ RELAIS_TRANSFER: dict[str, Any] = {
     "backoff_base": float(os.environ.get("RELAIS_TRANSFER_BACKOFF_BASE", 2)),
     "backoff_cap": float(os.environ.get("RELAIS_TRANSFER_BACKOFF_CAP", 600)),
     "claim_batch": int(os.environ.get("RELAIS_TRANSFER_CLAIM_BATCH", 50)),
+    "concurrency": int(os.environ.get("RELAIS_TRANSFER_CONCURRENCY", 4)),  # connections per worker
 }
 
 # Exception reports never carry request bodies or local variables, which may hold personal data.

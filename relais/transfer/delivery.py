@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from django.utils import timezone
 
@@ -123,48 +125,86 @@ def _interpret_fhir(reply: HttpReply) -> Outcome:
 
 
 class Deliverer:
-    """One per worker: keeps its connection open between messages."""
+    """One per worker. Renders in the worker's thread and sends through up to ``concurrency``
+    connections at once, so rendering the next message overlaps waiting for the receiver.
+    Claimed messages are never two versions of one test (see outbox_claim), so order is kept."""
 
-    def __init__(self, target: Destination) -> None:
+    def __init__(self, target: Destination, *, concurrency: int = 1) -> None:
         self.target = target
-        self.transport: MllpTransport | HttpsTransport
-        if target.transport == "mllp":
-            self.transport = MllpTransport(host=target.host, port=target.port, timeout=target.timeout)
-        else:
-            self.transport = HttpsTransport(
-                url=target.url, timeout=target.timeout, ca_file=target.ca_file, cert_file=target.cert_file, key_file=target.key_file
-            )
+        self.concurrency = max(1, concurrency)
+        self._local = threading.local()
+        self._transports: list[MllpTransport | HttpsTransport] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="relais-send")
+
+    @property
+    def transport(self) -> MllpTransport | HttpsTransport:
+        """This thread's connection (kept open between messages)."""
+        transport = getattr(self._local, "transport", None)
+        if transport is None:
+            target = self.target
+            if target.transport == "mllp":
+                transport = MllpTransport(host=target.host, port=target.port, timeout=target.timeout)
+            else:
+                transport = HttpsTransport(
+                    url=target.url, timeout=target.timeout, ca_file=target.ca_file, cert_file=target.cert_file, key_file=target.key_file
+                )
+            self._local.transport = transport
+            with self._lock:
+                self._transports.append(transport)
+        return transport
 
     def close(self) -> None:
-        self.transport.close()
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            for transport in self._transports:
+                transport.close()
+            self._transports.clear()
 
-    def render(self, messages: Sequence[OutboxMessage]) -> tuple[dict[OutboxMessage, str], dict[OutboxMessage, Outcome]]:
+    def _render_one(self, message: OutboxMessage, screening: Screening) -> str | Outcome:
+        try:
+            payload = build_payload(message, screening)
+            if message.message_format == "fhir":
+                return fhir.render_bundle(payload)
+            return hl7v2.render_oru_r01(payload)
+        except UnmappableValue as exc:
+            return Outcome.rejected(f"a value cannot be coded for the national platform ({exc})", transmitted=False)
+        except hl7v2.RenderError as exc:
+            return Outcome.rejected(f"the message failed validation before sending ({exc})", transmitted=False)
+
+    def deliver(self, messages: Sequence[OutboxMessage], *, stopping: threading.Event | None = None) -> dict[OutboxMessage, Outcome]:
+        """Outcomes of the messages attempted; once ``stopping`` is set no new message is started."""
         screenings = Screening.objects.select_related("patient", "pharmacy", "device").prefetch_related("results")
         by_id = screenings.in_bulk([m.screening_id for m in messages])
+        outcomes: dict[OutboxMessage, Outcome] = {}
+        batching = self.target.batch_size > 1 and self.target.message_format == "hl7v2"
         rendered: dict[OutboxMessage, str] = {}
-        refused: dict[OutboxMessage, Outcome] = {}
+        in_flight: dict[Future[Outcome], OutboxMessage] = {}
         for message in messages:
-            try:
-                payload = build_payload(message, by_id[message.screening_id])
-                if message.message_format == "fhir":
-                    rendered[message] = fhir.render_bundle(payload)
-                else:
-                    rendered[message] = hl7v2.render_oru_r01(payload)
-            except UnmappableValue as exc:
-                refused[message] = Outcome.rejected(f"a value cannot be coded for the national platform ({exc})", transmitted=False)
-            except hl7v2.RenderError as exc:
-                refused[message] = Outcome.rejected(f"the message failed validation before sending ({exc})", transmitted=False)
-        return rendered, refused
-
-    def deliver(self, messages: Sequence[OutboxMessage]) -> dict[OutboxMessage, Outcome]:
-        rendered, outcomes = self.render(messages)
-        if not rendered:
-            return outcomes
-        if self.target.batch_size > 1 and self.target.message_format == "hl7v2" and len(rendered) > 1:
-            outcomes.update(self._deliver_batch(rendered))
-            return outcomes
-        for message, body in rendered.items():
-            outcomes[message] = self._deliver_one(message, body)
+            if stopping is not None and stopping.is_set():
+                break
+            result = self._render_one(message, by_id[message.screening_id])
+            if isinstance(result, Outcome):
+                outcomes[message] = result
+            elif batching:
+                rendered[message] = result
+                if len(rendered) >= self.target.batch_size:
+                    outcomes.update(self._deliver_batch(rendered))
+                    rendered = {}
+            else:
+                while len(in_flight) >= self.concurrency:  # the next message is rendered while these are sent
+                    done, _pending = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        outcomes[in_flight.pop(future)] = future.result()
+                if stopping is not None and stopping.is_set():
+                    break  # rendered but not started: handed back untouched
+                in_flight[self._pool.submit(self._deliver_one, message, result)] = message
+        if rendered:
+            outcomes.update(
+                self._deliver_batch(rendered) if len(rendered) > 1 else {m: self._deliver_one(m, b) for m, b in rendered.items()}
+            )
+        for future, message in in_flight.items():
+            outcomes[message] = future.result()
         return outcomes
 
     def _deliver_one(self, message: OutboxMessage, body: str) -> Outcome:

@@ -6,13 +6,19 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.transfer.live import Relais, relais_env, start_sandbox
 
 
-def test_sigterm_finishes_the_message_in_hand(tmp_path: Path) -> None:
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_sigterm_finishes_the_messages_in_hand(tmp_path: Path, concurrency: int) -> None:
     sandbox = start_sandbox(tmp_path)
     try:
-        relais = Relais(relais_env(tmp_path, sandbox, destination="sandbox-mllp-hl7v2", RELAIS_TRANSFER_TIMEOUT="10"))
+        env = relais_env(
+            tmp_path, sandbox, destination="sandbox-mllp-hl7v2", RELAIS_TRANSFER_TIMEOUT="10", RELAIS_TRANSFER_CONCURRENCY=str(concurrency)
+        )
+        relais = Relais(env)
         relais.manage("migrate", "--no-input")
         relais.manage("loadgen", "--screenings", "5", "--patients", "2", "--correct-share", "0", "--no-progress")
         sandbox.mode("slow", slow_seconds=2)
@@ -26,8 +32,9 @@ def test_sigterm_finishes_the_message_in_hand(tmp_path: Path) -> None:
         assert time.monotonic() - started < 10
         stats = relais.stats(messages=True)
         by_status = stats["by_status"]
-        assert by_status.get("acknowledged") == 1, by_status
-        assert by_status.get("pending") == 4
+        # What was in flight completes (one message per connection); the rest is handed back, untouched.
+        assert 1 <= by_status.get("acknowledged", 0) <= concurrency, by_status
+        assert by_status.get("pending", 0) == 5 - by_status["acknowledged"]
         sandbox.mode("normal")
         # Released leases: a new worker takes the rest at once, not after a lease timeout.
         relais.manage("transfer_worker", "--until-empty", timeout=60)

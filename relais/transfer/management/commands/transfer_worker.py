@@ -46,7 +46,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         target = destination()
-        deliverer = Deliverer(target)
+        deliverer = Deliverer(target, concurrency=settings.RELAIS_TRANSFER["concurrency"])
         limit = max(settings.RELAIS_TRANSFER["claim_batch"], target.batch_size)
         deadline = time.monotonic() + options["max_seconds"] if options["max_seconds"] else None
         delivered = 0
@@ -61,15 +61,13 @@ class Command(BaseCommand):
                             break
                         stopping.wait(options["poll"])
                         continue
-                    step = target.batch_size if target.batch_size > 1 else 1
-                    for start in range(0, len(claimed), step):
-                        if stopping.is_set():
-                            outbox_release(owner=owner, ids=[m.id for m in claimed[start:]])
-                            break
-                        group = claimed[start : start + step]
-                        outcomes = deliverer.deliver(group)
+                    outcomes = deliverer.deliver(claimed, stopping=stopping)
+                    if outcomes:
                         outbox_record(owner=owner, outcomes=outcomes)
-                        delivered += sum(1 for o in outcomes.values() if o.kind == "acknowledged")
+                    unstarted = [m.id for m in claimed if m not in outcomes]
+                    if unstarted:
+                        outbox_release(owner=owner, ids=unstarted)
+                    delivered += sum(1 for o in outcomes.values() if o.kind == "acknowledged")
             finally:
                 deliverer.close()
         self.stdout.write(f"transfer worker {owner}: {delivered} acknowledged, stopped")
