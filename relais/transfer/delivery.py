@@ -7,6 +7,7 @@ import secrets
 import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 
 from django.utils import timezone
 
@@ -124,6 +125,23 @@ def _interpret_fhir(reply: HttpReply) -> Outcome:
     return Outcome.acknowledged(str(reply.status), body.get("type", ""))
 
 
+def _redacted(outcome: Outcome, screening: Screening | None) -> Outcome:
+    """A receiver may quote what it refused; the patient's identity must not end up in our queue table."""
+    if not outcome.detail or screening is None:
+        return outcome
+    patient = screening.patient
+    detail = outcome.detail
+    values = [patient.last_name, patient.first_names, patient.nir, patient.phone, patient.email, patient.address_line, patient.city]
+    for value in filter(None, values):
+        for form in {value, value.upper(), hl7v2.escape(value), hl7v2.escape(value).upper()}:
+            detail = detail.replace(form, "[redacted]")
+    dob = patient.date_of_birth
+    if dob:
+        for form in (dob.isoformat(), dob.strftime("%Y%m%d")):  # type: ignore[attr-defined]
+            detail = detail.replace(form, "[redacted]")
+    return outcome if detail == outcome.detail else replace(outcome, detail=detail)
+
+
 class Deliverer:
     """One per worker. Renders in the worker's thread and sends through up to ``concurrency``
     connections at once, so rendering the next message overlaps waiting for the receiver.
@@ -205,7 +223,7 @@ class Deliverer:
             )
         for future, message in in_flight.items():
             outcomes[message] = future.result()
-        return outcomes
+        return {m: _redacted(o, by_id.get(m.screening_id)) for m, o in outcomes.items()}
 
     def _deliver_one(self, message: OutboxMessage, body: str) -> Outcome:
         try:

@@ -74,3 +74,17 @@ def test_batch_rejection_reason_comes_back_per_message(sandbox: Sandbox, owner: 
         deliverer.close()
         sandbox.mode("normal")
     assert all(o.kind == "rejected" and "site not registered" in o.detail for o in outcomes.values())
+
+
+def test_identity_quoted_by_the_receiver_is_redacted(sandbox: Sandbox, owner: Any, patient: Any) -> None:
+    sandbox.mode("reject", reason="PID-5 DURAND-TESTEUR^Camille born 19940312 not found")
+    messages = _queue(owner, patient, 1, "hl7v2")
+    deliverer = Deliverer(_destination(sandbox, "mllp"))
+    try:
+        outcome = deliverer.deliver(messages)[messages[0]]
+    finally:
+        deliverer.close()
+        sandbox.mode("normal")
+    assert outcome.kind == "rejected"
+    assert "DURAND" not in outcome.detail and "Camille" not in outcome.detail and "19940312" not in outcome.detail
+    assert "[redacted]" in outcome.detail and "not found" in outcome.detail
