@@ -35,7 +35,7 @@ def operator_queue(request: HttpRequest) -> HttpResponse:
         {
             "summary": summary,
             "bars": _bars(summary.per_minute),
-            "chart": {"w": CHART_WIDTH, "h": CHART_HEIGHT},
+            "chart": {"w": CHART_WIDTH, "h": CHART_HEIGHT, "peak": max(summary.per_minute)},
             "reasons": [(r, n, 100 * n / peak_reason) for r, n in summary.rejections_by_reason],
             "rejected": selectors.rejected_messages(),
             "stuck": selectors.stuck_messages(),
