@@ -400,6 +400,8 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(row).to_contain_text("Panbio")
     expect(row).to_contain_text("Not detected")
     expect(row).to_contain_text("Final")
+    # No transfer worker runs here: the national-platform status says it is waiting.
+    expect(row.locator("[data-testid=transfer-status]")).to_have_text("Pending")
     page.screenshot(path=tmp_path / "e2e-today.png", full_page=True)
 
     # Correct it: Not detected -> Detected, with a reason; two versions in the history.
