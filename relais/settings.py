@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     "relais.patients",
     "relais.screenings",
     "relais.transfer",
+    "relais.api",
+    "ninja",
 ]
 
 MIDDLEWARE = [

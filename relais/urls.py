@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("relais.screenings.urls")),
     path("audit/", include("relais.audit.urls")),
     path("", include("relais.transfer.urls")),
+    path("", include("relais.api.urls")),
 ]

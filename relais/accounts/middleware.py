@@ -11,7 +11,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico")
+# The API authenticates its own way (bearer tokens from signed client assertions).
+PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico", "/api/")
 MFA_PREFIXES = ("/mfa/", "/logout/")
 
 
