@@ -1,0 +1,575 @@
+"""Parse and validate a CSV bulk upload of screenings. Pure: no database access, no writes.
+
+``parse_csv(data)`` returns an :class:`ImportResult` holding, for each data row, either a :class:`ParsedRow`
+(ready for ``patient_register`` and ``screening_record``) or :class:`RowError` entries saying what to fix.
+Problems with the file as a whole (encoding, header) go to ``ImportResult.file_errors`` and no row is parsed.
+
+Row numbers are those a spreadsheet shows: the header is row 1, the first data row is row 2.
+The device id is only checked for syntax here; whether it is in the EU catalogue is the service's job.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from relais.patients.forms import PatientForm
+from relais.patients.services import PatientIdentity
+from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED, RESULTS, SPECIMENS
+
+if TYPE_CHECKING:
+    from relais.screenings.services import ScreeningInput
+
+PARIS = ZoneInfo("Europe/Paris")
+ANALYTE = "sars-cov-2"
+MAX_ROWS = 10_000
+MAX_BYTES = 20 * 1024 * 1024
+# Same limits as the screening service (services.CLOCK_SKEW / MAX_AGE), checked early so the whole file can be fixed at once.
+CLOCK_SKEW = timedelta(minutes=2)
+MAX_AGE = timedelta(days=30)
+_VALUE_MAX = 100  # longest value echoed back in an error
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    required: bool
+    description: str
+    example: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("last_name", True, "Birth or usage last name.", "Lefèvre"),
+    Column("first_names", True, "First names, separated by spaces.", "Hélène Marie"),
+    Column("sex", True, "F, M, O (other) or U (unknown); femme/homme/female/male also accepted.", "F"),
+    Column("date_of_birth", True, "DD/MM/YYYY or YYYY-MM-DD.", "12/03/1985"),
+    Column("nir", False, "Social security number, 15 characters; leave empty if unknown.", "285037505612306"),
+    Column("address_line", False, "Street address.", "12 rue de la République"),
+    Column("postcode", False, "Postcode (5 digits in France).", "75011"),
+    Column("city", False, "City.", "Paris"),
+    Column("country", False, "Two-letter ISO country code; FR when empty.", "FR"),
+    Column("phone", False, "Mobile phone, French or international format.", "06 12 34 56 78"),
+    Column("email", False, "Email address.", "helene.lefevre@example.org"),
+    Column("device_id", True, "EU device id of the rapid test (JRC catalogue), such as 1232.", "1232"),
+    Column(
+        "specimen",
+        False,
+        "nasopharyngeal, nasal, throat or saliva (or the SNOMED CT code); nasopharyngeal when empty.",
+        "nasopharyngeal",
+    ),
+    Column("sampled_at", True, "Sampling date and time: DD/MM/YYYY HH:MM (Paris time) or ISO 8601.", "15/01/2022 14:30"),
+    Column("result", True, "positive, negative or invalid (positif/négatif/invalide, or the SNOMED CT code).", "negative"),
+    Column("consent", True, "Patient agrees to share identity with the national system: yes/no (oui/non, 1/0, true/false).", "yes"),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+REQUIRED_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.required)
+IDENTITY_COLUMNS: tuple[str, ...] = tuple(PatientIdentity.__dataclass_fields__)
+
+# Common French headers, after _key() normalisation.
+HEADER_ALIASES = {
+    "nom": "last_name",
+    "nom_de_famille": "last_name",
+    "prenom": "first_names",
+    "prenoms": "first_names",
+    "first_name": "first_names",
+    "sexe": "sex",
+    "date_de_naissance": "date_of_birth",
+    "birth_date": "date_of_birth",
+    "dob": "date_of_birth",
+    "numero_de_securite_sociale": "nir",
+    "adresse": "address_line",
+    "address": "address_line",
+    "code_postal": "postcode",
+    "ville": "city",
+    "pays": "country",
+    "telephone": "phone",
+    "courriel": "email",
+    "prelevement": "specimen",
+    "specimen_type": "specimen",
+    "date_prelevement": "sampled_at",
+    "date_du_prelevement": "sampled_at",
+    "resultat": "result",
+    "consentement": "consent",
+}
+
+SEXES = {
+    "f": "F",
+    "femme": "F",
+    "female": "F",
+    "feminin": "F",
+    "m": "M",
+    "h": "M",
+    "homme": "M",
+    "male": "M",
+    "masculin": "M",
+    "o": "O",
+    "other": "O",
+    "autre": "O",
+    "u": "U",
+    "unknown": "U",
+    "inconnu": "U",
+}
+SPECIMEN_NAMES = {
+    "nasopharyngeal": "258500001",
+    "nasopharyngeal swab": "258500001",
+    "nasopharynge": "258500001",
+    "nasopharyngee": "258500001",
+    "nasopharyngien": "258500001",
+    "np": "258500001",
+    "nasal": "697989009",
+    "nasal swab": "697989009",
+    "nose": "697989009",
+    "nez": "697989009",
+    "anterior nares": "697989009",
+    "throat": "258529004",
+    "throat swab": "258529004",
+    "gorge": "258529004",
+    "oropharyngeal": "258529004",
+    "oropharynge": "258529004",
+    "saliva": "258560004",
+    "salive": "258560004",
+    "salivary": "258560004",
+}
+RESULT_NAMES = {
+    "positive": RESULT_DETECTED,
+    "positif": RESULT_DETECTED,
+    "positive detected": RESULT_DETECTED,
+    "detected": RESULT_DETECTED,
+    "pos": RESULT_DETECTED,
+    "negative": RESULT_NOT_DETECTED,
+    "negatif": RESULT_NOT_DETECTED,
+    "not detected": RESULT_NOT_DETECTED,
+    "neg": RESULT_NOT_DETECTED,
+    "invalid": RESULT_INVALID,
+    "invalide": RESULT_INVALID,
+}
+CONSENTS = {
+    "yes": True,
+    "oui": True,
+    "1": True,
+    "true": True,
+    "vrai": True,
+    "no": False,
+    "non": False,
+    "0": False,
+    "false": False,
+    "faux": False,
+}
+
+_DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_FR_DATE_RE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+_ISO_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_FR_DATETIME_RE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})[ T]+(\d{1,2})[:hH](\d{2})(?::(\d{2}))?")
+_ISO_DATETIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?", re.IGNORECASE)
+
+DATE_HINT = "use DD/MM/YYYY such as 12/03/1994"
+DATETIME_HINT = "use DD/MM/YYYY HH:MM such as 12/03/2022 14:30 (Paris time) or 2022-03-12T14:30:00+01:00"
+
+
+@dataclass(frozen=True)
+class RowError:
+    row_number: int  # 0 for a file-level problem
+    column: str  # "" when the error concerns the whole row
+    value: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    row_number: int
+    identity: PatientIdentity
+    device_id: str
+    specimen_type: str
+    sampled_at: datetime
+    results: dict[str, str]  # analyte code -> SNOMED CT result code
+    consent: bool
+
+    def screening_input(self) -> ScreeningInput:
+        from relais.screenings.services import ScreeningInput  # lazily: services pulls in the models
+
+        return ScreeningInput(
+            device_id=self.device_id,
+            specimen_type=self.specimen_type,
+            sampled_at=self.sampled_at,
+            results=dict(self.results),
+            consent_share_identity=self.consent,
+        )
+
+
+@dataclass
+class ImportResult:
+    rows: list[ParsedRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    file_errors: list[str] = field(default_factory=list)
+    encoding: str = ""
+    delimiter: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.file_errors
+
+    @property
+    def rows_in_error(self) -> list[int]:
+        return sorted({e.row_number for e in self.errors})
+
+
+def _key(text: str) -> str:
+    """Lower case, accents removed, runs of spaces/underscores/hyphens/dots collapsed: 'Date de naissance' -> 'date_de_naissance'."""
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.sub(r"[\s_.\-']+", "_", stripped.strip().lower()).strip("_")
+
+
+def _word(text: str) -> str:
+    """Like _key but with spaces: for vocabulary look-ups ('Négatif' -> 'negatif', 'Nasal-swab' -> 'nasal swab')."""
+    return _key(text).replace("_", " ")
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= _VALUE_MAX else value[: _VALUE_MAX - 1] + "…"
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252"), "cp1252"
+
+
+def _sniff_delimiter(text: str) -> str:
+    first_line = text.split("\n", 1)[0]
+    return ";" if first_line.count(";") > first_line.count(",") else ","
+
+
+def _valid_date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def parse_date(value: str) -> date | None:
+    """DD/MM/YYYY (also with - or .) or YYYY-MM-DD; None when not a real date."""
+    value = value.strip()
+    if m := _ISO_DATE_RE.fullmatch(value):
+        return _valid_date(int(m[1]), int(m[2]), int(m[3]))
+    if m := _FR_DATE_RE.fullmatch(value):
+        return _valid_date(int(m[3]), int(m[2]), int(m[1]))
+    return None
+
+
+def _aware(naive: datetime) -> datetime | None:
+    """Attach Paris time; None for a wall-clock time skipped by the spring DST change."""
+    aware = naive.replace(tzinfo=PARIS)
+    if aware.astimezone(UTC).astimezone(PARIS).replace(tzinfo=None) != naive:
+        return None
+    return aware
+
+
+def parse_datetime(value: str) -> datetime | None:
+    """DD/MM/YYYY HH:MM[:SS] or ISO 8601 with optional offset; naive times are Paris time. None when invalid."""
+    value = value.strip()
+    try:
+        if m := _FR_DATETIME_RE.fullmatch(value):
+            return _aware(datetime(int(m[3]), int(m[2]), int(m[1]), int(m[4]), int(m[5]), int(m[6] or 0)))
+        if m := _ISO_DATETIME_RE.fullmatch(value):
+            naive = datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6] or 0))
+            if not m[7]:
+                return _aware(naive)
+            offset = "+00:00" if m[7].upper() == "Z" else m[7]
+            return datetime.fromisoformat(naive.isoformat() + (offset if ":" in offset else f"{offset[:3]}:{offset[3:]}"))
+    except ValueError:
+        return None
+    return None
+
+
+class _HeaderError(Exception):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+def _map_header(header: list[str]) -> list[str | None]:
+    """Column name for each header cell (None for an empty, ignorable cell). Raises _HeaderError."""
+    mapped: list[str | None] = []
+    unknown: list[str] = []
+    seen: dict[str, str] = {}
+    duplicated: list[str] = []
+    for cell in header:
+        key = _key(cell)
+        if not key:
+            mapped.append(None)
+            continue
+        name = key if key in COLUMN_NAMES else HEADER_ALIASES.get(key)
+        if name is None:
+            unknown.append(_shown(cell.strip()))
+            mapped.append(None)
+            continue
+        if name in seen:
+            duplicated.append(f"'{_shown(cell.strip())}' (same as '{seen[name]}')")
+        seen[name] = cell.strip()
+        mapped.append(name)
+    messages = []
+    if unknown:
+        messages.append(f"Unknown column(s): {', '.join(repr(u) for u in unknown)}. Allowed columns: {', '.join(COLUMN_NAMES)}.")
+    missing = [c for c in COLUMN_NAMES if c in REQUIRED_COLUMNS and c not in seen]
+    if missing:
+        messages.append(f"Missing required column(s): {', '.join(missing)}. The first row must be the header; see the template.")
+    if duplicated:
+        messages.append(f"Column(s) given twice: {', '.join(duplicated)}.")
+    if messages:
+        raise _HeaderError(messages)
+    return mapped
+
+
+def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedRow | list[RowError]:
+    errors: list[RowError] = []
+
+    def err(column: str, message: str) -> None:
+        errors.append(RowError(row_number, column, _shown(cells.get(column, "").strip()), message))
+
+    def get(column: str) -> str:
+        return cells.get(column, "").strip()
+
+    # Identity: normalise what the CSV allows more freely, then let PatientForm validate like the web form does.
+    form_data = {name: get(name) for name in IDENTITY_COLUMNS}
+    form_data["country"] = form_data["country"] or "FR"
+    sex_raw = get("sex")
+    if sex_raw:
+        sex = SEXES.get(_word(sex_raw))
+        if sex is None:
+            err("sex", f"sex: '{_shown(sex_raw)}' is not a sex; use F, M, O (other) or U (unknown)")
+        form_data["sex"] = sex or ""
+    dob_raw = get("date_of_birth")
+    if dob_raw:
+        dob = parse_date(dob_raw)
+        if dob is None:
+            err("date_of_birth", f"date_of_birth: '{_shown(dob_raw)}' is not a date; {DATE_HINT}")
+        form_data["date_of_birth"] = dob.isoformat() if dob else ""
+    form = PatientForm(form_data)
+    if form.is_valid():
+        identity: PatientIdentity | None = form.identity()
+    else:
+        identity = None
+        already = {e.column for e in errors}
+        for name, exceptions in form.errors.as_data().items():
+            column = "" if name == "__all__" else name
+            if column in already:
+                continue  # our own, more precise message is already there
+            shown = get(column) if column else ""
+            for exc in exceptions:
+                message = "is required" if exc.code == "required" else " ".join(exc.messages)
+                prefix = f"{column}: '{_shown(shown)}' " if shown else (f"{column}: " if column else "")
+                err(column, f"{prefix}{message}")
+
+    device_id = get("device_id")
+    if not device_id:
+        err("device_id", "device_id: is required; give the EU device id of the test, such as 1232")
+    elif not _DEVICE_RE.fullmatch(device_id):
+        err("device_id", f"device_id: '{_shown(device_id)}' is not an EU device id; use the id from the EU catalogue, such as 1232")
+
+    specimen_raw = get("specimen")
+    specimen: str | None = DEFAULT_SPECIMEN
+    if specimen_raw:
+        specimen = specimen_raw if specimen_raw in SPECIMENS else SPECIMEN_NAMES.get(_word(specimen_raw))
+        if specimen is None:
+            err("specimen", f"specimen: '{_shown(specimen_raw)}' is not a known specimen; use nasopharyngeal, nasal, throat or saliva")
+
+    sampled_raw = get("sampled_at")
+    sampled_at: datetime | None = None
+    if not sampled_raw:
+        err("sampled_at", f"sampled_at: is required; {DATETIME_HINT}")
+    else:
+        sampled_at = parse_datetime(sampled_raw)
+        if sampled_at is None:
+            err("sampled_at", f"sampled_at: '{_shown(sampled_raw)}' is not a date and time; {DATETIME_HINT}")
+        elif sampled_at > now + CLOCK_SKEW:
+            err("sampled_at", f"sampled_at: '{_shown(sampled_raw)}' is in the future; check the date and time")
+        elif sampled_at < now - MAX_AGE:
+            err("sampled_at", f"sampled_at: '{_shown(sampled_raw)}' is more than 30 days ago; check the date")
+
+    result_raw = get("result")
+    result: str | None = None
+    if not result_raw:
+        err("result", "result: is required; use positive, negative or invalid")
+    else:
+        result = result_raw if result_raw in RESULTS else RESULT_NAMES.get(_word(result_raw))
+        if result is None:
+            err("result", f"result: '{_shown(result_raw)}' is not a result; use positive, negative or invalid")
+
+    consent_raw = get("consent")
+    consent: bool | None = None
+    if not consent_raw:
+        err("consent", "consent: is required; use yes or no")
+    else:
+        consent = CONSENTS.get(_word(consent_raw))
+        if consent is None:
+            err("consent", f"consent: '{_shown(consent_raw)}' is not yes or no; use yes or no")
+
+    if errors:
+        return errors
+    assert identity is not None and specimen is not None and sampled_at is not None and result is not None and consent is not None
+    return ParsedRow(
+        row_number=row_number,
+        identity=identity,
+        device_id=device_id,
+        specimen_type=specimen,
+        sampled_at=sampled_at,
+        results={ANALYTE: result},
+        consent=consent,
+    )
+
+
+def _duplicate_key(row: ParsedRow) -> tuple[object, ...]:
+    who: tuple[object, ...] = (
+        ("nir", row.identity.nir)
+        if row.identity.nir
+        else ("name", _word(row.identity.last_name), _word(row.identity.first_names), row.identity.date_of_birth)
+    )
+    return (*who, row.device_id, row.sampled_at)
+
+
+def _records(text: str, delimiter: str) -> Iterator[list[str]]:
+    # newline="" semantics: csv handles quoted line breaks itself.
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False)
+
+
+def parse_csv(data: bytes, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> ImportResult:
+    """Parse a whole upload. Never raises on bad input: problems end up in ``errors`` or ``file_errors``."""
+    result = ImportResult()
+    now = now or timezone.now()
+    if len(data) > MAX_BYTES:
+        result.file_errors.append(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB: split it into several files.")
+        return result
+    try:
+        text, result.encoding = _decode(data)
+    except UnicodeDecodeError:
+        result.file_errors.append("The file is neither UTF-8 nor Windows-1252 text: save it as “CSV UTF-8” from your spreadsheet.")
+        return result
+    if "\x00" in text:
+        result.file_errors.append("The file contains binary data: save it as “CSV UTF-8” from your spreadsheet.")
+        return result
+    if not text.strip():
+        result.file_errors.append("The file is empty: use the template, with the header on the first row.")
+        return result
+    result.delimiter = _sniff_delimiter(text)
+    seen: dict[tuple[object, ...], int] = {}
+    data_rows = 0
+    try:
+        records = _records(text, result.delimiter)
+        header = next(records, None)
+        if header is None:
+            result.file_errors.append("The file is empty: use the template, with the header on the first row.")
+            return result
+        try:
+            mapped = _map_header(header)
+        except _HeaderError as exc:
+            result.file_errors.extend(exc.messages)
+            return result
+        width = len(mapped)
+        for index, record in enumerate(records, start=2):
+            if not any(cell.strip() for cell in record):
+                continue  # blank line, often at the end of spreadsheet exports
+            data_rows += 1
+            if data_rows > max_rows:
+                result.file_errors.append(f"The file has more than {max_rows} rows: split it into several files.")
+                break
+            extra = [cell for cell in record[width:] if cell.strip()]
+            if extra:
+                result.errors.append(
+                    RowError(
+                        index,
+                        "",
+                        _shown(result.delimiter.join(extra)),
+                        f"row has {len(record)} cells but the header has {width}; "
+                        f"check for a stray '{result.delimiter}' or a missing quote",
+                    )
+                )
+                continue
+            cells = {name: cell for name, cell in zip(mapped, record, strict=False) if name is not None}
+            parsed = _parse_row(index, cells, now)
+            if isinstance(parsed, list):
+                result.errors.extend(parsed)
+                continue
+            key = _duplicate_key(parsed)
+            if key in seen:
+                result.errors.append(
+                    RowError(
+                        index,
+                        "",
+                        "",
+                        f"same patient, device and sampling time as row {seen[key]}; delete one of the two rows",
+                    )
+                )
+                continue
+            seen[key] = index
+            result.rows.append(parsed)
+    except csv.Error as exc:
+        result.file_errors.append(f"The file is not valid CSV ({exc}): save it as CSV from your spreadsheet.")
+    if data_rows == 0 and not result.file_errors:
+        result.file_errors.append("The file has a header but no data rows.")
+    return result
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """Neutralise spreadsheet formula injection: a cell starting with = + - @ tab or CR gets a leading quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _write_csv(rows: Iterable[Iterable[object]], delimiter: str = ",") -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
+    return out.getvalue()
+
+
+def error_report_csv(result: ImportResult, *, delimiter: str = ",") -> str:
+    """CSV of the problems (row, column, value, message); file-level problems first, with an empty row number."""
+    lines: list[list[object]] = [["row", "column", "value", "message"]]
+    lines.extend(["", "", "", message] for message in result.file_errors)
+    lines.extend([e.row_number, e.column, e.value, e.message] for e in sorted(result.errors, key=lambda e: e.row_number))
+    return _write_csv(lines, delimiter)
+
+
+def _recent(now: datetime | None, hours_ago: float) -> str:
+    when = (now or timezone.now()).astimezone(PARIS) - timedelta(hours=hours_ago)
+    return when.strftime("%d/%m/%Y %H:%M")
+
+
+def template_csv(*, now: datetime | None = None) -> str:
+    """The header and one example row (dated an hour ago, so it passes validation as is)."""
+    example = [c.example for c in COLUMNS]
+    example[COLUMN_NAMES.index("sampled_at")] = _recent(now, 1)
+    return _write_csv([list(COLUMN_NAMES), example])
+
+
+def example_csv(*, now: datetime | None = None) -> str:
+    """Five realistic rows (accents, French dates, optional columns left empty) dated within the last day."""
+    rows = [
+        ["Lefèvre", "Hélène Marie", "F", "12/03/1985", "285037505612306", "12 rue de la République", "75011", "Paris", "FR",
+         "06 12 34 56 78", "helene.lefevre@example.org", "1232", "nasopharyngeal", _recent(now, 1), "négatif", "oui"],
+        ["Nguyễn", "Thành", "homme", "1992-01-16", "192016912304545", "", "69003", "Lyon", "",
+         "+33 7 81 22 33 44", "", "1833", "nasal", _recent(now, 2), "positif", "oui"],
+        ["Da Costa-Müller", "Inês", "femme", "05/12/2001", "", "3 place de l'Église", "13001", "Marseille", "FR",
+         "", "ines.dacosta@example.org", "1232", "258500001", _recent(now, 3.5), "negative", "yes"],
+        ["O'Brien", "Seán Patrick", "M", "30/05/1978", "178059935001295", "", "", "", "IE",
+         "", "", "1468", "saliva", _recent(now, 5), "invalide", "non"],
+        ["Benali", "Yasmine", "F", "2017-09-08", "", "45 avenue Jean Jaurès", "31000", "Toulouse", "FR",
+         "06 98 76 54 32", "", "1232", "nasopharyngé", _recent(now, 20), "negative", "1"],
+    ]  # fmt: skip
+    return _write_csv([list(COLUMN_NAMES), *rows])
