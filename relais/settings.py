@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "relais.screenings",
     "relais.transfer",
     "relais.api",
+    "relais.submissions",
     "ninja",
 ]
 
