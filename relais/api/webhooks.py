@@ -59,9 +59,14 @@ def webhook_url_check(url: str, *, production: bool | None = None, resolve: bool
     return url
 
 
+def _may_manage(actor: User, client: ApiClient) -> bool:
+    """The pharmacy's admin, or the client itself through the API."""
+    return (actor.role == Role.PHARMACY_ADMIN and actor.pharmacy_id == client.pharmacy_id) or actor.pk == client.service_user_id
+
+
 def webhook_register(*, actor: User, client: ApiClient, url: str) -> Webhook:
     """One active webhook per client: registering a new address replaces the previous one."""
-    if not (actor.role == Role.PHARMACY_ADMIN and actor.pharmacy_id == client.pharmacy_id):
+    if not _may_manage(actor, client):
         raise PermissionDenied
     url = webhook_url_check(url)
     with transaction.atomic():
@@ -72,7 +77,7 @@ def webhook_register(*, actor: User, client: ApiClient, url: str) -> Webhook:
 
 
 def webhook_disable(*, actor: User, webhook: Webhook) -> None:
-    if not (actor.role == Role.PHARMACY_ADMIN and actor.pharmacy_id == webhook.client.pharmacy_id):
+    if not _may_manage(actor, webhook.client):
         raise PermissionDenied
     with transaction.atomic():
         Webhook.objects.filter(pk=webhook.pk, disabled_at__isnull=True).update(disabled_at=timezone.now())
