@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from relais.screenings.vocab import DEFAULT_SPECIMEN
 
@@ -28,20 +28,62 @@ class PatientIn(Strict):
     email: str = Field("", max_length=254)
 
 
+ResultCode = Literal["260373001", "260415000", "455371000124106"]
+
+
 class ScreeningIn(Strict):
-    patient: PatientIn
+    patient: PatientIn | None = Field(None, description="the patient's identity; give this or patient_id")
+    patient_id: uuid.UUID | None = Field(None, description="a patient registered earlier with POST /patients")
     device_id: str = Field(max_length=32, description="EU rapid test device id, e.g. 1232", examples=["1232"])
     specimen_type: str = Field(DEFAULT_SPECIMEN, max_length=20, description="SNOMED CT specimen code")
     sampled_at: datetime = Field(description="ISO 8601 with a time zone")
-    results: dict[str, Literal["260373001", "260415000", "455371000124106"]] = Field(
+    results: dict[str, ResultCode] = Field(
         description="analyte -> SNOMED CT result (detected, not detected, invalid)", examples=[{"sars-cov-2": "260415000"}]
     )
     consent_share_identity: bool
+
+    @model_validator(mode="after")
+    def _one_patient(self) -> ScreeningIn:
+        if (self.patient is None) == (self.patient_id is None):
+            raise ValueError("give either patient (identity) or patient_id, not both")
+        return self
+
+
+class CorrectionIn(Strict):
+    reason: str = Field(min_length=1, max_length=500, description="why the result changes; kept with the new version")
+    results: dict[str, ResultCode] = Field(description="the corrected result of every analyte of the device")
+
+
+class RemovalIn(Strict):
+    reason: str = Field(min_length=1, max_length=500, description="why the test is removed (e.g. entered for the wrong patient)")
+
+
+class BatchIn(Strict):
+    items: list[Any] = Field(
+        min_length=1,
+        max_length=1000,
+        description="up to 1,000 screenings, each shaped like the body of POST /screenings; each is accepted or refused on its own",
+    )
+
+
+class PatientOut(Schema):
+    patient_id: uuid.UUID
+    matched_existing: bool = Field(description="true when the identity matched a patient already registered at your pharmacy")
+
+
+class WebhookIn(Strict):
+    url: str = Field(min_length=8, max_length=500, examples=["https://example.org/relais/webhook"])
+
+
+class WebhookOut(Schema):
+    url: str
+    created_at: datetime
 
 
 class FieldError(Schema):
     field: str
     message: str
+    value: str | None = None  # the value read, for CSV rows
 
 
 class ErrorOut(Schema):
@@ -75,3 +117,37 @@ class TokenOut(Schema):
 class TokenErrorOut(Schema):
     error: str
     error_description: str
+
+
+class SubmitOut(ScreeningOut):
+    outcome: Literal["accepted", "duplicate"]
+    duplicate_of: uuid.UUID | None = Field(None, description="the earlier screening this submission repeats")
+    note: str = ""
+
+
+class ItemOut(Schema):
+    index: int = Field(description="position in the batch (from 0), or the spreadsheet row number for CSV files")
+    status: Literal["accepted", "duplicate", "rejected"]
+    screening_id: uuid.UUID | None
+    duplicate_of: uuid.UUID | None
+    errors: list[FieldError]
+
+
+class SubmissionOut(Schema):
+    submission_id: uuid.UUID
+    kind: Literal["batch", "csv"]
+    status: Literal["queued", "processing", "done", "failed"]
+    total: int
+    processed: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    percent: int
+    created_at: datetime
+    finished_at: datetime | None
+    failure_reason: str
+    items: list[ItemOut]
+
+
+class JwksOut(Schema):
+    keys: list[dict[str, str]]

@@ -53,7 +53,9 @@ class EncryptedTextField(models.TextField):
         return crypto.aad_for(instance._meta.db_table, str(self.column), instance.pk)
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        return None if value is None else Ciphertext(value)
+        if value is None or value == "":
+            return value  # emptied in place by an update (e.g. a processed upload): nothing to decrypt
+        return Ciphertext(value)
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
         raw = model_instance.__dict__.get(self.attname)

@@ -530,7 +530,7 @@ def spreadsheet_safe(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _write_csv(rows: Iterable[Iterable[object]], delimiter: str = ",") -> str:
+def write_csv(rows: Iterable[Iterable[object]], delimiter: str = ",") -> str:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     for row in rows:
@@ -543,7 +543,7 @@ def error_report_csv(result: ImportResult, *, delimiter: str = ",") -> str:
     lines: list[list[object]] = [["row", "column", "value", "message"]]
     lines.extend(["", "", "", message] for message in result.file_errors)
     lines.extend([e.row_number, e.column, e.value, e.message] for e in sorted(result.errors, key=lambda e: e.row_number))
-    return _write_csv(lines, delimiter)
+    return write_csv(lines, delimiter)
 
 
 def _recent(now: datetime | None, hours_ago: float) -> str:
@@ -555,7 +555,7 @@ def template_csv(*, now: datetime | None = None) -> str:
     """The header and one example row (dated an hour ago, so it passes validation as is)."""
     example = [c.example for c in COLUMNS]
     example[COLUMN_NAMES.index("sampled_at")] = _recent(now, 1)
-    return _write_csv([list(COLUMN_NAMES), example])
+    return write_csv([list(COLUMN_NAMES), example])
 
 
 def example_csv(*, now: datetime | None = None) -> str:
@@ -572,4 +572,4 @@ def example_csv(*, now: datetime | None = None) -> str:
         ["Benali", "Yasmine", "F", "2017-09-08", "", "45 avenue Jean Jaurès", "31000", "Toulouse", "FR",
          "06 98 76 54 32", "", "1232", "nasopharyngé", _recent(now, 20), "negative", "1"],
     ]  # fmt: skip
-    return _write_csv([list(COLUMN_NAMES), *rows])
+    return write_csv([list(COLUMN_NAMES), *rows])

@@ -8,61 +8,70 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('api', '0001_initial'),
-        ('screenings', '0002_load_device_catalogue'),
+        ("api", "0001_initial"),
+        ("screenings", "0002_load_device_catalogue"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Webhook',
+            name="Webhook",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('url', models.URLField(max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('disabled_at', models.DateTimeField(blank=True, null=True)),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='webhooks', to='api.apiclient')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("url", models.URLField(max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("disabled_at", models.DateTimeField(blank=True, null=True)),
+                ("client", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="webhooks", to="api.apiclient")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='IdempotentResponse',
+            name="IdempotentResponse",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('key', models.CharField(max_length=200)),
-                ('request_hash', models.CharField(max_length=64)),
-                ('status_code', models.PositiveIntegerField()),
-                ('body', relais.core.fields.EncryptedTextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='api.apiclient')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("key", models.CharField(max_length=200)),
+                ("request_hash", models.CharField(max_length=64)),
+                ("status_code", models.PositiveIntegerField()),
+                ("body", relais.core.fields.EncryptedTextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("client", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="api.apiclient")),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('client', 'key'), name='idempotency_key_once_per_client')],
+                "constraints": [models.UniqueConstraint(fields=("client", "key"), name="idempotency_key_once_per_client")],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('event', models.CharField(max_length=40)),
-                ('payload', models.JSONField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(db_index=True)),
-                ('lease_owner', models.CharField(blank=True, max_length=100)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=300)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('screening', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='screenings.screening')),
-                ('webhook', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='api.webhook')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("event", models.CharField(max_length=40)),
+                ("payload", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("delivered", "Delivered"), ("failed", "Failed")], default="pending", max_length=16
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(db_index=True)),
+                ("lease_owner", models.CharField(blank=True, max_length=100)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=300)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("screening", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="screenings.screening")),
+                ("webhook", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="deliveries", to="api.webhook")),
             ],
             options={
-                'indexes': [models.Index(fields=['status', 'next_attempt_at'], name='api_webhook_status_5921e6_idx')],
+                "indexes": [models.Index(fields=["status", "next_attempt_at"], name="api_webhook_status_5921e6_idx")],
             },
         ),
     ]

@@ -8,66 +8,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('screenings', '0002_load_device_catalogue'),
+        ("accounts", "0001_initial"),
+        ("screenings", "0002_load_device_catalogue"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Submission',
+            name="Submission",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('batch', 'API batch'), ('csv', 'CSV file')], max_length=8)),
-                ('status', models.CharField(choices=[('queued', 'Waiting'), ('processing', 'In progress'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200)),
-                ('request_hash', models.CharField(blank=True, max_length=64)),
-                ('file_name', relais.core.fields.EncryptedTextField(blank=True, default='')),
-                ('content', relais.core.fields.EncryptedTextField(blank=True, default='')),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('processed', models.PositiveIntegerField(default=0)),
-                ('accepted', models.PositiveIntegerField(default=0)),
-                ('duplicates', models.PositiveIntegerField(default=0)),
-                ('rejected', models.PositiveIntegerField(default=0)),
-                ('failure_reason', models.CharField(blank=True, max_length=300)),
-                ('lease_owner', models.CharField(blank=True, max_length=100)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('pharmacy', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='submissions', to='accounts.pharmacy')),
-                ('submitted_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("kind", models.CharField(choices=[("batch", "API batch"), ("csv", "CSV file")], max_length=8)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("queued", "Waiting"), ("processing", "In progress"), ("done", "Done"), ("failed", "Failed")],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("idempotency_key", models.CharField(blank=True, max_length=200)),
+                ("request_hash", models.CharField(blank=True, max_length=64)),
+                ("file_name", relais.core.fields.EncryptedTextField(blank=True, default="")),
+                ("content", relais.core.fields.EncryptedTextField(blank=True, default="")),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("processed", models.PositiveIntegerField(default=0)),
+                ("accepted", models.PositiveIntegerField(default=0)),
+                ("duplicates", models.PositiveIntegerField(default=0)),
+                ("rejected", models.PositiveIntegerField(default=0)),
+                ("failure_reason", models.CharField(blank=True, max_length=300)),
+                ("lease_owner", models.CharField(blank=True, max_length=100)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "pharmacy",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="submissions", to="accounts.pharmacy"),
+                ),
+                (
+                    "submitted_by",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SubmissionItem',
+            name="SubmissionItem",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('position', models.PositiveIntegerField()),
-                ('status', models.CharField(choices=[('accepted', 'Accepted'), ('duplicate', 'Duplicate'), ('rejected', 'Rejected')], max_length=16)),
-                ('errors', relais.core.fields.EncryptedTextField(blank=True, default='')),
-                ('duplicate_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='screenings.screening')),
-                ('screening', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='screenings.screening')),
-                ('submission', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='submissions.submission')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("position", models.PositiveIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("accepted", "Accepted"), ("duplicate", "Duplicate"), ("rejected", "Rejected")], max_length=16
+                    ),
+                ),
+                ("errors", relais.core.fields.EncryptedTextField(blank=True, default="")),
+                (
+                    "duplicate_of",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="screenings.screening"
+                    ),
+                ),
+                (
+                    "screening",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="screenings.screening"
+                    ),
+                ),
+                (
+                    "submission",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="items", to="submissions.submission"),
+                ),
             ],
             options={
-                'ordering': ['position'],
+                "ordering": ["position"],
             },
         ),
         migrations.AddIndex(
-            model_name='submission',
-            index=models.Index(fields=['status', 'created_at'], name='submissions_status_75026c_idx'),
+            model_name="submission",
+            index=models.Index(fields=["status", "created_at"], name="submissions_status_75026c_idx"),
         ),
         migrations.AddConstraint(
-            model_name='submission',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('submitted_by', 'idempotency_key'), name='submission_idempotency_key_once'),
+            model_name="submission",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key", ""), _negated=True),
+                fields=("submitted_by", "idempotency_key"),
+                name="submission_idempotency_key_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='submissionitem',
-            constraint=models.UniqueConstraint(fields=('submission', 'position'), name='one_outcome_per_item'),
+            model_name="submissionitem",
+            constraint=models.UniqueConstraint(fields=("submission", "position"), name="one_outcome_per_item"),
         ),
     ]

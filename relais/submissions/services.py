@@ -1,0 +1,364 @@
+"""Accepting screenings from software and files: one item at a time, never the whole batch for one bad item.
+
+A submission is the durable record of a batch or a CSV file. Items are recorded in chunks (one transaction per
+chunk, a savepoint per item), each with its outcome row, so a killed process resumes where it stopped and an
+item is never recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from relais.accounts.models import User
+from relais.audit.services import audit_record
+from relais.patients.models import Patient
+from relais.patients.services import PatientIdentity, likely_duplicates, patient_register
+from relais.screenings.models import Screening, ScreeningStatus
+from relais.screenings.services import ScreeningInput, screening_record
+from relais.submissions.models import ItemStatus, Submission, SubmissionItem, SubmissionKind, SubmissionStatus
+
+CHUNK = 100  # items per transaction: few fsyncs, short write locks
+LEASE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class ItemError:
+    field: str
+    message: str
+    value: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "value": self.value}
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    status: str  # ItemStatus.ACCEPTED or ItemStatus.DUPLICATE
+    screening: Screening  # the new screening, or the earlier one this submission duplicates
+    patient_id: uuid.UUID
+    note: str = ""
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.status == ItemStatus.DUPLICATE
+
+
+def _patient_for(*, actor: User, identity: PatientIdentity | None, patient_id: uuid.UUID | str | None) -> Patient:
+    if patient_id is not None:
+        patient = Patient.objects.filter(pk=patient_id, pharmacy_id=actor.tenant_id).first()
+        if patient is None:
+            raise ValidationError({"patient_id": [_("No patient with this id at your pharmacy: register the patient first.")]})
+        return patient
+    assert identity is not None
+    matches = likely_duplicates(pharmacy_id=actor.tenant_id, identity=identity)
+    if matches:
+        # Same NIR, or same names and birth date: the test belongs to that record.
+        audit_record(actor=actor, action="patient.match", object_type="patient", object_ids=[matches[0].pk])
+        return matches[0]
+    return patient_register(actor=actor, identity=identity)
+
+
+def earlier_duplicate(*, pharmacy_id: uuid.UUID, patient_id: uuid.UUID, data: ScreeningInput) -> Screening | None:
+    """A current screening of the same patient with the same device and sampling time: the same test sent twice."""
+    return (
+        Screening.objects.filter(
+            pharmacy_id=pharmacy_id,
+            patient_id=patient_id,
+            device_id=str(data.device_id).strip(),
+            sampled_at=data.sampled_at,
+            is_current=True,
+        )
+        .exclude(status=ScreeningStatus.REMOVED)
+        .prefetch_related("results")
+        .first()
+    )
+
+
+def screening_submit(
+    *,
+    actor: User,
+    data: ScreeningInput,
+    identity: PatientIdentity | None = None,
+    patient_id: uuid.UUID | str | None = None,
+    now: datetime | None = None,
+) -> SubmitOutcome:
+    """Record a screening for a patient given by identity (matched or registered) or by id.
+
+    A resubmission of a test already recorded is answered with that test, flagged, not recorded twice.
+    All or nothing: a refused screening leaves no new patient behind."""
+    if not actor.sees_patients:
+        raise PermissionDenied
+    if (identity is None) == (patient_id is None):
+        raise ValueError("give exactly one of identity and patient_id")
+    with transaction.atomic():
+        patient = _patient_for(actor=actor, identity=identity, patient_id=patient_id)
+        if connection.vendor == "postgresql":
+            Patient.objects.select_for_update().filter(pk=patient.pk).first()  # serialise submissions for one patient
+        earlier = earlier_duplicate(pharmacy_id=actor.tenant_id, patient_id=patient.pk, data=data)
+        if earlier is not None:
+            recorded = {r.analyte: r.result for r in earlier.results.all()}
+            note = (
+                _("Already recorded: same patient, device and sampling time. Nothing was added.")
+                if recorded == dict(data.results)
+                else _("Already recorded with a different result: to change it, send a correction of that test.")
+            )
+            audit_record(actor=actor, action="screening.duplicate", object_type="screening", object_ids=[earlier.pk, patient.pk])
+            return SubmitOutcome(ItemStatus.DUPLICATE, earlier, patient.pk, note)
+        screening = screening_record(actor=actor, patient_id=patient.pk, data=data, now=now)
+    return SubmitOutcome(ItemStatus.ACCEPTED, screening, patient.pk)
+
+
+def validation_errors(exc: ValidationError, *, prefix: str = "") -> list[ItemError]:
+    """Service errors as (field, message); ``__all__`` becomes the prefix itself (or "item")."""
+    out: list[ItemError] = []
+    for name, messages in exc.message_dict.items():
+        where = f"{prefix}{name}" if name != "__all__" else (prefix.rstrip(".") or "item")
+        out.extend(ItemError(where, str(m)) for m in messages)
+    return out
+
+
+# --- Submissions -------------------------------------------------------------------------------------------------
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request."""
+
+
+class SubmissionBusy(Exception):
+    """The same submission is being processed right now by another request or worker."""
+
+
+@dataclass
+class Prepared:
+    """An item ready to record, or the errors that keep it out."""
+
+    position: int
+    data: ScreeningInput | None = None
+    identity: PatientIdentity | None = None
+    patient_id: uuid.UUID | None = None
+    errors: list[ItemError] = field(default_factory=list)
+
+
+def submission_open(
+    *,
+    actor: User,
+    kind: str,
+    idempotency_key: str = "",
+    request_hash: str = "",
+    file_name: str = "",
+    content: str = "",
+    total: int = 0,
+) -> tuple[Submission, bool]:
+    """Create the submission, or return the one made earlier with the same Idempotency-Key (created=False)."""
+    if not actor.sees_patients:
+        raise PermissionDenied
+    if idempotency_key:
+        existing = Submission.objects.filter(submitted_by=actor, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.request_hash != request_hash or existing.kind != kind:
+                raise IdempotencyConflict
+            return existing, False
+    submission = Submission(
+        pharmacy_id=actor.tenant_id,
+        submitted_by=actor,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        file_name=file_name,
+        content=content,
+        total=total,
+    )
+    try:
+        with transaction.atomic():
+            submission.save()
+            audit_record(actor=actor, action=f"submission.{kind}", object_type="submission", object_ids=[submission.pk])
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # A concurrent request with the same key won the race: answer with its submission.
+        existing = Submission.objects.get(submitted_by=actor, idempotency_key=idempotency_key)
+        if existing.request_hash != request_hash or existing.kind != kind:
+            raise IdempotencyConflict from None
+        return existing, False
+    return submission, True
+
+
+def _take_lease(submission: Submission, *, owner: str, now: datetime) -> bool:
+    """Only one process works on a submission; a dead one's lease runs out and another resumes."""
+    taken = (
+        Submission.objects.filter(pk=submission.pk, status__in=[SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING])
+        .exclude(lease_until__gt=now, lease_owner__gt="")
+        .exclude(lease_owner=owner)
+        .update(status=SubmissionStatus.PROCESSING, lease_owner=owner, lease_until=now + LEASE)
+    )
+    if not taken:
+        taken = Submission.objects.filter(pk=submission.pk, lease_owner=owner, status=SubmissionStatus.PROCESSING).update(
+            lease_until=now + LEASE
+        )
+    if taken and submission.started_at is None:
+        Submission.objects.filter(pk=submission.pk, started_at__isnull=True).update(started_at=now)
+    return bool(taken)
+
+
+def submission_process(
+    *,
+    submission: Submission,
+    items: Iterable[Prepared],
+    owner: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> Submission:
+    """Record every item (skipping those already recorded by an earlier, interrupted run) and close the submission."""
+    actor = submission.submitted_by
+    if not _take_lease(submission, owner=owner, now=timezone.now()):
+        submission.refresh_from_db()
+        if submission.status in (SubmissionStatus.DONE, SubmissionStatus.FAILED):
+            return submission
+        raise SubmissionBusy
+    done = set(SubmissionItem.objects.filter(submission=submission).values_list("position", flat=True))
+    pending = [item for item in items if item.position not in done]
+    now = submission.created_at  # resumed work validates sampling times as of the upload, like the first run
+    for start in range(0, len(pending), CHUNK):
+        chunk = pending[start : start + CHUNK]
+        counts = {ItemStatus.ACCEPTED: 0, ItemStatus.DUPLICATE: 0, ItemStatus.REJECTED: 0}
+        with transaction.atomic():
+            owned = Submission.objects.filter(pk=submission.pk, lease_owner=owner).update(lease_until=timezone.now() + LEASE)
+            if not owned:
+                raise SubmissionBusy  # our lease was taken over: stop without writing
+            rows = []
+            for item in chunk:
+                row = _record_item(actor=actor, submission=submission, item=item, now=now)
+                counts[ItemStatus(row.status)] += 1
+                rows.append(row)
+            SubmissionItem.objects.bulk_create(rows)
+            Submission.objects.filter(pk=submission.pk).update(
+                processed=F("processed") + len(chunk),
+                accepted=F("accepted") + counts[ItemStatus.ACCEPTED],
+                duplicates=F("duplicates") + counts[ItemStatus.DUPLICATE],
+                rejected=F("rejected") + counts[ItemStatus.REJECTED],
+            )
+        if progress is not None:
+            progress(len(done) + start + len(chunk), len(done) + len(pending))
+    with transaction.atomic():
+        Submission.objects.filter(pk=submission.pk, lease_owner=owner).update(
+            status=SubmissionStatus.DONE, finished_at=timezone.now(), lease_owner="", lease_until=None, content=""
+        )
+        audit_record(actor=actor, action="submission.done", object_type="submission", object_ids=[submission.pk])
+    submission.refresh_from_db()
+    return submission
+
+
+def _record_item(*, actor: User, submission: Submission, item: Prepared, now: datetime) -> SubmissionItem:
+    row = SubmissionItem(submission=submission, position=item.position)
+    errors = list(item.errors)
+    if not errors and item.data is not None:
+        try:
+            outcome = screening_submit(actor=actor, data=item.data, identity=item.identity, patient_id=item.patient_id, now=now)
+        except ValidationError as exc:
+            errors = validation_errors(exc)
+        else:
+            row.status = outcome.status
+            if outcome.is_duplicate:
+                row.duplicate_of = outcome.screening
+                row.errors = json.dumps([ItemError("item", outcome.note).as_dict()])
+            else:
+                row.screening = outcome.screening
+            return row
+    row.status = ItemStatus.REJECTED
+    row.errors = json.dumps([e.as_dict() for e in errors] or [ItemError("item", _("This item could not be read.")).as_dict()])
+    return row
+
+
+def item_errors(item: SubmissionItem) -> list[ItemError]:
+    return [ItemError(**e) for e in json.loads(item.errors)] if item.errors else []
+
+
+def submission_fail(*, submission: Submission, reason: str) -> None:
+    Submission.objects.filter(pk=submission.pk).update(
+        status=SubmissionStatus.FAILED,
+        failure_reason=reason[:300],
+        finished_at=timezone.now(),
+        lease_owner="",
+        lease_until=None,
+        content="",
+    )
+
+
+# --- CSV files ----------------------------------------------------------------------------------------------------
+
+
+def csv_prepare(submission: Submission) -> list[Prepared]:
+    """Parse the stored file as of the upload time; rows in error become rejected items with every problem listed."""
+    from relais.screenings.csv_import import parse_csv
+
+    result = parse_csv(submission.content.encode("utf-8"), now=submission.created_at)
+    prepared: dict[int, Prepared] = {}
+    for error in result.errors:
+        item = prepared.setdefault(error.row_number, Prepared(position=error.row_number))
+        item.errors.append(ItemError(error.column or "row", error.message, error.value))
+    for row in result.rows:
+        prepared[row.row_number] = Prepared(position=row.row_number, data=row.screening_input(), identity=row.identity)
+    return [prepared[n] for n in sorted(prepared)]
+
+
+def csv_submit(*, actor: User, data: bytes, file_name: str, idempotency_key: str = "", request_hash: str = "") -> tuple[Submission, bool]:
+    """Check the file as a whole now (encoding, header, size) and queue it; rows are recorded by the submission worker.
+
+    Raises ValidationError({"file": [...]}) when the file cannot be read at all; nothing is stored then."""
+    from relais.screenings.csv_import import parse_csv
+
+    result = parse_csv(data)
+    if result.file_errors:
+        raise ValidationError({"file": result.file_errors})
+    text = data.decode(result.encoding or "utf-8")
+    total = len(result.rows) + len(result.rows_in_error)
+    return submission_open(
+        actor=actor,
+        kind=SubmissionKind.CSV,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        file_name=file_name[:200],
+        content=text,
+        total=total,
+    )
+
+
+def csv_process(*, submission: Submission, owner: str, progress: Callable[[int, int], None] | None = None) -> Submission:
+    try:
+        items = csv_prepare(submission)
+    except Exception:
+        submission_fail(submission=submission, reason="the stored file could not be read again")
+        raise
+    return submission_process(submission=submission, items=items, owner=owner, progress=progress)
+
+
+def submission_claim_queued(*, owner: str, now: datetime | None = None) -> Submission | None:
+    """The oldest CSV submission waiting (or abandoned by a dead worker) that this worker could lease."""
+    now = now or timezone.now()
+    candidates = Submission.objects.filter(
+        kind=SubmissionKind.CSV, status__in=[SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING]
+    ).exclude(lease_until__gt=now)
+    for submission in candidates.order_by("created_at")[:5]:
+        if _take_lease(submission, owner=owner, now=now):
+            return Submission.objects.select_related("submitted_by").get(pk=submission.pk)
+    return None
+
+
+def error_report_rows(submission: Submission) -> list[list[object]]:
+    """Rejected and duplicate items as (row, column, value, message) lines, in spreadsheet order."""
+    lines: list[list[object]] = []
+    items = submission.items.exclude(status=ItemStatus.ACCEPTED).order_by("position")
+    for item in items:
+        for error in item_errors(item):
+            column = "" if error.field in ("row", "item") else error.field
+            lines.append([item.position, column, error.value, error.message])
+    return lines
