@@ -13,4 +13,5 @@ urlpatterns = [
     path("audit/", include("relais.audit.urls")),
     path("", include("relais.transfer.urls")),
     path("", include("relais.api.urls")),
+    path("imports/", include("relais.submissions.urls")),
 ]
