@@ -15,3 +15,5 @@ urlpatterns = [
     path("", include("relais.api.urls")),
     path("imports/", include("relais.submissions.urls")),
 ]
+handler404 = "relais.core.views.not_found"
+handler400 = "relais.core.views.bad_request"

@@ -2,12 +2,29 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from relais.screenings.vocab import DEFAULT_SPECIMEN
+
+
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("give an ISO 8601 string")  # lax parsing would read 0 as 1 January 1970
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("remove the NUL character (\\u0000)")  # no database stores it, and no name contains it
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+IsoDate = Annotated[date, BeforeValidator(_text_only)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_text_only)]
 
 
 class Strict(Schema):
@@ -15,17 +32,17 @@ class Strict(Schema):
 
 
 class PatientIn(Strict):
-    last_name: str = Field(min_length=1, max_length=100, examples=["DURAND-TESTEUR"])
-    first_names: str = Field(min_length=1, max_length=150, examples=["Camille"])
+    last_name: Text = Field(min_length=1, max_length=100, examples=["DURAND-TESTEUR"])
+    first_names: Text = Field(min_length=1, max_length=150, examples=["Camille"])
     sex: Literal["F", "M", "O", "U"]
-    date_of_birth: date
-    nir: str = Field("", max_length=21, description="15 characters with the key; 2A/2B for Corsica")
-    address_line: str = Field("", max_length=200)
-    postcode: str = Field("", max_length=16)
-    city: str = Field("", max_length=100)
-    country: str = Field("FR", min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
-    phone: str = Field("", max_length=32, description="any format; stored in E.164")
-    email: str = Field("", max_length=254)
+    date_of_birth: IsoDate = Field(examples=["1990-05-01"])
+    nir: Text = Field("", max_length=21, description="15 characters with the key; 2A/2B for Corsica")
+    address_line: Text = Field("", max_length=200)
+    postcode: Text = Field("", max_length=16)
+    city: Text = Field("", max_length=100)
+    country: Text = Field("FR", min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    phone: Text = Field("", max_length=32, description="any format; stored in E.164")
+    email: Text = Field("", max_length=254)
 
 
 ResultCode = Literal["260373001", "260415000", "455371000124106"]
@@ -34,13 +51,13 @@ ResultCode = Literal["260373001", "260415000", "455371000124106"]
 class ScreeningIn(Strict):
     patient: PatientIn | None = Field(None, description="the patient's identity; give this or patient_id")
     patient_id: uuid.UUID | None = Field(None, description="a patient registered earlier with POST /patients")
-    device_id: str = Field(max_length=32, description="EU rapid test device id, e.g. 1232", examples=["1232"])
-    specimen_type: str = Field(DEFAULT_SPECIMEN, max_length=20, description="SNOMED CT specimen code")
-    sampled_at: datetime = Field(description="ISO 8601 with a time zone")
+    device_id: Text = Field(max_length=32, description="EU rapid test device id, e.g. 1232", examples=["1232"])
+    specimen_type: Text = Field(DEFAULT_SPECIMEN, max_length=20, description="SNOMED CT specimen code")
+    sampled_at: IsoDateTime = Field(description="ISO 8601 with a time zone")
     results: dict[str, ResultCode] = Field(
         description="analyte -> SNOMED CT result (detected, not detected, invalid)", examples=[{"sars-cov-2": "260415000"}]
     )
-    consent_share_identity: bool
+    consent_share_identity: StrictBool
 
     @model_validator(mode="after")
     def _one_patient(self) -> ScreeningIn:
@@ -50,12 +67,12 @@ class ScreeningIn(Strict):
 
 
 class CorrectionIn(Strict):
-    reason: str = Field(min_length=1, max_length=500, description="why the result changes; kept with the new version")
+    reason: Text = Field(min_length=1, max_length=500, description="why the result changes; kept with the new version")
     results: dict[str, ResultCode] = Field(description="the corrected result of every analyte of the device")
 
 
 class RemovalIn(Strict):
-    reason: str = Field(min_length=1, max_length=500, description="why the test is removed (e.g. entered for the wrong patient)")
+    reason: Text = Field(min_length=1, max_length=500, description="why the test is removed (e.g. entered for the wrong patient)")
 
 
 class BatchIn(Strict):
@@ -72,7 +89,7 @@ class PatientOut(Schema):
 
 
 class WebhookIn(Strict):
-    url: str = Field(min_length=8, max_length=500, examples=["https://example.org/relais/webhook"])
+    url: Text = Field(min_length=8, max_length=500, examples=["https://example.org/relais/webhook"])
 
 
 class WebhookOut(Schema):

@@ -163,7 +163,7 @@ def token_issue(*, client_id: str, assertion: str, audience: str, now: datetime 
         UsedAssertion.objects.filter(expires_at__lt=now - CLOCK_SKEW).delete()
         try:
             with transaction.atomic():
-                UsedAssertion.objects.create(client=client, jti=str(claims["jti"])[:200], expires_at=expires)
+                UsedAssertion.objects.create(client=client, jti=_hash(str(claims["jti"])), expires_at=expires)
         except IntegrityError as exc:
             raise TokenError("invalid_client", "this assertion was already used (same jti): sign a new one per request") from exc
         AccessToken.objects.filter(expires_at__lt=now).delete()

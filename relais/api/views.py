@@ -74,6 +74,7 @@ KeyHeader = Header(
     None,
     alias="Idempotency-Key",
     max_length=200,
+    pattern=r"^[!-~]+$",  # printable ASCII without spaces
     description="any unique string (a UUID is best): a retry with the same key returns the first answer and records nothing twice",
 )
 
@@ -273,7 +274,35 @@ def submit_screening(request: HttpRequest, body: ScreeningIn, response: HttpResp
         return _replayable(request, response, idempotency_key, handler)
 
 
-@api.get("/screenings/{uuid:screening_id}", response={200: ScreeningOut, 404: ErrorOut, **ERRORS}, tags=["screenings"])
+# Registered before /screenings/{screening_id} so that "batch" is not read as an id.
+@api.post("/screenings/batch", response={200: SubmissionOut, 409: ErrorOut, **ERRORS}, tags=["screenings"])
+def submit_batch(request: HttpRequest, body: BatchIn, response: HttpResponse, idempotency_key: str | None = KeyHeader) -> Any:
+    """Submit up to 1,000 tests at once. Each item is accepted, flagged as a duplicate, or rejected with its field errors, on its
+    own: one bad item never refuses the others. The answer lists every item by its index."""
+    actor = _client(request).service_user
+    with request_context(channel="api"):
+        try:
+            submission, created = submissions.submission_open(
+                actor=actor,
+                kind=SubmissionKind.BATCH,
+                idempotency_key=idempotency_key or "",
+                request_hash=idempotency.request_hash(request),
+                total=len(body.items),
+            )
+        except submissions.IdempotencyConflict:
+            return Status(422, KEY_REUSED)
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        prepared = [_prepare(index, item) for index, item in enumerate(body.items)]
+        try:
+            submission = submissions.submission_process(submission=submission, items=prepared, owner=f"api-{uuid.uuid4()}")
+        except submissions.SubmissionBusy:
+            response["Retry-After"] = "5"
+            return Status(409, BUSY)
+        return Status(200, _submission_out(submission, actor=actor))
+
+
+@api.get("/screenings/{screening_id}", response={200: ScreeningOut, 404: ErrorOut, **ERRORS}, tags=["screenings"])
 def get_screening(request: HttpRequest, screening_id: uuid.UUID) -> Any:
     """A test's status, including the national platform's acknowledgement when it has arrived."""
     client = _client(request)
@@ -303,7 +332,7 @@ def _correct(
         return _replayable(request, response, key, handler)
 
 
-@api.post("/screenings/{uuid:screening_id}/correction", response={201: ScreeningOut, 404: ErrorOut, **ERRORS}, tags=["screenings"])
+@api.post("/screenings/{screening_id}/correction", response={201: ScreeningOut, 404: ErrorOut, **ERRORS}, tags=["screenings"])
 def correct_screening(
     request: HttpRequest, screening_id: uuid.UUID, body: CorrectionIn, response: HttpResponse, idempotency_key: str | None = KeyHeader
 ) -> Any:
@@ -312,7 +341,7 @@ def correct_screening(
     return _correct(request, response, idempotency_key, screening_id, reason=body.reason, results=dict(body.results))
 
 
-@api.post("/screenings/{uuid:screening_id}/removal", response={201: ScreeningOut, 404: ErrorOut, **ERRORS}, tags=["screenings"])
+@api.post("/screenings/{screening_id}/removal", response={201: ScreeningOut, 404: ErrorOut, **ERRORS}, tags=["screenings"])
 def remove_screening(
     request: HttpRequest, screening_id: uuid.UUID, body: RemovalIn, response: HttpResponse, idempotency_key: str | None = KeyHeader
 ) -> Any:
@@ -379,33 +408,6 @@ KEY_REUSED = ErrorOut(
 )
 
 
-@api.post("/screenings/batch", response={200: SubmissionOut, 409: ErrorOut, **ERRORS}, tags=["screenings"])
-def submit_batch(request: HttpRequest, body: BatchIn, response: HttpResponse, idempotency_key: str | None = KeyHeader) -> Any:
-    """Submit up to 1,000 tests at once. Each item is accepted, flagged as a duplicate, or rejected with its field errors, on its
-    own: one bad item never refuses the others. The answer lists every item by its index."""
-    actor = _client(request).service_user
-    with request_context(channel="api"):
-        try:
-            submission, created = submissions.submission_open(
-                actor=actor,
-                kind=SubmissionKind.BATCH,
-                idempotency_key=idempotency_key or "",
-                request_hash=idempotency.request_hash(request),
-                total=len(body.items),
-            )
-        except submissions.IdempotencyConflict:
-            return Status(422, KEY_REUSED)
-        if not created:
-            response["Idempotent-Replayed"] = "true"
-        prepared = [_prepare(index, item) for index, item in enumerate(body.items)]
-        try:
-            submission = submissions.submission_process(submission=submission, items=prepared, owner=f"api-{uuid.uuid4()}")
-        except submissions.SubmissionBusy:
-            response["Retry-After"] = "5"
-            return Status(409, BUSY)
-        return Status(200, _submission_out(submission, actor=actor))
-
-
 @api.post("/submissions/csv", response={202: SubmissionOut, **ERRORS}, tags=["csv"])
 def submit_csv(request: HttpRequest, file: UploadedFile = File(...), idempotency_key: str | None = KeyHeader) -> Any:
     """Upload a CSV file (multipart/form-data, field `file`; columns in docs/integrators.md). The file is checked as a whole at
@@ -430,7 +432,7 @@ def submit_csv(request: HttpRequest, file: UploadedFile = File(...), idempotency
     return Status(202, _submission_out(submission, actor=actor))
 
 
-@api.get("/submissions/{uuid:submission_id}", response={200: SubmissionOut, 404: ErrorOut, **ERRORS}, tags=["csv"])
+@api.get("/submissions/{submission_id}", response={200: SubmissionOut, 404: ErrorOut, **ERRORS}, tags=["csv"])
 def get_submission(request: HttpRequest, submission_id: uuid.UUID) -> Any:
     """Progress and outcome of a batch or CSV file, item by item."""
     client = _client(request)
@@ -440,6 +442,9 @@ def get_submission(request: HttpRequest, submission_id: uuid.UUID) -> Any:
     return Status(200, _submission_out(submission, actor=client.service_user))
 
 
+CSV_200 = {"responses": {200: {"description": "a CSV file (UTF-8 with BOM)", "content": {"text/csv": {"schema": {"type": "string"}}}}}}
+
+
 def _csv_response(text: str, filename: str) -> HttpResponse:
     response = HttpResponse(("\ufeff" + text).encode("utf-8"), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -447,7 +452,7 @@ def _csv_response(text: str, filename: str) -> HttpResponse:
     return response
 
 
-@api.get("/submissions/{uuid:submission_id}/errors.csv", response={200: Any, 404: ErrorOut, **ERRORS}, tags=["csv"])
+@api.get("/submissions/{submission_id}/errors.csv", response={404: ErrorOut, **ERRORS}, tags=["csv"], openapi_extra=CSV_200)
 def get_submission_errors(request: HttpRequest, submission_id: uuid.UUID) -> Any:
     """The rejected and duplicate rows as CSV (row, column, value, message), safe to open in a spreadsheet."""
     client = _client(request)
@@ -460,13 +465,13 @@ def get_submission_errors(request: HttpRequest, submission_id: uuid.UUID) -> Any
     return _csv_response(csv_import.write_csv([["row", "column", "value", "message"], *rows]), f"errors-{submission.pk}.csv")
 
 
-@api.get("/csv/template.csv", response={200: Any}, auth=None, tags=["csv"])
+@api.get("/csv/template.csv", response={404: ErrorOut}, auth=None, tags=["csv"], openapi_extra=CSV_200)
 def csv_template(request: HttpRequest) -> Any:
     """The header row and one example row, ready to fill in."""
     return _csv_response(csv_import.template_csv(), "relais-template.csv")
 
 
-@api.get("/csv/example.csv", response={200: Any}, auth=None, tags=["csv"])
+@api.get("/csv/example.csv", response={404: ErrorOut}, auth=None, tags=["csv"], openapi_extra=CSV_200)
 def csv_example(request: HttpRequest) -> Any:
     """Five realistic rows (fictitious people) that pass validation as they are."""
     return _csv_response(csv_import.example_csv(), "relais-example.csv")

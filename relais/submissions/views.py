@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -65,7 +66,7 @@ def example(request: HttpRequest) -> HttpResponse:
 def detail(request: HttpRequest, submission_id: uuid.UUID) -> HttpResponse:
     user = staff_user(request)
     submission = _submission_or_404(user, submission_id)
-    problems = []
+    problems: list[tuple[Any, services.ItemError]] = []
     if submission.rejected or submission.duplicates:
         with transaction.atomic():  # the problems quote the file's values, which may be identity
             audit_record(actor=user, action="submission.view", object_type="submission", object_ids=[submission.pk])
