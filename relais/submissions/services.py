@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.patients.models import Patient
-from relais.patients.services import PatientIdentity, likely_duplicates, patient_register
+from relais.patients.services import LikelyDuplicate, PatientIdentity, patient_register
 from relais.screenings.models import Screening, ScreeningStatus
 from relais.screenings.services import ScreeningInput, screening_record
 from relais.submissions.models import ItemStatus, Submission, SubmissionItem, SubmissionKind, SubmissionStatus
@@ -53,19 +53,19 @@ class SubmitOutcome:
         return self.status == ItemStatus.DUPLICATE
 
 
-def _patient_for(*, actor: User, identity: PatientIdentity | None, patient_id: uuid.UUID | str | None) -> Patient:
+def _patient_for(*, actor: User, identity: PatientIdentity | None, patient_id: uuid.UUID | str | None) -> tuple[Patient, bool]:
+    """(patient, newly registered)."""
     if patient_id is not None:
         patient = Patient.objects.filter(pk=patient_id, pharmacy_id=actor.tenant_id).first()
         if patient is None:
             raise ValidationError({"patient_id": [_("No patient with this id at your pharmacy: register the patient first.")]})
-        return patient
+        return patient, False
     assert identity is not None
-    matches = likely_duplicates(pharmacy_id=actor.tenant_id, identity=identity)
-    if matches:
-        # Same NIR, or same names and birth date: the test belongs to that record.
-        audit_record(actor=actor, action="patient.match", object_type="patient", object_ids=[matches[0].pk])
-        return matches[0]
-    return patient_register(actor=actor, identity=identity)
+    try:
+        return patient_register(actor=actor, identity=identity), True
+    except LikelyDuplicate as duplicate:
+        # Same NIR, or same names and birth date: the test belongs to that record (the check itself is audited).
+        return duplicate.matches[0], False
 
 
 def earlier_duplicate(*, pharmacy_id: uuid.UUID, patient_id: uuid.UUID, data: ScreeningInput) -> Screening | None:
@@ -101,10 +101,10 @@ def screening_submit(
     if (identity is None) == (patient_id is None):
         raise ValueError("give exactly one of identity and patient_id")
     with transaction.atomic():
-        patient = _patient_for(actor=actor, identity=identity, patient_id=patient_id)
-        if connection.vendor == "postgresql":
+        patient, new = _patient_for(actor=actor, identity=identity, patient_id=patient_id)
+        if connection.vendor == "postgresql" and not new:
             Patient.objects.select_for_update().filter(pk=patient.pk).first()  # serialise submissions for one patient
-        earlier = earlier_duplicate(pharmacy_id=actor.tenant_id, patient_id=patient.pk, data=data)
+        earlier = None if new else earlier_duplicate(pharmacy_id=actor.tenant_id, patient_id=patient.pk, data=data)
         if earlier is not None:
             recorded = {r.analyte: r.result for r in earlier.results.all()}
             note = (
