@@ -21,12 +21,16 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from relais.patients.forms import PatientForm
 from relais.patients.services import PatientIdentity
 from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED, RESULTS, SPECIMENS
 
 if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
     from relais.screenings.services import ScreeningInput
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -43,32 +47,37 @@ _VALUE_MAX = 100  # longest value echoed back in an error
 class Column:
     name: str
     required: bool
-    description: str
+    description: StrOrPromise
     example: str
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("last_name", True, "Birth or usage last name.", "Lefèvre"),
-    Column("first_names", True, "First names, separated by spaces.", "Hélène Marie"),
-    Column("sex", True, "F, M, O (other) or U (unknown); femme/homme/female/male also accepted.", "F"),
-    Column("date_of_birth", True, "DD/MM/YYYY or YYYY-MM-DD.", "12/03/1985"),
-    Column("nir", False, "Social security number, 15 characters; leave empty if unknown.", "285037505612306"),
-    Column("address_line", False, "Street address.", "12 rue de la République"),
-    Column("postcode", False, "Postcode (5 digits in France).", "75011"),
-    Column("city", False, "City.", "Paris"),
-    Column("country", False, "Two-letter ISO country code; FR when empty.", "FR"),
-    Column("phone", False, "Mobile phone, French or international format.", "06 12 34 56 78"),
-    Column("email", False, "Email address.", "helene.lefevre@example.org"),
-    Column("device_id", True, "EU device id of the rapid test (JRC catalogue), such as 1232.", "1232"),
+    Column("last_name", True, gettext_lazy("Birth or usage last name."), "Lefèvre"),
+    Column("first_names", True, gettext_lazy("First names, separated by spaces."), "Hélène Marie"),
+    Column("sex", True, gettext_lazy("F, M, O (other) or U (unknown); femme/homme/female/male also accepted."), "F"),
+    Column("date_of_birth", True, gettext_lazy("DD/MM/YYYY or YYYY-MM-DD."), "12/03/1985"),
+    Column("nir", False, gettext_lazy("Social security number, 15 characters; leave empty if unknown."), "285037505612306"),
+    Column("address_line", False, gettext_lazy("Street address."), "12 rue de la République"),
+    Column("postcode", False, gettext_lazy("Postcode (5 digits in France)."), "75011"),
+    Column("city", False, gettext_lazy("City."), "Paris"),
+    Column("country", False, gettext_lazy("Two-letter ISO country code; FR when empty."), "FR"),
+    Column("phone", False, gettext_lazy("Mobile phone, French or international format."), "06 12 34 56 78"),
+    Column("email", False, gettext_lazy("Email address."), "helene.lefevre@example.org"),
+    Column("device_id", True, gettext_lazy("EU device id of the rapid test (JRC catalogue), such as 1232."), "1232"),
     Column(
         "specimen",
         False,
-        "nasopharyngeal, nasal, throat or saliva (or the SNOMED CT code); nasopharyngeal when empty.",
+        gettext_lazy("nasopharyngeal, nasal, throat or saliva (or the SNOMED CT code); nasopharyngeal when empty."),
         "nasopharyngeal",
     ),
-    Column("sampled_at", True, "Sampling date and time: DD/MM/YYYY HH:MM (Paris time) or ISO 8601.", "15/01/2022 14:30"),
-    Column("result", True, "positive, negative or invalid (positif/négatif/invalide, or the SNOMED CT code).", "negative"),
-    Column("consent", True, "Patient agrees to share identity with the national system: yes/no (oui/non, 1/0, true/false).", "yes"),
+    Column("sampled_at", True, gettext_lazy("Sampling date and time: DD/MM/YYYY HH:MM (Paris time) or ISO 8601."), "15/01/2022 14:30"),
+    Column("result", True, gettext_lazy("positive, negative or invalid (positif/négatif/invalide, or the SNOMED CT code)."), "negative"),
+    Column(
+        "consent",
+        True,
+        gettext_lazy("Patient agrees to share identity with the national system: yes/no (oui/non, 1/0, true/false)."),
+        "yes",
+    ),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.required)
@@ -171,8 +180,8 @@ _ISO_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _FR_DATETIME_RE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})[ T]+(\d{1,2})[:hH](\d{2})(?::(\d{2}))?")
 _ISO_DATETIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?", re.IGNORECASE)
 
-DATE_HINT = "use DD/MM/YYYY such as 12/03/1994"
-DATETIME_HINT = "use DD/MM/YYYY HH:MM such as 12/03/2022 14:30 (Paris time) or 2022-03-12T14:30:00+01:00"
+DATE_HINT = gettext_lazy("use DD/MM/YYYY such as 12/03/1994")
+DATETIME_HINT = gettext_lazy("use DD/MM/YYYY HH:MM such as 12/03/2022 14:30 (Paris time) or 2022-03-12T14:30:00+01:00")
 
 
 @dataclass(frozen=True)
@@ -316,17 +325,23 @@ def _map_header(header: list[str]) -> list[str | None]:
             mapped.append(None)
             continue
         if name in seen:
-            duplicated.append(f"'{_shown(cell.strip())}' (same as '{seen[name]}')")
+            duplicated.append(_("'%(cell)s' (same as '%(first)s')") % {"cell": _shown(cell.strip()), "first": seen[name]})
         seen[name] = cell.strip()
         mapped.append(name)
     messages = []
     if unknown:
-        messages.append(f"Unknown column(s): {', '.join(repr(u) for u in unknown)}. Allowed columns: {', '.join(COLUMN_NAMES)}.")
+        messages.append(
+            _("Unknown column(s): %(unknown)s. Allowed columns: %(allowed)s.")
+            % {"unknown": ", ".join(repr(u) for u in unknown), "allowed": ", ".join(COLUMN_NAMES)}
+        )
     missing = [c for c in COLUMN_NAMES if c in REQUIRED_COLUMNS and c not in seen]
     if missing:
-        messages.append(f"Missing required column(s): {', '.join(missing)}. The first row must be the header; see the template.")
+        messages.append(
+            _("Missing required column(s): %(missing)s. The first row must be the header; see the template.")
+            % {"missing": ", ".join(missing)}
+        )
     if duplicated:
-        messages.append(f"Column(s) given twice: {', '.join(duplicated)}.")
+        messages.append(_("Column(s) given twice: %(columns)s.") % {"columns": ", ".join(duplicated)})
     if messages:
         raise _HeaderError(messages)
     return mapped
@@ -348,13 +363,13 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
     if sex_raw:
         sex = SEXES.get(_word(sex_raw))
         if sex is None:
-            err("sex", f"sex: '{_shown(sex_raw)}' is not a sex; use F, M, O (other) or U (unknown)")
+            err("sex", _("sex: '%(value)s' is not a sex; use F, M, O (other) or U (unknown)") % {"value": _shown(sex_raw)})
         form_data["sex"] = sex or ""
     dob_raw = get("date_of_birth")
     if dob_raw:
         dob = parse_date(dob_raw)
         if dob is None:
-            err("date_of_birth", f"date_of_birth: '{_shown(dob_raw)}' is not a date; {DATE_HINT}")
+            err("date_of_birth", _("date_of_birth: '%(value)s' is not a date; %(hint)s") % {"value": _shown(dob_raw), "hint": DATE_HINT})
         form_data["date_of_birth"] = dob.isoformat() if dob else ""
     form = PatientForm(form_data)
     if form.is_valid():
@@ -368,53 +383,64 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
                 continue  # our own, more precise message is already there
             shown = get(column) if column else ""
             for exc in exceptions:
-                message = "is required" if exc.code == "required" else " ".join(exc.messages)
+                message = _("is required") if exc.code == "required" else " ".join(exc.messages)
                 prefix = f"{column}: '{_shown(shown)}' " if shown else (f"{column}: " if column else "")
                 err(column, f"{prefix}{message}")
 
     device_id = get("device_id")
     if not device_id:
-        err("device_id", "device_id: is required; give the EU device id of the test, such as 1232")
+        err("device_id", _("device_id: is required; give the EU device id of the test, such as 1232"))
     elif not _DEVICE_RE.fullmatch(device_id):
-        err("device_id", f"device_id: '{_shown(device_id)}' is not an EU device id; use the id from the EU catalogue, such as 1232")
+        err(
+            "device_id",
+            _("device_id: '%(value)s' is not an EU device id; use the id from the EU catalogue, such as 1232")
+            % {"value": _shown(device_id)},
+        )
 
     specimen_raw = get("specimen")
     specimen: str | None = DEFAULT_SPECIMEN
     if specimen_raw:
         specimen = specimen_raw if specimen_raw in SPECIMENS else SPECIMEN_NAMES.get(_word(specimen_raw))
         if specimen is None:
-            err("specimen", f"specimen: '{_shown(specimen_raw)}' is not a known specimen; use nasopharyngeal, nasal, throat or saliva")
+            err(
+                "specimen",
+                _("specimen: '%(value)s' is not a known specimen; use nasopharyngeal, nasal, throat or saliva")
+                % {"value": _shown(specimen_raw)},
+            )
 
     sampled_raw = get("sampled_at")
     sampled_at: datetime | None = None
     if not sampled_raw:
-        err("sampled_at", f"sampled_at: is required; {DATETIME_HINT}")
+        err("sampled_at", _("sampled_at: is required; %(hint)s") % {"hint": DATETIME_HINT})
     else:
         sampled_at = parse_datetime(sampled_raw)
         if sampled_at is None:
-            err("sampled_at", f"sampled_at: '{_shown(sampled_raw)}' is not a date and time; {DATETIME_HINT}")
+            err(
+                "sampled_at",
+                _("sampled_at: '%(value)s' is not a date and time; %(hint)s") % {"value": _shown(sampled_raw), "hint": DATETIME_HINT},
+            )
         elif sampled_at > now + CLOCK_SKEW:
-            err("sampled_at", f"sampled_at: '{_shown(sampled_raw)}' is in the future; check the date and time")
+            err("sampled_at", _("sampled_at: '%(value)s' is in the future; check the date and time") % {"value": _shown(sampled_raw)})
         elif sampled_at < now - MAX_AGE:
-            err("sampled_at", f"sampled_at: '{_shown(sampled_raw)}' is more than 30 days ago; check the date")
+            err("sampled_at", _("sampled_at: '%(value)s' is more than 30 days ago; check the date") % {"value": _shown(sampled_raw)})
 
     result_raw = get("result")
     result: str | None = None
     if not result_raw:
-        err("result", "result: is required; use positive, negative or invalid")
+        err("result", _("result: is required; use positive, negative or invalid"))
     else:
         result = result_raw if result_raw in RESULTS else RESULT_NAMES.get(_word(result_raw))
         if result is None:
-            err("result", f"result: '{_shown(result_raw)}' is not a result; use positive, negative or invalid")
+            err("result", _("result: '%(value)s' is not a result; use positive, negative or invalid") % {"value": _shown(result_raw)})
 
     consent_raw = get("consent")
     consent: bool | None = None
     if not consent_raw:
-        err("consent", "consent: is required; use yes or no")
+        err("consent", _("consent: is required; use yes or no"))
     else:
         consent = CONSENTS.get(_word(consent_raw))
         if consent is None:
-            err("consent", f"consent: '{_shown(consent_raw)}' is not yes or no; use yes or no")
+            err("consent", _("consent: '%(value)s' is not yes or no; use yes or no") % {"value": _shown(consent_raw)})
 
     if errors:
         return errors
@@ -449,18 +475,18 @@ def parse_csv(data: bytes, *, now: datetime | None = None, max_rows: int = MAX_R
     result = ImportResult()
     now = now or timezone.now()
     if len(data) > MAX_BYTES:
-        result.file_errors.append(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB: split it into several files.")
+        result.file_errors.append(_("The file is larger than %(mb)d MB: split it into several files.") % {"mb": MAX_BYTES // (1024 * 1024)})
         return result
     try:
         text, result.encoding = _decode(data)
     except UnicodeDecodeError:
-        result.file_errors.append("The file is neither UTF-8 nor Windows-1252 text: save it as “CSV UTF-8” from your spreadsheet.")
+        result.file_errors.append(_("The file is neither UTF-8 nor Windows-1252 text: save it as “CSV UTF-8” from your spreadsheet."))
         return result
     if "\x00" in text:
-        result.file_errors.append("The file contains binary data: save it as “CSV UTF-8” from your spreadsheet.")
+        result.file_errors.append(_("The file contains binary data: save it as “CSV UTF-8” from your spreadsheet."))
         return result
     if not text.strip():
-        result.file_errors.append("The file is empty: use the template, with the header on the first row.")
+        result.file_errors.append(_("The file is empty: use the template, with the header on the first row."))
         return result
     result.delimiter = _sniff_delimiter(text)
     seen: dict[tuple[object, ...], int] = {}
@@ -469,7 +495,7 @@ def parse_csv(data: bytes, *, now: datetime | None = None, max_rows: int = MAX_R
         records = _records(text, result.delimiter)
         header = next(records, None)
         if header is None:
-            result.file_errors.append("The file is empty: use the template, with the header on the first row.")
+            result.file_errors.append(_("The file is empty: use the template, with the header on the first row."))
             return result
         try:
             mapped = _map_header(header)
@@ -482,7 +508,7 @@ def parse_csv(data: bytes, *, now: datetime | None = None, max_rows: int = MAX_R
                 continue  # blank line, often at the end of spreadsheet exports
             data_rows += 1
             if data_rows > max_rows:
-                result.file_errors.append(f"The file has more than {max_rows} rows: split it into several files.")
+                result.file_errors.append(_("The file has more than %(rows)d rows: split it into several files.") % {"rows": max_rows})
                 break
             extra = [cell for cell in record[width:] if cell.strip()]
             if extra:
@@ -491,8 +517,8 @@ def parse_csv(data: bytes, *, now: datetime | None = None, max_rows: int = MAX_R
                         index,
                         "",
                         _shown(result.delimiter.join(extra)),
-                        f"row has {len(record)} cells but the header has {width}; "
-                        f"check for a stray '{result.delimiter}' or a missing quote",
+                        _("row has %(cells)d cells but the header has %(width)d; check for a stray '%(sep)s' or a missing quote")
+                        % {"cells": len(record), "width": width, "sep": result.delimiter},
                     )
                 )
                 continue
@@ -508,16 +534,16 @@ def parse_csv(data: bytes, *, now: datetime | None = None, max_rows: int = MAX_R
                         index,
                         "",
                         "",
-                        f"same patient, device and sampling time as row {seen[key]}; delete one of the two rows",
+                        _("same patient, device and sampling time as row %(row)d; delete one of the two rows") % {"row": seen[key]},
                     )
                 )
                 continue
             seen[key] = index
             result.rows.append(parsed)
     except csv.Error as exc:
-        result.file_errors.append(f"The file is not valid CSV ({exc}): save it as CSV from your spreadsheet.")
+        result.file_errors.append(_("The file is not valid CSV (%(problem)s): save it as CSV from your spreadsheet.") % {"problem": exc})
     if data_rows == 0 and not result.file_errors:
-        result.file_errors.append("The file has a header but no data rows.")
+        result.file_errors.append(_("The file has a header but no data rows."))
     return result
 
 

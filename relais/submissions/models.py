@@ -44,6 +44,7 @@ class Submission(models.Model):
     accepted = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    language = models.CharField(max_length=8, default="fr")  # problems are written in the uploader's language
     failure_reason = models.CharField(max_length=300, blank=True)
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
@@ -158,6 +158,7 @@ def submission_open(
     file_name: str = "",
     content: str = "",
     total: int = 0,
+    language: str = "",
 ) -> tuple[Submission, bool]:
     """Create the submission, or return the one made earlier with the same Idempotency-Key (created=False)."""
     if not actor.sees_patients:
@@ -177,6 +178,7 @@ def submission_open(
         file_name=file_name,
         content=content,
         total=total,
+        language=language or translation.get_language() or "fr",
     )
     try:
         with transaction.atomic():
@@ -333,12 +335,13 @@ def csv_submit(*, actor: User, data: bytes, file_name: str, idempotency_key: str
 
 
 def csv_process(*, submission: Submission, owner: str, progress: Callable[[int, int], None] | None = None) -> Submission:
-    try:
-        items = csv_prepare(submission)
-    except Exception:
-        submission_fail(submission=submission, reason="the stored file could not be read again")
-        raise
-    return submission_process(submission=submission, items=items, owner=owner, progress=progress)
+    with translation.override(submission.language):
+        try:
+            items = csv_prepare(submission)
+        except Exception:
+            submission_fail(submission=submission, reason="the stored file could not be read again")
+            raise
+        return submission_process(submission=submission, items=items, owner=owner, progress=progress)
 
 
 def submission_claim_queued(*, owner: str, now: datetime | None = None) -> Submission | None:
