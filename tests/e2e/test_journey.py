@@ -25,6 +25,8 @@ import pytest
 from django_otp.oath import totp
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from relais.screenings import csv_import
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,6 +86,7 @@ class Server:
     base_url: str
     var_dir: Path
     first_invitation: str
+    env: dict[str, str] = field(default_factory=dict)
 
     def patient_count(self) -> int:
         with sqlite3.connect(self.var_dir / "relais.sqlite3", timeout=10) as db:
@@ -182,7 +185,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 pytest.fail(f"gunicorn did not answer /healthz within 30 s:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield Server(base_url=base_url, var_dir=var_dir, first_invitation=base_url + invite_path.group(1))
+        yield Server(base_url=base_url, var_dir=var_dir, first_invitation=base_url + invite_path.group(1), env=env)
     finally:
         process.terminate()
         try:
@@ -448,6 +451,24 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(page.locator("table.screenings tbody tr", has_text=display_name)).to_contain_text("Corrected")
     admin.nav("Team")
     expect(page.locator("table tbody tr", has_text=PHARMACIST_EMAIL)).to_contain_text("active")
+
+    # Import a spreadsheet: five good rows and one bad; the page follows the worker and lists the row to fix.
+    admin.nav("Import a file")
+    csv_path = tmp_path / "tests-du-jour.csv"
+    lines = csv_import.example_csv().splitlines()
+    lines.append(lines[1].replace("12/03/1985", "31/02/1985"))
+    csv_path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    page.get_by_label("CSV file").set_input_files(str(csv_path))
+    page.get_by_role("button", name="Send the file").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Imported file")
+    expect(page.locator("#progress-text")).to_have_text("0 / 6")
+    _manage(server.env, "submission_worker", "--until-empty")
+    expect(page.locator("#n-accepted")).to_have_text("5", timeout=15_000)  # the page polls, then reloads with the problems
+    problem = page.locator("table.problems tbody tr")
+    expect(problem).to_have_count(1)
+    expect(problem).to_contain_text("7")
+    expect(problem).to_contain_text("31/02/1985")
+    page.screenshot(path=tmp_path / "e2e-import.png", full_page=True)
     admin.logout()
     admin.close()
 
