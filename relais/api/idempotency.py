@@ -68,7 +68,7 @@ def run_once(
         with transaction.atomic():
             status, body = handler()
             if 200 <= status < 300:
-                IdempotentResponse.objects.filter(client=client, key=key, created_at__lte=timezone.now() - KEEP).delete()
+                IdempotentResponse.objects.filter(client=client, created_at__lte=timezone.now() - KEEP).delete()  # kept 24 h
                 try:
                     with transaction.atomic():
                         IdempotentResponse.objects.create(
