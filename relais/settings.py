@@ -44,6 +44,12 @@ RELAIS_BLIND_INDEX_KEY = _secret("RELAIS_BLIND_INDEX_KEY")
 RELAIS_OLD_MASTER_KEYS = [k for k in os.environ.get("RELAIS_OLD_MASTER_KEYS", "").split(",") if k.strip()]
 if RELAIS_BLIND_INDEX_KEY == RELAIS_MASTER_KEY:
     raise ImproperlyConfigured("Refusing to start: RELAIS_BLIND_INDEX_KEY must differ from RELAIS_MASTER_KEY")
+# Seed of the EC key that signs webhook notifications (public half at /api/v1/webhook-keys).
+RELAIS_WEBHOOK_SIGNING_KEY = _secret("RELAIS_WEBHOOK_SIGNING_KEY")
+if RELAIS_WEBHOOK_SIGNING_KEY in {RELAIS_MASTER_KEY, RELAIS_BLIND_INDEX_KEY}:
+    raise ImproperlyConfigured(
+        "Refusing to start: RELAIS_WEBHOOK_SIGNING_KEY must differ from RELAIS_MASTER_KEY and RELAIS_BLIND_INDEX_KEY"
+    )
 
 DEBUG = os.environ.get("RELAIS_DEBUG") == "1" and not PRODUCTION
 if PRODUCTION:

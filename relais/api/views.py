@@ -24,6 +24,7 @@ from relais.api.schemas import (
     ErrorOut,
     FieldError,
     ItemOut,
+    JwksOut,
     PatientIn,
     PatientOut,
     RemovalIn,
@@ -37,7 +38,7 @@ from relais.api.schemas import (
     WebhookIn,
     WebhookOut,
 )
-from relais.api.webhooks import webhook_disable, webhook_register
+from relais.api.webhooks import webhook_disable, webhook_jwks, webhook_register
 from relais.audit.services import audit_record
 from relais.core.context import request_context
 from relais.patients.forms import PatientForm
@@ -478,6 +479,12 @@ def csv_example(request: HttpRequest) -> Any:
 
 
 # --- Webhooks ------------------------------------------------------------------------------------------------------
+
+
+@api.get("/webhook-keys", response={200: JwksOut, 404: ErrorOut}, auth=None, tags=["webhooks"])
+def webhook_keys(request: HttpRequest) -> Any:
+    """The public keys (JWK set) that verify the Relais-Signature header of webhook notifications. Cache; refetch on an unknown kid."""
+    return Status(200, JwksOut(**webhook_jwks()))
 
 
 def _webhook(client: ApiClient) -> Webhook | None:

@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from relais.accounts.models import Role, User
+from relais.api.webhooks import webhook_enqueue_for_outcomes
 from relais.audit.services import audit_record
 from relais.screenings.models import Screening
 from relais.transfer.destinations import destination
@@ -106,6 +107,8 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
                 )
             # Only the lease holder writes: a worker whose lease expired must not overwrite a newer outcome.
             updated += OutboxMessage.objects.filter(pk=message.pk, lease_owner=owner).update(**fields)
+        # Same transaction: a client is notified if and only if the outcome was recorded.
+        webhook_enqueue_for_outcomes(messages=[m for m, o in outcomes.items() if o.kind != "transient"], now=now)
         if transmitted_ids:
             audit_record(
                 actor=None,
