@@ -37,6 +37,11 @@ def _secret(name: str) -> str:
         raise ImproperlyConfigured(f"Refusing to start: {exc}") from exc
 
 
+def _optional_secret(name: str) -> str:
+    """A secret only some deployments have (an SMTP password, an SMS gateway token): empty when not configured."""
+    return _secret(name) if name in os.environ or f"{name}_FILE" in os.environ else ""
+
+
 SECRET_KEY = _secret("DJANGO_SECRET_KEY")
 RELAIS_MASTER_KEY = _secret("RELAIS_MASTER_KEY")
 RELAIS_BLIND_INDEX_KEY = _secret("RELAIS_BLIND_INDEX_KEY")
@@ -77,6 +82,8 @@ INSTALLED_APPS = [
     "relais.transfer",
     "relais.api",
     "relais.submissions",
+    "relais.notify",
+    "relais.certificates",
     "ninja",
 ]
 
@@ -85,6 +92,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "relais.core.middleware.RequestContextMiddleware",
     "relais.core.middleware.SecurityHeadersMiddleware",
+    "relais.core.middleware.ApiMethodNotAllowedMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -238,6 +246,36 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = not PRODUCTION
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
+
+# Patient messages. Links in messages point at the public address of this deployment.
+RELAIS_PUBLIC_URL = os.environ.get("RELAIS_PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = os.environ.get("RELAIS_SMTP_HOST", "127.0.0.1")
+EMAIL_PORT = int(os.environ.get("RELAIS_SMTP_PORT", 8025))
+EMAIL_HOST_USER = os.environ.get("RELAIS_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = _optional_secret("RELAIS_SMTP_PASSWORD")
+EMAIL_USE_TLS = os.environ.get("RELAIS_SMTP_STARTTLS", "0") == "1"
+EMAIL_TIMEOUT = 15
+DEFAULT_FROM_EMAIL = os.environ.get("RELAIS_MAIL_FROM", "Relais <resultats@relais.localhost>")
+RELAIS_SMS: dict[str, Any] = {
+    "backend": os.environ.get("RELAIS_SMS_BACKEND", "relais.notify.channels.HttpGatewaySms"),
+    "url": os.environ.get("RELAIS_SMS_GATEWAY_URL", "http://127.0.0.1:8026/messages"),
+    "token": _optional_secret("RELAIS_SMS_GATEWAY_TOKEN"),
+    "timeout": 10,
+}
+RELAIS_NOTIFY: dict[str, Any] = {"lease_seconds": 120, "backoff_base": 30, "backoff_cap": 3600, "max_attempts": 10}
+
+# EU DCC document signer: protected files in production (RELAIS_DCC_SIGNER_KEY_FILE, mode 0600); generated into var/ otherwise.
+_DCC_DIR = VAR_DIR / "dcc-signer"
+RELAIS_DCC: dict[str, Any] = {
+    "key_file": os.environ.get("RELAIS_DCC_SIGNER_KEY_FILE", str(_DCC_DIR / "signer-key.pem")),
+    "cert_file": os.environ.get("RELAIS_DCC_SIGNER_CERT_FILE", str(_DCC_DIR / "signer-cert.pem")),
+    "generate_missing": not PRODUCTION,
+    "country": "FR",
+    "issuer": os.environ.get("RELAIS_DCC_ISSUER", "Relais (development signer)" if not PRODUCTION else "Relais"),
+    "uvci_prefix": os.environ.get("RELAIS_DCC_UVCI_PREFIX", "RELAIS"),
+    "validity_days": int(os.environ.get("RELAIS_DCC_VALIDITY_DAYS", 30)),
+}
 
 # Delivery to the national platform. Development points at the sandbox (`python -m sandbox`).
 _CERTS = Path(os.environ.get("RELAIS_TRANSFER_CERTS", VAR_DIR / "certs"))

@@ -14,6 +14,9 @@ urlpatterns = [
     path("", include("relais.transfer.urls")),
     path("", include("relais.api.urls")),
     path("imports/", include("relais.submissions.urls")),
+    path("settings/api/", include("relais.api.web_urls")),
+    path("", include("relais.notify.urls")),
+    path("dcc/", include("relais.certificates.urls")),
 ]
 handler404 = "relais.core.views.not_found"
 handler400 = "relais.core.views.bad_request"

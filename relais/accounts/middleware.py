@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 # The API authenticates its own way (bearer tokens from signed client assertions).
-PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico", "/api/")
+# Patients open their result with a link and their date of birth (/r/); verifiers download the revocation list (/dcc/).
+PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico", "/api/", "/r/", "/dcc/")
 MFA_PREFIXES = ("/mfa/", "/logout/")
 
 

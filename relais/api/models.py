@@ -61,6 +61,8 @@ class AccessToken(models.Model):
 
     token_hash = models.CharField(max_length=64, primary_key=True)
     client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+")
+    # The key whose assertion obtained the token: revoking that key ends the token at once.
+    key = models.ForeignKey(ApiClientKey, null=True, on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:

@@ -145,7 +145,7 @@ class SubmitOut(ScreeningOut):
 class ItemOut(Schema):
     index: int = Field(description="position in the batch (from 0), or the spreadsheet row number for CSV files")
     status: Literal["accepted", "duplicate", "rejected"]
-    screening_id: uuid.UUID | None
+    screening_id: uuid.UUID | None = Field(description="the recorded test; for a duplicate, the earlier test it repeats")
     duplicate_of: uuid.UUID | None
     errors: list[FieldError]
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from relais.accounts.models import Pharmacy, Role, User
@@ -106,7 +107,7 @@ class IssuedToken:
     expires_in: int
 
 
-def _verify_assertion(assertion: str, *, client: ApiClient, audience: str, now: datetime) -> dict[str, Any]:
+def _verify_assertion(assertion: str, *, client: ApiClient, audience: str, now: datetime) -> tuple[dict[str, Any], ApiClientKey]:
     try:
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError as exc:
@@ -123,7 +124,7 @@ def _verify_assertion(assertion: str, *, client: ApiClient, audience: str, now: 
     last_error: Exception | None = None
     for key in keys:
         try:
-            return jwt.decode(
+            claims = jwt.decode(
                 assertion,
                 key.public_key_pem,
                 algorithms=[key.algorithm],
@@ -132,6 +133,7 @@ def _verify_assertion(assertion: str, *, client: ApiClient, audience: str, now: 
                 leeway=CLOCK_SKEW,
                 options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
             )
+            return claims, key
         except jwt.InvalidSignatureError as exc:
             last_error = exc
         except jwt.ExpiredSignatureError as exc:
@@ -152,7 +154,7 @@ def token_issue(*, client_id: str, assertion: str, audience: str, now: datetime 
         client = ApiClient.objects.select_related("pharmacy").get(pk=uuid.UUID(client_id), revoked_at__isnull=True)
     except (ValueError, ApiClient.DoesNotExist) as exc:
         raise TokenError("invalid_client", "unknown or revoked client_id") from exc
-    claims = _verify_assertion(assertion, client=client, audience=audience, now=now)
+    claims, key = _verify_assertion(assertion, client=client, audience=audience, now=now)
     if claims["sub"] != str(client.pk):
         raise TokenError("invalid_client", "sub must equal your client_id")
     expires = datetime.fromtimestamp(claims["exp"], tz=UTC)
@@ -167,7 +169,7 @@ def token_issue(*, client_id: str, assertion: str, audience: str, now: datetime 
         except IntegrityError as exc:
             raise TokenError("invalid_client", "this assertion was already used (same jti): sign a new one per request") from exc
         AccessToken.objects.filter(expires_at__lt=now).delete()
-        AccessToken.objects.create(token_hash=_hash(token), client=client, expires_at=now + ACCESS_TOKEN_LIFETIME)
+        AccessToken.objects.create(token_hash=_hash(token), client=client, key=key, expires_at=now + ACCESS_TOKEN_LIFETIME)
         audit_record(actor=client.service_user, action="apiclient.token", object_type="apiclient", object_ids=[client.pk])
     return IssuedToken(token, int(ACCESS_TOKEN_LIFETIME.total_seconds()))
 
@@ -177,6 +179,56 @@ def client_for_token(token: str, *, now: datetime | None = None) -> ApiClient | 
     row = (
         AccessToken.objects.select_related("client__service_user", "client__pharmacy")
         .filter(token_hash=_hash(token), expires_at__gt=now, client__revoked_at__isnull=True)
+        .filter(Q(key__isnull=True) | Q(key__revoked_at__isnull=True))
         .first()
     )
     return row.client if row else None
+
+
+# --- Web management by the pharmacy admin ("Connected software") ---------------------------------------------------
+
+MAX_ACTIVE_KEYS = 2  # the current key and its successor during a rotation
+
+
+def _require_admin_of(actor: User | None, client: ApiClient) -> None:
+    if actor is not None and not (actor.role == Role.PHARMACY_ADMIN and actor.pharmacy_id == client.pharmacy_id):
+        raise PermissionDenied
+
+
+def apiclient_add_rotation_key(*, actor: User | None, client: ApiClient, public_key_pem: str) -> ApiClientKey:
+    """Add a key for a rotation: refused on a revoked client and when two keys are already active."""
+    _require_admin_of(actor, client)
+    with transaction.atomic():
+        # Lock the client row so two concurrent additions cannot both see one active key.
+        locked = ApiClient.objects.select_for_update().get(pk=client.pk)
+        if locked.revoked_at is not None:
+            raise ValidationError({"public_key": ["This software is revoked: register it again instead."]})
+        if ApiClientKey.objects.filter(client=locked, revoked_at__isnull=True).count() >= MAX_ACTIVE_KEYS:
+            raise ValidationError(
+                {"public_key": ["Two keys are already active: revoke the one your software no longer uses, then add the new one."]}
+            )
+        return apiclient_add_key(actor=actor, client=locked, public_key_pem=public_key_pem)
+
+
+def apiclient_revoke_client_key(*, actor: User | None, client: ApiClient, key_id: uuid.UUID) -> ApiClientKey:
+    """Revoke one key of ``client`` (ApiClientKey.DoesNotExist for a key of another client); its tokens stop working at once."""
+    _require_admin_of(actor, client)
+    with transaction.atomic():
+        key = ApiClientKey.objects.select_for_update().get(pk=key_id, client_id=client.pk)
+        apiclient_revoke_key(actor=actor, key=key)
+        AccessToken.objects.filter(key=key).delete()
+        key.refresh_from_db()
+    return key
+
+
+def apiclient_revoke(*, actor: User | None, client: ApiClient) -> None:
+    """Revoke the client: no new token is issued, and tokens already issued stop working at once."""
+    _require_admin_of(actor, client)
+    with transaction.atomic():
+        ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        # client_for_token already refuses a revoked client; deleting the tokens makes it hold without that check.
+        AccessToken.objects.filter(client_id=client.pk).delete()
+        audit_record(
+            actor=actor, action="apiclient.revoke", object_type="apiclient", object_ids=[client.pk], pharmacy_id=client.pharmacy_id
+        )
+    client.refresh_from_db(fields=["revoked_at"])

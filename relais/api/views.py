@@ -201,12 +201,21 @@ def _audience(request: HttpRequest) -> str:
 @api.post("/token", response={200: TokenOut, 400: TokenErrorOut, 401: TokenErrorOut, 422: ErrorOut}, auth=None, tags=["auth"])
 def token(
     request: HttpRequest,
-    grant_type: str = Form(...),
-    client_id: str = Form(...),
-    client_assertion_type: str = Form(...),
-    client_assertion: str = Form(...),
+    grant_type: str = Form(""),
+    client_id: str = Form(""),
+    client_assertion_type: str = Form(""),
+    client_assertion: str = Form(""),
 ) -> Any:
     """Exchange a signed client assertion (JWT, ES256 or RS256, exp <= 5 min, unique jti, aud = this URL) for a bearer token."""
+    fields = {
+        "grant_type": grant_type,
+        "client_id": client_id,
+        "client_assertion_type": client_assertion_type,
+        "client_assertion": client_assertion,
+    }
+    missing = [name for name, value in fields.items() if not value]
+    if missing:  # RFC 6749 section 5.2: a missing parameter is invalid_request (400)
+        return Status(400, TokenErrorOut(error="invalid_request", error_description=f"missing form field(s): {', '.join(missing)}"))
     if grant_type != "client_credentials":
         return Status(400, TokenErrorOut(error="unsupported_grant_type", error_description="use grant_type=client_credentials"))
     if client_assertion_type != services.ASSERTION_TYPE:
@@ -378,7 +387,8 @@ def _submission_out(submission: Submission, *, actor: Any) -> SubmissionOut:
             ItemOut(
                 index=item.position,
                 status=cast(ItemStatusName, item.status),
-                screening_id=item.screening_id,
+                # As for one screening: a duplicate points at the earlier test it repeats.
+                screening_id=item.screening_id or (item.duplicate_of_id if item.status == "duplicate" else None),
                 duplicate_of=item.duplicate_of_id,
                 errors=errors,
             )

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from relais.core.context import current_context
+
+RESULT_LINK = re.compile(r"/r/[^/?\s\"']{8,}")
 
 
 class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_context().request_id or "-"
+        # A patient's result-link token is a credential: never written to a log (e.g. Django's "Gone: /r/<token>").
+        if isinstance(record.args, tuple):
+            record.args = tuple(RESULT_LINK.sub("/r/[link]", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = RESULT_LINK.sub("/r/[link]", record.msg)
         return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from relais.core.context import request_context
 
@@ -34,4 +34,22 @@ class SecurityHeadersMiddleware:
         if not request.path.startswith("/static/"):
             # Pages may show personal data: never store them in any cache.
             response["Cache-Control"] = "no-store"
+        return response
+
+
+class ApiMethodNotAllowedMiddleware:
+    """A wrong HTTP method under /api/ answers JSON in the API's error shape (Django's 405 is an empty HTML body)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 405 and request.path.startswith("/api/") and "json" not in response.get("Content-Type", ""):
+            allowed = response.get("Allow", "")
+            message = f"{request.method} is not allowed here: use {allowed}." if allowed else f"{request.method} is not allowed here."
+            replacement = JsonResponse({"error": "method_not_allowed", "message": message, "fields": []}, status=405)
+            if allowed:
+                replacement["Allow"] = allowed
+            return replacement
         return response

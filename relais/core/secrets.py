@@ -49,8 +49,10 @@ def _check_value(name: str, value: str) -> None:
         raise SecretError(f"{name} is left at a default value; set a random one")
     if name in KEY_NAMES:
         decode_key(name, value)
-    elif len(value) < 50 or len(set(value)) < 5:
+    elif name == "DJANGO_SECRET_KEY" and (len(value) < 50 or len(set(value)) < 5):
         raise SecretError(f"{name} is too short or too simple (need 50+ random characters)")
+    elif len(value) < 12:
+        raise SecretError(f"{name} is too short (a provider's password or token has 12+ characters)")
 
 
 def read_secret(

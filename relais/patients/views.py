@@ -78,8 +78,21 @@ def patient_contact(request: HttpRequest, patient_id: str) -> HttpResponse:
     user = staff_user(request)
     patient = patient_or_404(user, patient_id, purpose="view_contact")
     form = ContactForm(request.POST or None, initial={"phone": patient.phone, "email": patient.email})
+    # Coming from a test's page: save, then send that test's result again to the corrected details.
+    resend_for = _uuid_or_none(request.GET.get("screening", ""))
     if request.method == "POST" and form.is_valid():
         services.patient_update_contact(actor=user, patient=patient, phone=form.cleaned_data["phone"], email=form.cleaned_data["email"])
         messages.success(request, _("Contact details saved."))
+        if resend_for is not None:
+            from relais.notify.views import resend_after_contact_change
+
+            return resend_after_contact_change(request, user=user, screening_id=resend_for, patient_id=patient.pk)
         return redirect("patients:detail", patient_id=patient.pk)
-    return render(request, "patients/contact.html", {"form": form, "patient": patient})
+    return render(request, "patients/contact.html", {"form": form, "patient": patient, "resend_for": resend_for})
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -25,7 +25,10 @@ def screenings_today(*, actor: User, now: datetime | None = None) -> list[Screen
     start = timezone.make_aware(datetime.combine(now.date(), time.min))
     with transaction.atomic():
         screenings = list(
-            _scoped(actor).filter(is_current=True, recorded_at__gte=start).prefetch_related("results", "outbox").order_by("-recorded_at")
+            _scoped(actor)
+            .filter(is_current=True, recorded_at__gte=start)
+            .prefetch_related("results", "outbox", "notifications")
+            .order_by("-recorded_at")
         )
         audit_record(
             actor=actor,
@@ -36,10 +39,10 @@ def screenings_today(*, actor: User, now: datetime | None = None) -> list[Screen
     return screenings
 
 
-def screening_get(*, actor: User, screening_id: uuid.UUID | str) -> Screening:
+def screening_get(*, actor: User, screening_id: uuid.UUID | str, purpose: str = "view") -> Screening:
     with transaction.atomic():
         screening = _scoped(actor).prefetch_related("results", "outbox").get(pk=screening_id)
-        audit_record(actor=actor, action="screening.view", object_type="screening", object_ids=[screening.pk, screening.patient_id])
+        audit_record(actor=actor, action=f"screening.{purpose}", object_type="screening", object_ids=[screening.pk, screening.patient_id])
     return screening
 
 
@@ -50,4 +53,9 @@ def screening_history(*, actor: User, screening: Screening) -> list[Screening]:
 
 def patient_screenings(*, actor: User, patient_id: uuid.UUID | str) -> list[Screening]:
     # Called after patient_get, whose audit event covers this read.
-    return list(_scoped(actor).filter(patient_id=patient_id, is_current=True).prefetch_related("results", "outbox").order_by("-sampled_at"))
+    return list(
+        _scoped(actor)
+        .filter(patient_id=patient_id, is_current=True)
+        .prefetch_related("results", "outbox", "notifications")
+        .order_by("-sampled_at")
+    )

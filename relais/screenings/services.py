@@ -13,6 +13,8 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
+from relais.certificates.services import certificate_issue, certificate_revoke_series
+from relais.notify.services import notify_for_screening
 from relais.patients.models import Patient
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
@@ -97,6 +99,8 @@ def screening_record(*, actor: User, patient_id: uuid.UUID | str, data: Screenin
         )
         _save_results(screening, device, data.results)
         outbox_enqueue(screening=screening)
+        certificate_issue(screening=screening, now=now)
+        notify_for_screening(actor=actor, screening=screening, now=now)
         audit_record(
             actor=actor,
             action="screening.create",
@@ -153,6 +157,10 @@ def screening_correct(
         )
         _save_results(correction, original.device, new_results)
         outbox_enqueue(screening=correction)
+        # The earlier certificate says something no longer true: revoke it, then issue one for the corrected result if allowed.
+        certificate_revoke_series(series_id=original.series_id, reason="removed" if remove else "corrected")
+        certificate_issue(screening=correction)
+        notify_for_screening(actor=actor, screening=correction)
         audit_record(
             actor=actor,
             action="screening.remove" if remove else "screening.correct",

@@ -9,7 +9,9 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from relais.accounts.models import Role, User
+from relais.certificates.services import certificate_for_screening
 from relais.core.forms import apply_service_errors
+from relais.notify.services import notifications_for
 from relais.patients.forms import PatientSearchForm
 from relais.patients.views import patient_or_404, staff_user
 from relais.screenings import selectors, services
@@ -62,7 +64,10 @@ def screening_detail(request: HttpRequest, screening_id: str) -> HttpResponse:
     user = staff_user(request)
     screening = _screening_or_404(user, screening_id)
     history = selectors.screening_history(actor=user, screening=screening)
-    return render(request, "screenings/detail.html", {"screening": screening, "history": history})
+    notifications = notifications_for(actor=user, series_id=screening.series_id)
+    certificate = certificate_for_screening(screening=screening)
+    context = {"screening": screening, "history": history, "notifications": notifications, "certificate": certificate}
+    return render(request, "screenings/detail.html", context)
 
 
 def screening_correct(request: HttpRequest, screening_id: str) -> HttpResponse:

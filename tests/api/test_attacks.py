@@ -135,3 +135,20 @@ def test_unknown_api_path_answers_json_404(client: Client, bearer: dict[str, str
     assert response.status_code == 404 and response.json()["error"] == "not_found"
     response = client.get("/api/v1/screenings/not-a-uuid", **bearer)
     assert response.status_code == 422 and response.json()["fields"][0]["field"].endswith("screening_id")
+
+
+@pytest.mark.django_db
+def test_token_with_missing_form_fields_answers_oauth_invalid_request(client: Any) -> None:
+    response = client.post("/api/v1/token", {"grant_type": "client_credentials"})
+    assert response.status_code == 400
+    body = response.json()
+    assert (
+        body["error"] == "invalid_request" and "client_id" in body["error_description"] and "client_assertion" in body["error_description"]
+    )
+
+
+@pytest.mark.django_db
+def test_wrong_method_answers_json_405_with_allow(client: Any) -> None:
+    response = client.delete("/api/v1/token")
+    assert response.status_code == 405 and response["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "method_not_allowed" and "POST" in response["Allow"]

@@ -482,3 +482,56 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
 def test_stylesheet_is_served(server: Server) -> None:
     status, content_type = _get(server.base_url, "/static/relais.css")
     assert (status, content_type.split(";")[0]) == (200, "text/css")
+
+
+PATIENT_LINK = f"""
+from datetime import date, timedelta
+from django.db import transaction
+from django.utils import timezone
+from relais.accounts.models import Pharmacy, Role, User
+from relais.core.context import request_context
+from relais.notify.services import link_issue
+from relais.patients.services import PatientIdentity, patient_register
+from relais.screenings.services import ScreeningInput, screening_record
+pharmacy = Pharmacy.objects.get(finess="{FINESS}")
+user = User.objects.create_user("counter@e2e.test", "quartz-harbour-velvet-cinnamon", full_name="Counter",
+    role=Role.PHARMACIST, pharmacy=pharmacy)
+with request_context(channel="test"):
+    patient = patient_register(actor=user, identity=PatientIdentity(last_name="Mobile-Essai", first_names="Zoé", sex="F",
+        date_of_birth=date(1990, 7, 14), email="zoe@example.org"), allow_duplicate=True)
+    screening = screening_record(actor=user, patient_id=patient.pk, data=ScreeningInput(device_id="1232", specimen_type="258500001",
+        sampled_at=timezone.now() - timedelta(minutes=5), results={{"sars-cov-2": "260373001"}}, consent_share_identity=True))
+    with transaction.atomic():
+        _link, token = link_issue(actor=user, screening=screening, now=timezone.now())
+print("TOKEN=" + token)
+"""
+
+
+def test_patient_reads_the_result_on_a_phone(server: Server, browser: Browser, tmp_path: Path) -> None:
+    token = re.search(r"TOKEN=(\S+)", _manage(server.env, "shell", "-c", PATIENT_LINK)).group(1)  # type: ignore[union-attr]
+    context = browser.new_context(
+        locale="fr-FR", viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True, device_scale_factor=2
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" and not KNOWN_PROBLEMS.search(msg.text) else None)
+    page.goto(f"{server.base_url}/r/{token}")
+    expect(page).to_have_url(f"{server.base_url}/r/")  # the token leaves the address bar at once
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    field = page.get_by_label("Votre date de naissance")
+    expect(field).to_be_visible()
+    field.fill("14/07/1990")
+    page.get_by_role("button", name="Afficher mon résultat").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Votre résultat de test")
+    expect(page.locator("[data-testid=result]")).to_contain_text("positif")
+    expect(page.locator(".dcc svg")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways on a phone"
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Télécharger le résultat (PDF)").click()
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your test result")
+    page.screenshot(path=tmp_path / "e2e-patient-phone.png", full_page=True)
+    context.close()
+    assert not problems, problems

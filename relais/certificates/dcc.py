@@ -1,0 +1,106 @@
+"""DCC test-certificate payloads (schema 1.3.x): building and JSON-schema validation."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+
+from relais.certificates.errors import PayloadInvalid
+from relais.certificates.transliteration import transliterate
+from relais.certificates.uvci import new_uvci, uvci_checksum_valid
+
+__all__ = ["SCHEMA_VERSION", "build_test_payload", "new_uvci", "transliterate", "uvci_checksum_valid", "validate_payload"]
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
+SCHEMA_VERSION = "1.3.3"  # the version of the schema files shipped in schema/
+
+DISEASE_COVID19 = "840539006"  # SNOMED CT, value set disease-agent-targeted
+TEST_TYPE_RAT = "LP217198-3"  # LOINC rapid immunoassay, value set covid-19-lab-test-type
+RESULT_DETECTED = "260373001"  # SNOMED CT, value set covid-19-lab-result
+RESULT_NOT_DETECTED = "260415000"
+
+# RFC 3339 date-time, the meaning of the schema's "format": "date-time".
+_DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+
+
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _DATE_TIME.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    resources = []
+    for path in sorted(SCHEMA_DIR.glob("DCC*.schema.json")):
+        contents = json.loads(path.read_text(encoding="utf-8"))
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    registry: Registry[Any] = Registry().with_resources(resources)
+    root = json.loads((SCHEMA_DIR / "DCC.schema.json").read_text(encoding="utf-8"))
+    # Only date-time is checked: jsonschema would otherwise skip it silently without rfc3339-validator.
+    checker = FormatChecker(formats=())
+    checker.checks("date-time")(_is_date_time)
+    return Draft202012Validator(root, registry=registry, format_checker=checker)
+
+
+def validate_payload(payload: dict[str, Any]) -> None:
+    """Raise PayloadInvalid naming the failing location and rule (never the value) if `payload` breaks the schema."""
+    errors = sorted(_validator().iter_errors(payload), key=lambda error: list(error.path))
+    if errors:
+        first = errors[0]
+        where = first.json_path
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise PayloadInvalid(f"{where} fails schema rule '{first.validator}'{more}")
+
+
+def build_test_payload(
+    *,
+    family_name: str,
+    given_name: str,
+    birth_date: date | str,
+    device_id: str,
+    sampled_at: datetime,
+    detected: bool,
+    testing_centre: str,
+    issuer: str,
+    uvci: str,
+    country: str = "FR",
+) -> dict[str, Any]:
+    """A validated DCC payload for one rapid antigen test; a str birth_date allows 'YYYY' or 'YYYY-MM'."""
+    if sampled_at.utcoffset() is None:
+        raise ValueError("sampled_at must be timezone-aware")
+    if not uvci_checksum_valid(uvci):
+        raise PayloadInvalid("$.t[0].ci is not a UVCI with a valid check character")
+    name: dict[str, str] = {}
+    if family_name:
+        name |= {"fn": family_name, "fnt": transliterate(family_name)}
+    if given_name:
+        name |= {"gn": given_name, "gnt": transliterate(given_name)}
+    test = {
+        "tg": DISEASE_COVID19,
+        "tt": TEST_TYPE_RAT,
+        "ma": device_id,
+        "sc": sampled_at.replace(microsecond=0).isoformat(),
+        "tr": RESULT_DETECTED if detected else RESULT_NOT_DETECTED,
+        "tc": testing_centre,
+        "co": country,
+        "is": issuer,
+        "ci": uvci,
+    }
+    dob = birth_date.isoformat() if isinstance(birth_date, date) else birth_date
+    payload: dict[str, Any] = {"ver": SCHEMA_VERSION, "nam": name, "dob": dob, "t": [test]}
+    validate_payload(payload)
+    return payload

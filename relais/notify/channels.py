@@ -1,0 +1,167 @@
+"""Email through Django's SMTP backend and SMS through a pluggable HTTP gateway. Messages carry a link, never health data."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import urllib.error
+import urllib.request
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.utils import formats, timezone, translation
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+
+from relais.notify.models import Channel, Notification, NotificationKind
+from relais.notify.services import SendOutcome
+
+# Patients have no language setting: every message is in French, then English.
+LANGUAGES = ("fr", "en")
+
+
+def _lines(notification: Notification, *, short: bool) -> list[str]:
+    pharmacy = notification.pharmacy.name
+    until = formats.date_format(timezone.localtime(notification.link.expires_at), "DATE_FORMAT")
+    lines = []
+    for language in LANGUAGES:
+        with translation.override(language):
+            if notification.kind == NotificationKind.CORRECTED:
+                headline = _("%(pharmacy)s corrected the result of your test.") % {"pharmacy": pharmacy}
+            elif notification.kind == NotificationKind.REMOVED:
+                headline = _("%(pharmacy)s has new information about your test.") % {"pharmacy": pharmacy}
+            else:
+                headline = _("%(pharmacy)s: the result of your test is available.") % {"pharmacy": pharmacy}
+            if short:
+                lines.append(headline)
+            else:
+                lines += [
+                    headline,
+                    _("Open this link (valid until %(date)s); you will be asked for your date of birth:") % {"date": until},
+                    notification.link_url,
+                    _("If you did not take a test at this pharmacy, ignore this message."),
+                    "",
+                ]
+    if short:
+        lines.append(notification.link_url)
+    return lines
+
+
+def email_subject() -> str:
+    parts = []
+    for language in LANGUAGES:
+        with translation.override(language):
+            parts.append(_("Your test result is available"))
+    return " / ".join(parts)
+
+
+def sms_text(notification: Notification) -> str:
+    return "\n".join(_lines(notification, short=True))
+
+
+def email_text(notification: Notification) -> str:
+    return "\n".join(_lines(notification, short=False))
+
+
+class SmsBackend(Protocol):
+    def send(self, *, to: str, text: str, reference: str) -> SendOutcome: ...
+
+
+class HttpGatewaySms:
+    """POST {to, text, reference} as JSON to RELAIS_SMS["url"]; 2xx sent, 429/5xx/timeouts retried, other 4xx permanent."""
+
+    def __init__(self) -> None:
+        self.url = settings.RELAIS_SMS["url"]
+        self.token = settings.RELAIS_SMS.get("token", "")
+        self.timeout = float(settings.RELAIS_SMS.get("timeout", 10))
+
+    def send(self, *, to: str, text: str, reference: str) -> SendOutcome:
+        body = json.dumps({"to": to, "text": text, "reference": reference}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310 - configured URL
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                answer = json.loads(response.read() or b"{}")
+                return SendOutcome.sent(str(answer.get("id", "")))
+        except urllib.error.HTTPError as exc:
+            detail = f"SMS gateway answered {exc.code}: {_gateway_reason(exc)}"
+            if exc.code == 429 or exc.code >= 500:
+                return SendOutcome.retry(detail, retry_after=_retry_after(exc.headers.get("Retry-After")))
+            return SendOutcome.failed(detail)
+        except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
+            return SendOutcome.retry(f"SMS gateway unreachable: {type(exc).__name__}")
+
+
+def _gateway_reason(exc: urllib.error.HTTPError) -> str:
+    try:
+        answer = json.loads(exc.read() or b"{}")
+    except (json.JSONDecodeError, OSError):
+        return exc.reason or ""
+    # The gateway's own words, without any number it may quote back.
+    return str(answer.get("error", exc.reason or ""))[:120]
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def sms_backend() -> SmsBackend:
+    backend: SmsBackend = import_string(settings.RELAIS_SMS["backend"])()
+    return backend
+
+
+def _smtp_outcome(exc: Exception) -> SendOutcome:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _msg in exc.recipients.values()]
+        if all(code >= 500 for code in codes):
+            return SendOutcome.failed(f"mail server refused the address ({codes[0]})")
+        return SendOutcome.retry(f"mail server deferred the address ({codes[0]})")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        kind = SendOutcome.failed if exc.smtp_code >= 500 and exc.smtp_code != 554 else SendOutcome.retry
+        return kind(f"mail server answered {exc.smtp_code}")
+    return SendOutcome.retry(f"mail server unreachable: {type(exc).__name__}")
+
+
+def send_batch(notifications: list[Notification], *, on_outcome: Any = None) -> dict[Notification, SendOutcome]:
+    """Send each message; emails share one SMTP connection. ``on_outcome`` is called after each (to record at once)."""
+    outcomes: dict[Notification, SendOutcome] = {}
+    emails = [n for n in notifications if n.channel == Channel.EMAIL]
+    texts = [n for n in notifications if n.channel == Channel.SMS]
+    if emails:
+        connection = get_connection(fail_silently=False)
+        try:
+            connection.open()
+        except (OSError, smtplib.SMTPException) as exc:
+            for notification in emails:
+                outcomes[notification] = _smtp_outcome(exc)
+                if on_outcome:
+                    on_outcome(notification, outcomes[notification])
+            emails = []
+        for notification in emails:
+            message = EmailMessage(subject=email_subject(), body=email_text(notification), to=[notification.address], connection=connection)
+            message.extra_headers["X-Relais-Notification"] = str(notification.pk)
+            try:
+                message.send()
+                outcome = SendOutcome.sent()
+            except (OSError, smtplib.SMTPException) as exc:
+                outcome = _smtp_outcome(exc)
+                if not isinstance(exc, smtplib.SMTPRecipientsRefused):
+                    connection.close()  # start afresh for the next message
+            outcomes[notification] = outcome
+            if on_outcome:
+                on_outcome(notification, outcome)
+        connection.close()
+    if texts:
+        backend = sms_backend()
+        for notification in texts:
+            outcome = backend.send(to=notification.address, text=sms_text(notification), reference=str(notification.pk))
+            outcomes[notification] = outcome
+            if on_outcome:
+                on_outcome(notification, outcome)
+    return outcomes

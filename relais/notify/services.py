@@ -1,0 +1,305 @@
+"""Patient messages: a result link, queued with the screening, sent by the notify worker; the link opens after the date of birth."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import cast
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from relais.accounts.models import User
+from relais.audit.services import audit_record
+from relais.notify.models import Channel, Notification, NotificationKind, NotificationStatus, ResultLink
+from relais.screenings.models import Screening, ScreeningStatus
+
+LINK_LIFETIME = timedelta(days=10)
+MAX_DOB_ATTEMPTS = 10
+OPEN = [NotificationStatus.PENDING]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def link_url(token: str) -> str:
+    return settings.RELAIS_PUBLIC_URL.rstrip("/") + reverse("notify:open", kwargs={"token": token})
+
+
+def _kind(screening: Screening) -> str:
+    if screening.status == ScreeningStatus.REMOVED:
+        return NotificationKind.REMOVED
+    return NotificationKind.CORRECTED if screening.version > 1 else NotificationKind.RESULT
+
+
+def link_issue(*, actor: User | None, screening: Screening, now: datetime) -> tuple[ResultLink, str]:
+    """A new link for the test; earlier links of the same test stop working (a pharmacist re-issues after a lock)."""
+    token = secrets.token_urlsafe(32)
+    ResultLink.objects.filter(series_id=screening.series_id, replaced_at__isnull=True).update(replaced_at=now)
+    link = ResultLink.objects.create(
+        token_hash=token_hash(token),
+        pharmacy_id=screening.pharmacy_id,
+        patient_id=screening.patient_id,
+        series_id=screening.series_id,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+        expires_at=now + LINK_LIFETIME,
+    )
+    return link, token
+
+
+def notify_for_screening(*, actor: User | None, screening: Screening, now: datetime | None = None) -> list[Notification]:
+    """Queue one message per contact the patient gave. Runs in the screening's transaction: both commit or neither."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("notify_for_screening must run in the screening's transaction")
+    now = now or timezone.now()
+    patient = screening.patient
+    addresses = [(Channel.EMAIL, patient.email), (Channel.SMS, patient.phone)]
+    addresses = [(channel, address) for channel, address in addresses if address]
+    if not addresses:
+        return []
+    # A message still waiting for an older version would send a stale link: the new one replaces it.
+    Notification.objects.filter(series_id=screening.series_id, status__in=OPEN).update(status=NotificationStatus.CANCELLED, link_url="")
+    link, token = link_issue(actor=actor, screening=screening, now=now)
+    url = link_url(token)
+    created_by = actor if actor is not None and actor.is_authenticated else None
+    notifications = [
+        Notification(
+            pharmacy_id=screening.pharmacy_id,
+            patient_id=screening.patient_id,
+            screening=screening,
+            series_id=screening.series_id,
+            link=link,
+            kind=_kind(screening),
+            channel=channel,
+            address=address,
+            link_url=url,
+            next_attempt_at=now,
+            created_by=created_by,
+        )
+        for channel, address in addresses
+    ]
+    for notification in notifications:
+        notification.save(force_insert=True)  # encrypted fields bind to the row id, so rows are saved one by one
+    audit_record(
+        actor=actor,
+        action="notification.queue",
+        object_type="screening",
+        object_ids=[screening.pk, screening.patient_id],
+        pharmacy_id=screening.pharmacy_id,
+    )
+    return notifications
+
+
+def _current(actor: User, screening_id: uuid.UUID | str) -> Screening:
+    if not actor.sees_patients:
+        raise PermissionDenied
+    screening = Screening.objects.select_related("patient").get(pk=screening_id, pharmacy_id=actor.tenant_id)
+    if not screening.is_current:
+        screening = Screening.objects.select_related("patient").get(series_id=screening.series_id, is_current=True)
+    return screening
+
+
+def notify_resend(*, actor: User, screening_id: uuid.UUID | str) -> list[Notification]:
+    """A new link (older ones stop working, a lock is lifted this way) sent again to the patient's current contacts."""
+    with transaction.atomic():
+        screening = _current(actor, screening_id)
+        if not (screening.patient.email or screening.patient.phone):
+            raise ValidationError({"__all__": [_("This patient gave no phone number or email: add one, then send again.")]})
+        notifications = notify_for_screening(actor=actor, screening=screening)
+        audit_record(actor=actor, action="notification.resend", object_type="screening", object_ids=[screening.pk, screening.patient_id])
+    return notifications
+
+
+def notifications_for(*, actor: User, series_id: uuid.UUID) -> list[Notification]:
+    """What was sent for this test, newest first (the addresses stay encrypted unless a template asks)."""
+    if not actor.sees_patients:
+        raise PermissionDenied
+    return list(Notification.objects.filter(series_id=series_id, pharmacy_id=actor.tenant_id).order_by("-created_at")[:20])
+
+
+# --- Worker side: claim with a lease, send, record with backoff -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    kind: str  # "sent", "retry" or "failed"
+    detail: str = ""
+    provider_id: str = ""
+    retry_after: float | None = None
+
+    @classmethod
+    def sent(cls, provider_id: str = "") -> SendOutcome:
+        return cls("sent", provider_id=provider_id)
+
+    @classmethod
+    def retry(cls, detail: str, *, retry_after: float | None = None) -> SendOutcome:
+        return cls("retry", detail=detail, retry_after=retry_after)
+
+    @classmethod
+    def failed(cls, detail: str) -> SendOutcome:
+        return cls("failed", detail=detail)
+
+
+def _config() -> dict[str, float]:
+    return settings.RELAIS_NOTIFY  # type: ignore[no-any-return]
+
+
+def notify_backoff_seconds(attempts: int, *, retry_after: float | None = None) -> float:
+    config = _config()
+    ceiling = min(config["backoff_cap"], config["backoff_base"] * 2 ** max(0, attempts - 1))
+    return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+
+
+def notify_claim(*, owner: str, limit: int = 50, now: datetime | None = None) -> list[Notification]:
+    now = now or timezone.now()
+    lease_until = now + timedelta(seconds=_config()["lease_seconds"])
+    with transaction.atomic():
+        due = (
+            Notification.objects.filter(status__in=OPEN, next_attempt_at__lte=now)
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .order_by("next_attempt_at", "created_at")
+        )
+        if connection.vendor == "postgresql":
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("id", flat=True)[:limit])
+        if ids:
+            Notification.objects.filter(id__in=ids).update(lease_owner=owner, lease_expires_at=lease_until)
+    by_id = {n.id: n for n in Notification.objects.filter(id__in=ids).select_related("pharmacy")}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def notify_release(*, owner: str, ids: list[uuid.UUID]) -> int:
+    return Notification.objects.filter(id__in=ids, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+
+
+def notify_record(*, owner: str, outcomes: dict[Notification, SendOutcome], now: datetime | None = None) -> int:
+    """Store what happened; only the lease holder writes. A sent message forgets its link (only the hash remains)."""
+    now = now or timezone.now()
+    updated = 0
+    sent: dict[uuid.UUID, list[uuid.UUID]] = {}
+    with transaction.atomic():
+        for notification, outcome in outcomes.items():
+            attempts = notification.attempts + 1
+            fields: dict[str, object] = {"attempts": attempts, "lease_owner": "", "lease_expires_at": None}
+            if outcome.kind == "sent":
+                fields.update(
+                    status=NotificationStatus.SENT, sent_at=now, link_url="", provider_id=outcome.provider_id[:200], last_error=""
+                )
+            elif outcome.kind == "failed" or attempts >= _config()["max_attempts"]:
+                fields.update(status=NotificationStatus.FAILED, failed_at=now, link_url="", last_error=outcome.detail[:300])
+            else:
+                delay = notify_backoff_seconds(attempts, retry_after=outcome.retry_after)
+                fields.update(next_attempt_at=now + timedelta(seconds=delay), last_error=outcome.detail[:300])
+            count = Notification.objects.filter(pk=notification.pk, lease_owner=owner, status__in=OPEN).update(**fields)
+            updated += count
+            if count and outcome.kind == "sent":
+                sent.setdefault(notification.pharmacy_id, []).append(notification.pk)
+        # The address (personal data) left the system: one audit event per pharmacy, in the same transaction.
+        for pharmacy_id, ids in sent.items():
+            audit_record(actor=None, action="notification.send", object_type="notification", object_ids=ids, pharmacy_id=pharmacy_id)
+    return updated
+
+
+# --- Patient side: open the link, prove the date of birth ------------------------------------------------------------
+
+
+class LinkUnusable(Exception):
+    """The link is unknown, expired, replaced by a newer one or locked; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _usable(link: ResultLink | None, now: datetime) -> ResultLink:
+    if link is None:
+        raise LinkUnusable("unknown")
+    if link.locked_at is not None:
+        raise LinkUnusable("locked")
+    if link.replaced_at is not None:
+        raise LinkUnusable("replaced")
+    if link.expires_at <= now:
+        raise LinkUnusable("expired")
+    return link
+
+
+def link_open(*, token: str, now: datetime | None = None) -> ResultLink:
+    """The link behind a token, if still usable; opening it is audited (nothing personal is shown yet)."""
+    with transaction.atomic():
+        link = _usable(ResultLink.objects.filter(token_hash=token_hash(token)).first(), now or timezone.now())
+        audit_record(
+            actor=None,
+            action="result_link.open",
+            object_type="result_link",
+            object_ids=[link.pk, link.patient_id],
+            pharmacy_id=link.pharmacy_id,
+        )
+    return link
+
+
+def link_get(*, link_id: uuid.UUID | str, now: datetime | None = None) -> ResultLink:
+    return _usable(ResultLink.objects.filter(pk=link_id).first(), now or timezone.now())
+
+
+def link_check_birth_date(*, link_id: uuid.UUID | str, date_of_birth: date, now: datetime | None = None) -> bool:
+    """True when the date matches. Each wrong answer counts; the tenth locks the link. Audited either way."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        link = _usable(ResultLink.objects.select_for_update().select_related("patient").filter(pk=link_id).first(), now)
+        expected = cast(date, link.patient.date_of_birth)  # EncryptedDateField gives a date
+        if hmac.compare_digest(expected.isoformat(), date_of_birth.isoformat()):
+            link.failed_attempts = 0
+            link.last_opened_at = now
+            link.save(update_fields=["failed_attempts", "last_opened_at"])
+            audit_record(
+                actor=None,
+                action="result_link.unlock",
+                object_type="result_link",
+                object_ids=[link.pk, link.patient_id],
+                pharmacy_id=link.pharmacy_id,
+            )
+            return True
+        link.failed_attempts += 1
+        locked = link.failed_attempts >= MAX_DOB_ATTEMPTS
+        if locked:
+            link.locked_at = now
+        link.save(update_fields=["failed_attempts", "locked_at"])
+        audit_record(
+            actor=None,
+            action="result_link.locked" if locked else "result_link.wrong_birth_date",
+            object_type="result_link",
+            object_ids=[link.pk, link.patient_id],
+            pharmacy_id=link.pharmacy_id,
+        )
+    return False
+
+
+def link_result(*, link_id: uuid.UUID | str, purpose: str, now: datetime | None = None) -> Screening:
+    """The test's latest version, read by the patient: one audit event per view or download."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        link = link_get(link_id=link_id, now=now)
+        screening = (
+            Screening.objects.select_related("patient", "pharmacy", "device")
+            .prefetch_related("results")
+            .get(series_id=link.series_id, is_current=True, pharmacy_id=link.pharmacy_id)
+        )
+        audit_record(
+            actor=None,
+            action=f"result.patient_{purpose}",
+            object_type="screening",
+            object_ids=[screening.pk, screening.patient_id, link.pk],
+            pharmacy_id=link.pharmacy_id,
+        )
+    return screening

@@ -1,0 +1,298 @@
+"""Patient messages over a real SMTP server and the loopback SMS gateway; the result page behind the date of birth."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from relais.audit.models import AuditEvent
+from relais.notify import services
+from relais.notify.models import Notification, NotificationKind, NotificationStatus, ResultLink
+from relais.patients.services import patient_register
+from relais.screenings.services import screening_correct, screening_record
+from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
+from tests.conftest import identity, screening_input
+
+pytestmark = pytest.mark.django_db
+LINK = re.compile(r"http://testserver(/r/[A-Za-z0-9_-]{40,})")
+HEALTH_WORDS = ["positi", "négati", "negati", "detect", "détect", "covid", "sars", "DURAND", "Camille", "1994", "12/03"]
+
+
+def _audited(action: str, object_id: Any) -> bool:
+    return any(str(object_id) in ids for ids in AuditEvent.objects.filter(action=action).values_list("object_ids", flat=True))
+
+
+def _send() -> None:
+    call_command("notify_worker", "--once")
+
+
+def _link_in(text: str) -> str:
+    match = LINK.search(text)
+    assert match, text
+    return match.group(1)
+
+
+def _open(link: str, client: Client | None = None) -> Client:
+    client = client or Client()
+    response = client.get(link)
+    assert response.status_code == 302 and response["Location"] == "/r/" and response["Referrer-Policy"] == "no-referrer"
+    return client
+
+
+def _unlock(client: Client, dob: str = "12/03/1994") -> Any:
+    return client.post("/r/", {"date_of_birth": dob})
+
+
+def test_result_is_sent_by_email_and_sms_with_a_link_and_no_health_data(messaging: Any, owner: Any, patient: Any) -> None:
+    smtp, sms = messaging
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input(results={"sars-cov-2": RESULT_DETECTED}))
+    queued = Notification.objects.filter(screening=screening)
+    assert sorted(queued.values_list("channel", flat=True)) == ["email", "sms"]
+    _send()
+    assert set(queued.values_list("status", flat=True)) == {NotificationStatus.SENT}
+    assert set(queued.values_list("link_url", flat=True)) == {""}  # the link is forgotten once sent: only its hash remains
+    [mail] = smtp.store.messages
+    [text] = sms.messages
+    assert mail["to"] == ["camille.durand@example.org"] and text["to"] == "+33612345678"
+    for body in (mail["subject"] + mail["text"], text["text"]):
+        lowered = body.lower()
+        assert not [w for w in HEALTH_WORDS if w.lower() in lowered], body
+        assert "Pharmacie du Test" in body
+    assert _link_in(mail["text"]) == _link_in(text["text"])
+    assert AuditEvent.objects.filter(action="notification.send").exists()
+    assert _audited("notification.queue", screening.pk)
+
+
+def test_no_contact_means_no_message(messaging: Any, owner: Any) -> None:
+    patient = patient_register(actor=owner, identity=identity(phone="", email="", nir="", last_name="SANS"))
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    assert not Notification.objects.filter(screening=screening).exists()
+
+
+def test_patient_opens_the_link_proves_the_birth_date_and_reads_the_result(messaging: Any, owner: Any, patient: Any) -> None:
+    smtp, _ = messaging
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input(results={"sars-cov-2": RESULT_DETECTED}))
+    _send()
+    link = _link_in(smtp.store.messages[0]["text"])
+    client = _open(link)
+    form = client.get("/r/")
+    assert form.status_code == 200 and b"date_of_birth" in form.content
+    assert "no-store" in form["Cache-Control"] and form["Referrer-Policy"] == "same-origin"
+    assert b"DURAND" not in form.content  # nothing personal before the date of birth
+    wrong = _unlock(client, "13/03/1994")
+    assert wrong.status_code == 400 and b"9" in wrong.content
+    assert AuditEvent.objects.filter(action="result_link.wrong_birth_date").count() == 1
+    assert _unlock(client).status_code == 302
+    page = client.get("/r/")
+    assert page.status_code == 200 and "no-store" in page["Cache-Control"]
+    html = page.content.decode()
+    assert "Pharmacie du Test" in html and 'data-testid="result"' in html
+    assert "guidance positive" in html and "<svg" in html  # guidance for a positive result, and the certificate's QR code
+    assert _audited("result.patient_view", screening.pk)
+    pdf = client.get("/r/document.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and "no-store" in pdf["Cache-Control"]
+    assert AuditEvent.objects.filter(action="result.patient_pdf").exists()
+    # The token never appears in a later address, a page or a redirect.
+    token = link.rsplit("/", 1)[1]
+    assert token not in html and not ResultLink.objects.filter(token_hash=token).exists()
+
+
+def test_pages_in_english_and_french(messaging: Any, owner: Any, patient: Any) -> None:
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    link = _link_in(messaging[0].store.messages[0]["text"])
+    client = _open(link)
+    assert "Votre date de naissance" in client.get("/r/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    client.cookies["django_language"] = "en"
+    assert "Your date of birth" in client.get("/r/").content.decode()
+
+
+@pytest.mark.parametrize(("code", "guidance"), [(RESULT_INVALID, "invalid"), ("260415000", "negative")])
+def test_guidance_follows_the_result(messaging: Any, owner: Any, patient: Any, code: str, guidance: str) -> None:
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input(results={"sars-cov-2": code}))
+    _send()
+    client = _open(_link_in(messaging[0].store.messages[0]["text"]))
+    _unlock(client)
+    assert f"guidance {guidance}" in client.get("/r/").content.decode()
+
+
+def test_ten_wrong_dates_lock_the_link_until_the_pharmacist_sends_a_new_one(messaging: Any, owner: Any, patient: Any, as_user: Any) -> None:
+    smtp, _ = messaging
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    old_link = _link_in(smtp.store.messages[0]["text"])
+    client = _open(old_link)
+    for _attempt in range(9):
+        assert _unlock(client, "01/01/2000").status_code == 400
+    locked = _unlock(client, "01/01/2000")
+    assert locked.status_code == 410 and b'data-reason="locked"' in locked.content
+    assert _unlock(client).status_code in (404, 410)  # even the right date no longer opens it
+    assert Client().get(old_link).status_code == 410
+    assert AuditEvent.objects.filter(action="result_link.locked").count() == 1
+    response = as_user(owner).post(f"/screenings/{screening.pk}/resend/")
+    assert response.status_code == 302
+    _send()
+    new_link = _link_in(smtp.store.messages[-1]["text"])
+    assert new_link != old_link
+    fresh = _open(new_link)
+    assert _unlock(fresh).status_code == 302 and fresh.get("/r/").status_code == 200
+    assert AuditEvent.objects.filter(action="notification.resend", actor_id=owner.pk).exists()
+
+
+def test_links_expire_after_ten_days(messaging: Any, owner: Any, patient: Any) -> None:
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    link = _link_in(messaging[0].store.messages[0]["text"])
+    ResultLink.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = Client().get(link)
+    assert response.status_code == 410 and b'data-reason="expired"' in response.content
+    assert ResultLink.objects.get().expires_at - ResultLink.objects.get().created_at < timedelta(days=10, seconds=1)
+
+
+def test_unknown_or_truncated_links_answer_404_without_detail() -> None:
+    response = Client().get("/r/" + "A" * 43)
+    assert response.status_code == 404 and b'data-reason="unknown"' in response.content
+    assert Client().get("/r/").status_code == 404
+
+
+def test_sms_gateway_failures_are_retried_with_backoff_or_shown_as_failed(messaging: Any, owner: Any, patient: Any) -> None:
+    _smtp, sms = messaging
+    sms.mode = "http500"
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    text = Notification.objects.get(screening=screening, channel="sms")
+    assert text.status == NotificationStatus.PENDING and text.attempts == 1 and "500" in text.last_error
+    assert text.next_attempt_at > timezone.now() and text.link_url  # kept until sent
+    sms.mode = "reject"
+    Notification.objects.filter(pk=text.pk).update(next_attempt_at=timezone.now())
+    _send()
+    text.refresh_from_db()
+    assert text.status == NotificationStatus.FAILED and "400" in text.last_error and not text.link_url
+    sms.mode = "ok"
+    Notification.objects.filter(pk=text.pk).update(next_attempt_at=timezone.now())
+    _send()
+    assert sms.messages == []  # a failed message stays failed; the pharmacist sends a new link
+
+
+def test_sms_rate_limit_honours_retry_after(messaging: Any, owner: Any, patient: Any) -> None:
+    messaging[1].mode = "http429"
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    text = Notification.objects.get(screening=screening, channel="sms")
+    assert text.status == NotificationStatus.PENDING and "429" in text.last_error
+
+
+def test_refused_email_address_fails_visibly_and_unreachable_server_is_retried(messaging: Any, owner: Any, settings: Any) -> None:
+    patient = patient_register(actor=owner, identity=identity(email="nobody@example.invalid", phone="", nir="", last_name="REFUS"))
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    mail = Notification.objects.get(screening=screening)
+    assert mail.status == NotificationStatus.FAILED and "550" in mail.last_error
+    assert "example.invalid" not in mail.last_error
+    settings.EMAIL_PORT = 1  # nothing listens there
+    other = patient_register(actor=owner, identity=identity(email="a@example.org", phone="", nir="", last_name="PANNE"))
+    screening = screening_record(actor=owner, patient_id=other.pk, data=screening_input())
+    _send()
+    mail = Notification.objects.get(screening=screening)
+    assert mail.status == NotificationStatus.PENDING and mail.attempts == 1 and "unreachable" in mail.last_error
+
+
+def test_a_killed_worker_loses_nothing(messaging: Any, owner: Any, patient: Any) -> None:
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    claimed = services.notify_claim(owner="killed-worker")
+    assert len(claimed) == 2
+    _send()  # the leases are still held: nothing sent twice
+    assert messaging[0].store.messages == []
+    Notification.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    _send()
+    assert len(messaging[0].store.messages) == 1 and len(messaging[1].messages) == 1
+    assert set(Notification.objects.filter(screening=screening).values_list("status", flat=True)) == {NotificationStatus.SENT}
+
+
+def test_a_late_lease_holder_cannot_overwrite(owner: Any, patient: Any) -> None:
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    [first, _second] = services.notify_claim(owner="a")
+    Notification.objects.update(lease_owner="b")
+    assert services.notify_record(owner="a", outcomes={first: services.SendOutcome.sent()}) == 0
+
+
+def test_correction_tells_the_patient_and_the_old_link_is_replaced(messaging: Any, owner: Any, patient: Any) -> None:
+    smtp, _ = messaging
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    old_link = _link_in(smtp.store.messages[0]["text"])
+    correction = screening_correct(actor=owner, screening_id=screening.pk, reason="inverted", results={"sars-cov-2": RESULT_DETECTED})
+    assert Notification.objects.filter(screening=correction, kind=NotificationKind.CORRECTED).count() == 2
+    _send()
+    mail = smtp.store.messages[-1]["text"]
+    assert "corrigé" in mail and "corrected" in mail
+    assert Client().get(old_link).status_code == 410
+    client = _open(_link_in(mail))
+    _unlock(client)
+    assert "guidance positive" in client.get("/r/").content.decode()
+
+
+def test_removal_tells_the_patient_the_result_was_withdrawn(messaging: Any, owner: Any, patient: Any) -> None:
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    screening_correct(actor=owner, screening_id=screening.pk, reason="wrong patient", remove=True)
+    _send()
+    client = _open(_link_in(messaging[0].store.messages[-1]["text"]))
+    _unlock(client)
+    html = client.get("/r/").content.decode()
+    assert "removed" in html and 'data-testid="result"' not in html
+
+
+def test_pharmacist_sees_message_status_and_corrects_the_address_then_resends(messaging: Any, owner: Any, as_user: Any) -> None:
+    patient = patient_register(actor=owner, identity=identity(email="typo@example.invalid", phone="", nir="", last_name="TYPO"))
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    web = as_user(owner)
+    page = web.get(f"/screenings/{screening.pk}/").content.decode()
+    assert 'data-testid="notification"' in page and "status failed" in page
+    contact = web.get(f"/patients/{patient.pk}/contact/?screening={screening.pk}")
+    assert contact.status_code == 200
+    response = web.post(f"/patients/{patient.pk}/contact/?screening={screening.pk}", {"phone": "", "email": "fixed@example.org"})
+    assert response.status_code == 302 and response["Location"] == f"/screenings/{screening.pk}/"
+    _send()
+    assert messaging[0].store.messages[-1]["to"] == ["fixed@example.org"]
+
+
+def test_tenancy_of_resend_and_printed_document(owner: Any, colleague: Any, stranger: Any, screening: Any, as_user: Any) -> None:
+    assert as_user(stranger).post(f"/screenings/{screening.pk}/resend/").status_code == 404
+    assert as_user(stranger).get(f"/screenings/{screening.pk}/document.pdf").status_code == 404
+    assert as_user(colleague).post(f"/screenings/{screening.pk}/resend/").status_code == 302
+    document = as_user(colleague).get(f"/screenings/{screening.pk}/document.pdf")
+    assert document.status_code == 200 and document.content.startswith(b"%PDF")
+    assert AuditEvent.objects.filter(action="screening.pdf", actor_id=colleague.pk).exists()
+    assert Client().post(f"/screenings/{screening.pk}/resend/").status_code == 302  # to the login page
+    assert as_user(owner).get(f"/screenings/{screening.pk}/resend/").status_code == 405  # GET changes nothing
+
+
+def test_birth_date_is_checked_without_leaking_which_part_is_wrong(messaging: Any, owner: Any, patient: Any) -> None:
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    client = _open(_link_in(messaging[0].store.messages[0]["text"]))
+    bad_format = _unlock(client, "1994/31/31")
+    assert bad_format.status_code == 400 and b"31/12/1980" in bad_format.content
+    assert ResultLink.objects.get().failed_attempts == 0  # a typo in the format is not an attempt
+    assert services.link_check_birth_date(link_id=ResultLink.objects.get().pk, date_of_birth=date(1994, 3, 12))
+
+
+def test_result_link_tokens_never_reach_the_logs(caplog: Any) -> None:
+    import logging
+
+    from relais.core.gunicorn_logging import redact_path
+    from relais.core.logging import RequestContextFilter
+
+    token = "x" * 43
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "%s: %s", ("Gone", f"/r/{token}"), None)
+    RequestContextFilter().filter(record)
+    assert token not in record.getMessage() and "/r/[link]" in record.getMessage()
+    assert redact_path(f"/r/{token}") == "/r/[link]"
+    assert redact_path("/screenings/") == "/screenings/"
