@@ -276,6 +276,19 @@ RELAIS_DCC: dict[str, Any] = {
     "uvci_prefix": os.environ.get("RELAIS_DCC_UVCI_PREFIX", "RELAIS"),
     "validity_days": int(os.environ.get("RELAIS_DCC_VALIDITY_DAYS", 30)),
 }
+if PRODUCTION:
+    # The signer key is a secret like the others: refuse to start without it, or with it exposed.
+    from relais.certificates.keys import SignerConfigError, load_signer
+
+    for _name in ("RELAIS_DCC_SIGNER_KEY_FILE", "RELAIS_DCC_SIGNER_CERT_FILE"):
+        if _name not in os.environ:
+            raise ImproperlyConfigured(f"Refusing to start: {_name} is missing (the EU DCC document signer)")
+    if any(Path(RELAIS_DCC["key_file"]).resolve().is_relative_to(Path(d).resolve()) for d in SERVED_DIRS):
+        raise ImproperlyConfigured("Refusing to start: RELAIS_DCC_SIGNER_KEY_FILE is inside a served folder; move it out")
+    try:
+        load_signer(key_file=Path(RELAIS_DCC["key_file"]), cert_file=Path(RELAIS_DCC["cert_file"]))
+    except SignerConfigError as exc:
+        raise ImproperlyConfigured(f"Refusing to start: {exc}") from exc
 
 # Delivery to the national platform. Development points at the sandbox (`python -m sandbox`).
 _CERTS = Path(os.environ.get("RELAIS_TRANSFER_CERTS", VAR_DIR / "certs"))

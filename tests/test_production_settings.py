@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from relais.certificates.keys import generate_dev_signer, write_signer
 from relais.core.secrets import SECRET_NAMES, generate_secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,9 @@ def prod_env(tmp_path: Path) -> dict[str, str]:
         path.write_text(generate_secret(name))
         path.chmod(0o600)
         env[f"{name}_FILE"] = str(path)
+    write_signer(generate_dev_signer(), key_file=secrets_dir / "dcc-key.pem", cert_file=secrets_dir / "dcc-cert.pem")
+    env["RELAIS_DCC_SIGNER_KEY_FILE"] = str(secrets_dir / "dcc-key.pem")
+    env["RELAIS_DCC_SIGNER_CERT_FILE"] = str(secrets_dir / "dcc-cert.pem")
     return env
 
 
@@ -97,3 +101,13 @@ def test_production_cookies_and_headers(prod_env: dict[str, str]) -> None:
         timeout=60,
     )
     assert result.stdout.split() == ["True", "True", "True", "__Host-relais_session", "63072000", "False"], result.stderr
+
+
+def test_missing_or_exposed_dcc_signer_refused(prod_env: dict[str, str]) -> None:
+    key_file = prod_env.pop("RELAIS_DCC_SIGNER_KEY_FILE")
+    result = _check(prod_env)
+    assert result.returncode != 0 and "RELAIS_DCC_SIGNER_KEY_FILE is missing" in result.stderr
+    prod_env["RELAIS_DCC_SIGNER_KEY_FILE"] = key_file
+    Path(key_file).chmod(0o644)
+    result = _check(prod_env)
+    assert result.returncode != 0 and "chmod 600" in result.stderr
