@@ -81,3 +81,12 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"notification {self.pk} ({self.channel}, {self.status})"
+
+    @property
+    def masked_address(self) -> str:
+        """Enough for the pharmacist to spot a typo, not enough to read out the whole address."""
+        address = str(self.address)
+        if self.channel == Channel.EMAIL and "@" in address:
+            local, _, domain = address.partition("@")
+            return f"{local[:1]}•••@{domain}"
+        return f"{address[:4]}•••{address[-2:]}" if len(address) > 6 else "•••"

@@ -254,7 +254,7 @@ def test_pharmacist_sees_message_status_and_corrects_the_address_then_resends(me
     _send()
     web = as_user(owner)
     page = web.get(f"/screenings/{screening.pk}/").content.decode()
-    assert 'data-testid="notification"' in page and "status failed" in page
+    assert 'data-testid="notification"' in page and "status failed" in page and "t•••@example.invalid" in page
     contact = web.get(f"/patients/{patient.pk}/contact/?screening={screening.pk}")
     assert contact.status_code == 200
     response = web.post(f"/patients/{patient.pk}/contact/?screening={screening.pk}", {"phone": "", "email": "fixed@example.org"})
