@@ -54,20 +54,22 @@ def uvci_hash(uvci: str) -> str:
     return base64.b64encode(hashlib.sha256(uvci.encode()).digest()[:16]).decode()
 
 
-def issuable(screening: Screening) -> str | None:
+def issuable(screening: Screening, results: dict[str, str] | None = None) -> str | None:
     """The COVID-19 result code when a certificate may be issued for this version, else None."""
     if not screening.consent_share_identity or screening.status not in ISSUABLE_STATUSES or not screening.is_current:
         return None
-    codes = {r.analyte: r.result for r in screening.results.all()}
+    codes = results if results is not None else {r.analyte: r.result for r in screening.results.all()}
     code = codes.get(COVID)
     return code if code in (RESULT_DETECTED, RESULT_NOT_DETECTED) else None
 
 
-def certificate_issue(*, screening: Screening, now: datetime | None = None) -> Certificate | None:
-    """Sign and store a certificate when the result allows one. Runs in the screening's transaction."""
+def certificate_issue(*, screening: Screening, results: dict[str, str] | None = None, now: datetime | None = None) -> Certificate | None:
+    """Sign and store a certificate when the result allows one. Runs in the screening's transaction.
+
+    ``results`` (analyte -> code) spares a query when the caller has just saved them."""
     if not connection.in_atomic_block:
         raise RuntimeError("certificate_issue must run in the screening's transaction")
-    code = issuable(screening)
+    code = issuable(screening, results)
     if code is None:
         return None
     now = (now or timezone.now()).replace(microsecond=0)

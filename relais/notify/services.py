@@ -43,10 +43,13 @@ def _kind(screening: Screening) -> str:
     return NotificationKind.CORRECTED if screening.version > 1 else NotificationKind.RESULT
 
 
-def link_issue(*, actor: User | None, screening: Screening, now: datetime) -> tuple[ResultLink, str]:
-    """A new link for the test; earlier links of the same test stop working (a pharmacist re-issues after a lock)."""
+def link_issue(*, actor: User | None, screening: Screening, now: datetime, first: bool = False) -> tuple[ResultLink, str]:
+    """A new link for the test; earlier links of the same test stop working (a pharmacist re-issues after a lock).
+
+    ``first``: the test was just recorded, so it has no earlier link to retire (one query fewer per screening)."""
     token = secrets.token_urlsafe(32)
-    ResultLink.objects.filter(series_id=screening.series_id, replaced_at__isnull=True).update(replaced_at=now)
+    if not first:
+        ResultLink.objects.filter(series_id=screening.series_id, replaced_at__isnull=True).update(replaced_at=now)
     link = ResultLink.objects.create(
         token_hash=token_hash(token),
         pharmacy_id=screening.pharmacy_id,
@@ -58,8 +61,12 @@ def link_issue(*, actor: User | None, screening: Screening, now: datetime) -> tu
     return link, token
 
 
-def notify_for_screening(*, actor: User | None, screening: Screening, now: datetime | None = None) -> list[Notification]:
-    """Queue one message per contact the patient gave. Runs in the screening's transaction: both commit or neither."""
+def notify_for_screening(
+    *, actor: User | None, screening: Screening, now: datetime | None = None, fresh: bool = False
+) -> list[Notification]:
+    """Queue one message per contact the patient gave. Runs in the screening's transaction: both commit or neither.
+
+    ``fresh``: the test was recorded in this transaction, so no earlier message or link exists (two queries fewer)."""
     if not connection.in_atomic_block:
         raise RuntimeError("notify_for_screening must run in the screening's transaction")
     now = now or timezone.now()
@@ -68,9 +75,10 @@ def notify_for_screening(*, actor: User | None, screening: Screening, now: datet
     addresses = [(channel, address) for channel, address in addresses if address]
     if not addresses:
         return []
-    # A message still waiting for an older version would send a stale link: the new one replaces it.
-    Notification.objects.filter(series_id=screening.series_id, status__in=OPEN).update(status=NotificationStatus.CANCELLED, link_url="")
-    link, token = link_issue(actor=actor, screening=screening, now=now)
+    if not fresh:
+        # A message still waiting for an older version would send a stale link: the new one replaces it.
+        Notification.objects.filter(series_id=screening.series_id, status__in=OPEN).update(status=NotificationStatus.CANCELLED, link_url="")
+    link, token = link_issue(actor=actor, screening=screening, now=now, first=fresh)
     url = link_url(token)
     created_by = actor if actor is not None and actor.is_authenticated else None
     notifications = [

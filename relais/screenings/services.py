@@ -99,8 +99,10 @@ def screening_record(*, actor: User, patient_id: uuid.UUID | str, data: Screenin
         )
         _save_results(screening, device, data.results)
         outbox_enqueue(screening=screening)
-        certificate_issue(screening=screening, now=now)
-        notify_for_screening(actor=actor, screening=screening, now=now)
+        if actor.pharmacy_id == screening.pharmacy_id:
+            screening.pharmacy = actor.pharmacy  # cached on the actor: no query per screening in a batch
+        certificate_issue(screening=screening, results=data.results, now=now)
+        notify_for_screening(actor=actor, screening=screening, now=now, fresh=True)
         audit_record(
             actor=actor,
             action="screening.create",
@@ -159,7 +161,7 @@ def screening_correct(
         outbox_enqueue(screening=correction)
         # The earlier certificate says something no longer true: revoke it, then issue one for the corrected result if allowed.
         certificate_revoke_series(series_id=original.series_id, reason="removed" if remove else "corrected")
-        certificate_issue(screening=correction)
+        certificate_issue(screening=correction, results=new_results)
         notify_for_screening(actor=actor, screening=correction)
         audit_record(
             actor=actor,
