@@ -99,7 +99,7 @@ def screening_record(*, actor: User, patient_id: uuid.UUID | str, data: Screenin
         )
         _save_results(screening, device, data.results)
         outbox_enqueue(screening=screening)
-        if actor.pharmacy_id == screening.pharmacy_id:
+        if actor.pharmacy is not None and actor.pharmacy_id == screening.pharmacy_id:
             screening.pharmacy = actor.pharmacy  # cached on the actor: no query per screening in a batch
         certificate_issue(screening=screening, results=data.results, now=now)
         notify_for_screening(actor=actor, screening=screening, now=now, fresh=True)
