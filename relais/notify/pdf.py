@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from datetime import date
+from pathlib import Path
 from typing import cast
 
 import qrcode
@@ -11,10 +13,25 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from relais.screenings.models import Screening, ScreeningStatus
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+
+@functools.cache
+def _fonts() -> tuple[str, str]:
+    """DejaVu (Latin, Greek, Cyrillic, Vietnamese...) when the system has it, so any name prints; else Helvetica (Latin-1)."""
+    regular, bold = DEJAVU / "DejaVuSans.ttf", DEJAVU / "DejaVuSans-Bold.ttf"
+    if regular.is_file() and bold.is_file():
+        pdfmetrics.registerFont(TTFont("RelaisSans", str(regular)))
+        pdfmetrics.registerFont(TTFont("RelaisSans-Bold", str(bold)))
+        return "RelaisSans", "RelaisSans-Bold"
+    return "Helvetica", "Helvetica-Bold"
 
 
 def _qr(pdf: canvas.Canvas, text: str, *, x: float, y: float, size: float) -> None:
@@ -38,6 +55,7 @@ def result_pdf(*, screening: Screening) -> bytes:
 
     patient = screening.patient
     pharmacy = screening.pharmacy
+    regular, bold = _fonts()
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, invariant=1)
     pdf.setTitle(_("Test result"))
@@ -46,24 +64,24 @@ def result_pdf(*, screening: Screening) -> bytes:
     left = 20 * mm
     y = height - 25 * mm
 
-    def line(label: str, value: str, *, bold: bool = False) -> None:
+    def line(label: str, value: str, *, strong: bool = False) -> None:
         nonlocal y
-        pdf.setFont("Helvetica", 10)
+        pdf.setFont(regular, 10)
         pdf.drawString(left, y, label)
-        pdf.setFont("Helvetica-Bold" if bold else "Helvetica", 11)
+        pdf.setFont(bold if strong else regular, 11)
         pdf.drawString(left + 55 * mm, y, value)
         y -= 7 * mm
 
-    pdf.setFont("Helvetica-Bold", 18)
+    pdf.setFont(bold, 18)
     pdf.drawString(left, y, _("Test result"))
     y -= 10 * mm
-    pdf.setFont("Helvetica", 10)
+    pdf.setFont(regular, 10)
     pdf.drawString(left, y, f"{pharmacy.name} · FINESS {pharmacy.finess}")
     y -= 5 * mm
     pdf.drawString(left, y, f"{pharmacy.address_line}, {pharmacy.postcode} {pharmacy.city}")
     y -= 12 * mm
 
-    pdf.setFont("Helvetica-Bold", 12)
+    pdf.setFont(bold, 12)
     pdf.drawString(left, y, _("Patient"))
     y -= 7 * mm
     line(_("Name"), f"{patient.last_name.upper()} {patient.first_names}")
@@ -71,7 +89,7 @@ def result_pdf(*, screening: Screening) -> bytes:
     line(_("Date of birth"), birth.strftime("%d/%m/%Y"))
     y -= 4 * mm
 
-    pdf.setFont("Helvetica-Bold", 12)
+    pdf.setFont(bold, 12)
     pdf.drawString(left, y, _("Test"))
     y -= 7 * mm
     line(_("Device"), f"{screening.device.manufacturer}, {screening.device.name}"[:70])
@@ -80,14 +98,14 @@ def result_pdf(*, screening: Screening) -> bytes:
     line(_("Sampled at"), timezone.localtime(screening.sampled_at).strftime("%d/%m/%Y %H:%M"))
     y -= 4 * mm
 
-    pdf.setFont("Helvetica-Bold", 12)
+    pdf.setFont(bold, 12)
     pdf.drawString(left, y, _("Result"))
     y -= 7 * mm
     if screening.status == ScreeningStatus.REMOVED:
-        line(_("Status"), _("This result was withdrawn by the pharmacy."), bold=True)
+        line(_("Status"), _("This result was withdrawn by the pharmacy."), strong=True)
     else:
         for result in screening.results.all():
-            line(result.analyte_label, str(result.get_result_display()), bold=True)
+            line(result.analyte_label, str(result.get_result_display()), strong=True)
         codes = {r.result for r in screening.results.all()}
         if RESULT_DETECTED in codes:
             advice = _("Positive: limit contacts, wear a mask, and call your doctor if you are at risk or feel worse.")
@@ -95,7 +113,7 @@ def result_pdf(*, screening: Screening) -> bytes:
             advice = _("Invalid: the test did not work; take a new test.")
         else:
             advice = _("Negative: a rapid test can miss an early infection; test again if symptoms appear.")
-        pdf.setFont("Helvetica", 9)
+        pdf.setFont(regular, 9)
         pdf.drawString(left, y, advice[:120])
         y -= 6 * mm
         if screening.status == ScreeningStatus.CORRECTED:
@@ -106,9 +124,9 @@ def result_pdf(*, screening: Screening) -> bytes:
     if certificate is not None:
         size = 70 * mm
         _qr(pdf, certificate.hc1, x=left, y=y - size - 4 * mm, size=size)
-        pdf.setFont("Helvetica-Bold", 10)
+        pdf.setFont(bold, 10)
         pdf.drawString(left + size + 6 * mm, y - 12 * mm, _("EU Digital COVID Certificate (test)"))
-        pdf.setFont("Helvetica", 8)
+        pdf.setFont(regular, 8)
         pdf.drawString(left + size + 6 * mm, y - 18 * mm, certificate.uvci)
         pdf.drawString(
             left + size + 6 * mm,
@@ -116,7 +134,7 @@ def result_pdf(*, screening: Screening) -> bytes:
             _("Issued %(date)s") % {"date": timezone.localtime(certificate.issued_at).strftime("%d/%m/%Y %H:%M")},
         )
 
-    pdf.setFont("Helvetica", 7)
+    pdf.setFont(regular, 7)
     pdf.drawString(
         left, 12 * mm, _("Document generated by Relais on %(date)s.") % {"date": timezone.localtime().strftime("%d/%m/%Y %H:%M")}
     )

@@ -296,3 +296,27 @@ def test_result_link_tokens_never_reach_the_logs(caplog: Any) -> None:
     assert token not in record.getMessage() and "/r/[link]" in record.getMessage()
     assert redact_path(f"/r/{token}") == "/r/[link]"
     assert redact_path("/screenings/") == "/screenings/"
+
+
+def test_pdf_holds_pharmacy_identity_test_result_and_qr(owner: Any, patient: Any, as_user: Any, monkeypatch: Any) -> None:
+    from reportlab.pdfgen import canvas
+
+    from relais.certificates.services import certificate_for_screening
+
+    drawn: list[str] = []
+    squares: list[float] = []
+    draw_string, rect = canvas.Canvas.drawString, canvas.Canvas.rect
+    monkeypatch.setattr(
+        canvas.Canvas, "drawString", lambda self, x, y, text, *a, **k: drawn.append(text) or draw_string(self, x, y, text, *a, **k)
+    )
+    monkeypatch.setattr(canvas.Canvas, "rect", lambda self, x, y, w, h, *a, **k: squares.append(w) or rect(self, x, y, w, h, *a, **k))
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input(results={"sars-cov-2": RESULT_DETECTED}))
+    data = as_user(owner).get(f"/screenings/{screening.pk}/document.pdf").content
+    assert data.startswith(b"%PDF")
+    certificate = certificate_for_screening(screening=screening)
+    assert certificate is not None
+    text = "\n".join(drawn)
+    for expected in ("Pharmacie du Test", "DURAND-TESTEUR Camille", "12/03/1994", "1232", "Panbio", certificate.uvci):
+        assert expected in text, expected
+    assert "positi" in text.lower()
+    assert len(squares) > 300  # the certificate's QR code, drawn as vector modules
