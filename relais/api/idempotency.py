@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from relais.api.models import ApiClient, IdempotentResponse
+from relais.submissions.models import Submission
 
 HEADER = "Idempotency-Key"
 KEEP = timedelta(hours=24)
@@ -47,10 +48,17 @@ def request_hash(request: HttpRequest, *, body: bytes | None = None) -> str:
     return digest.hexdigest()
 
 
+def used_for_single_request(client: ApiClient, key: str) -> bool:
+    """True when a single-object request already used this key (batches and files must then pick another)."""
+    return IdempotentResponse.objects.filter(client=client, key=key, created_at__gt=timezone.now() - KEEP).exists()
+
+
 def _stored(client: ApiClient, key: str, fingerprint: str) -> IdempotentResponse | None:
     stored = IdempotentResponse.objects.filter(client=client, key=key, created_at__gt=timezone.now() - KEEP).first()
     if stored is not None and stored.request_hash != fingerprint:
         raise KeyReused
+    if stored is None and Submission.objects.filter(submitted_by_id=client.service_user_id, idempotency_key=key).exists():
+        raise KeyReused  # the key named a batch or a file: one key, one request, whatever the endpoint
     return stored
 
 

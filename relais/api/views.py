@@ -289,7 +289,10 @@ def submit_screening(request: HttpRequest, body: ScreeningIn, response: HttpResp
 def submit_batch(request: HttpRequest, body: BatchIn, response: HttpResponse, idempotency_key: str | None = KeyHeader) -> Any:
     """Submit up to 1,000 tests at once. Each item is accepted, flagged as a duplicate, or rejected with its field errors, on its
     own: one bad item never refuses the others. The answer lists every item by its index."""
-    actor = _client(request).service_user
+    client = _client(request)
+    actor = client.service_user
+    if idempotency_key and idempotency.used_for_single_request(client, idempotency_key):
+        return Status(422, KEY_REUSED)
     with request_context(channel="api"):
         try:
             submission, created = submissions.submission_open(
@@ -423,7 +426,10 @@ KEY_REUSED = ErrorOut(
 def submit_csv(request: HttpRequest, file: UploadedFile = File(...), idempotency_key: str | None = KeyHeader) -> Any:
     """Upload a CSV file (multipart/form-data, field `file`; columns in docs/integrators.md). The file is checked as a whole at
     once (encoding, header); rows are then recorded in the background: follow GET /submissions/{id}."""
-    actor = _client(request).service_user
+    client = _client(request)
+    actor = client.service_user
+    if idempotency_key and idempotency.used_for_single_request(client, idempotency_key):
+        return Status(422, KEY_REUSED)
     if file.size is None or file.size > MAX_CSV_BYTES:
         return Status(413, ErrorOut(error="file_too_large", message="The file is larger than 20 MB: split it into several files."))
     data = file.read()

@@ -253,3 +253,18 @@ def test_webhook_registration_through_the_api(client: Client, bearer: dict[str, 
     assert good.status_code == 200 and client.get("/api/v1/webhook", **bearer).json()["url"] == "http://127.0.0.1:9/hook"
     assert client.delete("/api/v1/webhook", **bearer).status_code == 204
     assert client.get("/api/v1/webhook", **bearer).status_code == 404
+
+
+def test_one_key_names_one_request_across_endpoints(client: Client, bearer: dict[str, str]) -> None:
+    single = {"HTTP_IDEMPOTENCY_KEY": "shared-key-1"}
+    assert _post(client, "/api/v1/screenings", _item(0), bearer, **single).status_code == 201
+    reused = _post(client, "/api/v1/screenings/batch", {"items": [_item(1)]}, bearer, **single)
+    assert reused.status_code == 422 and reused.json()["error"] == "idempotency_key_reused"
+    csv_file = SimpleUploadedFile("t.csv", csv_import.example_csv().encode(), "text/csv")
+    reused = client.post("/api/v1/submissions/csv", {"file": csv_file}, **bearer, **single)
+    assert reused.status_code == 422 and reused.json()["error"] == "idempotency_key_reused"
+    batch = {"HTTP_IDEMPOTENCY_KEY": "shared-key-2"}
+    assert _post(client, "/api/v1/screenings/batch", {"items": [_item(2)]}, bearer, **batch).status_code == 200
+    reused = _post(client, "/api/v1/screenings", _item(3), bearer, **batch)
+    assert reused.status_code == 422 and reused.json()["error"] == "idempotency_key_reused"
+    assert Screening.objects.count() == 2  # nothing recorded by the refused requests
