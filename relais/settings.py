@@ -51,6 +51,10 @@ if RELAIS_BLIND_INDEX_KEY == RELAIS_MASTER_KEY:
     raise ImproperlyConfigured("Refusing to start: RELAIS_BLIND_INDEX_KEY must differ from RELAIS_MASTER_KEY")
 # Seed of the EC key that signs webhook notifications (public half at /api/v1/webhook-keys).
 RELAIS_WEBHOOK_SIGNING_KEY = _secret("RELAIS_WEBHOOK_SIGNING_KEY")
+# Former webhook keys, comma-separated: their public halves stay published for a while after a rotation.
+RELAIS_WEBHOOK_PREVIOUS_SIGNING_KEYS = [
+    k.strip() for k in os.environ.get("RELAIS_WEBHOOK_PREVIOUS_SIGNING_KEYS", "").split(",") if k.strip()
+]
 if RELAIS_WEBHOOK_SIGNING_KEY in {RELAIS_MASTER_KEY, RELAIS_BLIND_INDEX_KEY}:
     raise ImproperlyConfigured(
         "Refusing to start: RELAIS_WEBHOOK_SIGNING_KEY must differ from RELAIS_MASTER_KEY and RELAIS_BLIND_INDEX_KEY"

@@ -186,8 +186,12 @@ def _public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
 
 
 def webhook_jwks() -> dict[str, Any]:
-    """The public key set receivers verify with (served at /api/v1/webhook-keys)."""
-    return {"keys": [_public_jwk(_signing_key(settings.RELAIS_WEBHOOK_SIGNING_KEY).public_key())]}
+    """The public key set receivers verify with (served at /api/v1/webhook-keys).
+
+    After a rotation the previous keys stay published (RELAIS_WEBHOOK_PREVIOUS_SIGNING_KEYS) so notifications signed just
+    before the change still verify; only the current key signs."""
+    seeds = [settings.RELAIS_WEBHOOK_SIGNING_KEY, *getattr(settings, "RELAIS_WEBHOOK_PREVIOUS_SIGNING_KEYS", [])]
+    return {"keys": [_public_jwk(_signing_key(seed).public_key()) for seed in seeds]}
 
 
 def webhook_sign(body: bytes, *, at: float | None = None) -> str:

@@ -403,3 +403,22 @@ def test_key_set_is_published_and_the_guide_receiver_code_verifies_a_notificatio
         verify(body.replace(b"e1", b"e2"), webhook_sign(body), jwks)
     with pytest.raises(ValueError, match="stale"):
         verify(body, webhook_sign(body, at=1_000_000_000), jwks)
+
+
+def test_rotation_keeps_the_previous_key_published(settings: Any) -> None:
+    body = b'{"event_id": "e1"}'
+    old_signature = webhook_sign(body)
+    previous = settings.RELAIS_WEBHOOK_SIGNING_KEY
+    settings.RELAIS_WEBHOOK_SIGNING_KEY = generate_secret("RELAIS_WEBHOOK_SIGNING_KEY")
+    settings.RELAIS_WEBHOOK_PREVIOUS_SIGNING_KEYS = [previous]
+    jwks = webhook_jwks()
+    assert len(jwks["keys"]) == 2
+    assert verify_webhook_signature(body, old_signature, jwks)["event_id"] == "e1"  # signed before the change
+    assert verify_webhook_signature(body, webhook_sign(body), jwks)["event_id"] == "e1"  # signed with the new key
+    assert jwt_header_kid(webhook_sign(body)) == jwks["keys"][0]["kid"]
+
+
+def jwt_header_kid(signature: str) -> str:
+    import jwt
+
+    return str(jwt.get_unverified_header(signature)["kid"])
