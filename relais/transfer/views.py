@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from relais.accounts.models import Role, User
+from relais.notify.selectors import notify_summary
 from relais.transfer import selectors, services
 from relais.transfer.models import OutboxMessage
 
@@ -29,6 +30,8 @@ def operator_queue(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     summary = selectors.queue_summary()
     peak_reason = max((n for _r, n in summary.rejections_by_reason), default=1)
+    messages_summary = notify_summary()
+    peak_failure = max((n for _r, n in messages_summary.failures_by_reason), default=1)
     return render(
         request,
         "transfer/operator_queue.html",
@@ -39,6 +42,8 @@ def operator_queue(request: HttpRequest) -> HttpResponse:
             "reasons": [(r, n, 100 * n / peak_reason) for r, n in summary.rejections_by_reason],
             "rejected": selectors.rejected_messages(),
             "stuck": selectors.stuck_messages(),
+            "patient_messages": messages_summary,
+            "message_failures": [(r, n, 100 * n / peak_failure) for r, n in messages_summary.failures_by_reason],
         },
     )
 

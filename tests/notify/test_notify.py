@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from datetime import date, timedelta
 from typing import Any
@@ -320,3 +322,15 @@ def test_pdf_holds_pharmacy_identity_test_result_and_qr(owner: Any, patient: Any
         assert expected in text, expected
     assert "positi" in text.lower()
     assert len(squares) > 300  # the certificate's QR code, drawn as vector modules
+
+
+def test_operator_sees_message_queue_figures_without_addresses(messaging: Any, owner: Any, operator: Any, as_user: Any) -> None:
+    patient = patient_register(actor=owner, identity=identity(email="gone@example.invalid", phone="", nir="", last_name="OPS"))
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    page = as_user(operator).get("/operator/transfer/").content.decode()
+    assert 'data-testid="messages-waiting"' in page and "550" in page and "example.invalid" not in page
+    out = io.StringIO()
+    call_command("notify_stats", stdout=out)
+    figures = json.loads(out.getvalue())
+    assert figures["failed_last_day"] == 1 and "example.invalid" not in out.getvalue()
