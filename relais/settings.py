@@ -280,6 +280,9 @@ RELAIS_DCC: dict[str, Any] = {
     "uvci_prefix": os.environ.get("RELAIS_DCC_UVCI_PREFIX", "RELAIS"),
     "validity_days": int(os.environ.get("RELAIS_DCC_VALIDITY_DAYS", 30)),
 }
+if PRODUCTION and not RELAIS_PUBLIC_URL.startswith("https://"):
+    # Result links carry a credential: they must point at the real, encrypted address of the deployment.
+    raise ImproperlyConfigured("Refusing to start: RELAIS_PUBLIC_URL must be the https:// address patients open")
 if PRODUCTION:
     # The signer key is a secret like the others: refuse to start without it, or with it exposed.
     from relais.certificates.keys import SignerConfigError, load_signer

@@ -29,6 +29,7 @@ def prod_env(tmp_path: Path) -> dict[str, str]:
     write_signer(generate_dev_signer(), key_file=secrets_dir / "dcc-key.pem", cert_file=secrets_dir / "dcc-cert.pem")
     env["RELAIS_DCC_SIGNER_KEY_FILE"] = str(secrets_dir / "dcc-key.pem")
     env["RELAIS_DCC_SIGNER_CERT_FILE"] = str(secrets_dir / "dcc-cert.pem")
+    env["RELAIS_PUBLIC_URL"] = "https://relais.example.org"
     return env
 
 
@@ -111,3 +112,9 @@ def test_missing_or_exposed_dcc_signer_refused(prod_env: dict[str, str]) -> None
     Path(key_file).chmod(0o644)
     result = _check(prod_env)
     assert result.returncode != 0 and "chmod 600" in result.stderr
+
+
+def test_plain_http_public_address_refused(prod_env: dict[str, str]) -> None:
+    prod_env["RELAIS_PUBLIC_URL"] = "http://relais.example.org"
+    result = _check(prod_env)
+    assert result.returncode != 0 and "RELAIS_PUBLIC_URL" in result.stderr

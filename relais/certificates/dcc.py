@@ -66,6 +66,18 @@ def validate_payload(payload: dict[str, Any]) -> None:
         raise PayloadInvalid(f"{where} fails schema rule '{first.validator}'{more}")
 
 
+NAME_MAX = 80  # schema maxLength of fn and gn
+
+
+def _fit(name: str) -> str:
+    """Names longer than the schema allows are cut at a word boundary when there is one (long multiple first names)."""
+    name = " ".join(name.split())
+    if len(name) <= NAME_MAX:
+        return name
+    cut = name[:NAME_MAX]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
+
+
 def build_test_payload(
     *,
     family_name: str,
@@ -86,9 +98,9 @@ def build_test_payload(
         raise PayloadInvalid("$.t[0].ci is not a UVCI with a valid check character")
     name: dict[str, str] = {}
     if family_name:
-        name |= {"fn": family_name, "fnt": transliterate(family_name)}
+        name |= {"fn": _fit(family_name), "fnt": transliterate(family_name)}
     if given_name:
-        name |= {"gn": given_name, "gnt": transliterate(given_name)}
+        name |= {"gn": _fit(given_name), "gnt": transliterate(given_name)}
     test = {
         "tg": DISEASE_COVID19,
         "tt": TEST_TYPE_RAT,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,8 +70,8 @@ def load_signer(*, key_file: Path | None = None, cert_file: Path | None = None) 
     cert_path = cert_file or _env_path(CERT_FILE_ENV)
     try:
         mode = key_path.stat().st_mode
-        if mode & (stat.S_IROTH | stat.S_IWOTH):
-            raise SignerConfigError(f"{key_path} is readable or writable by every user; chmod 600 it")
+        if mode & 0o077:  # group or other may read or write it
+            raise SignerConfigError(f"{key_path} is readable or writable by other users; chmod 600 it")
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except OSError as exc:

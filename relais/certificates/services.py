@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import logging
 import os
 import tempfile
 import uuid
@@ -17,12 +18,14 @@ from django.utils import timezone
 
 from relais.certificates.cose import sign_hc1
 from relais.certificates.dcc import build_test_payload
+from relais.certificates.errors import DccInvalid
 from relais.certificates.keys import Signer, SignerConfigError, generate_dev_signer, load_signer, write_signer
 from relais.certificates.models import Certificate
 from relais.certificates.uvci import new_uvci
 from relais.screenings.models import Screening, ScreeningStatus
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_NOT_DETECTED
 
+log = logging.getLogger("relais.certificates")
 COVID = "sars-cov-2"
 ISSUABLE_STATUSES = {ScreeningStatus.FINAL, ScreeningStatus.CORRECTED}
 
@@ -66,9 +69,18 @@ def issuable(screening: Screening, results: dict[str, str] | None = None) -> str
 def certificate_issue(*, screening: Screening, results: dict[str, str] | None = None, now: datetime | None = None) -> Certificate | None:
     """Sign and store a certificate when the result allows one. Runs in the screening's transaction.
 
-    ``results`` (analyte -> code) spares a query when the caller has just saved them."""
+    ``results`` (analyte -> code) spares a query when the caller has just saved them. A certificate that cannot be built
+    never stops the result from being recorded and transmitted: it is logged (ids only) and skipped."""
     if not connection.in_atomic_block:
         raise RuntimeError("certificate_issue must run in the screening's transaction")
+    try:  # the row is written last, after every check: a failure leaves nothing to roll back
+        return _certificate_issue(screening=screening, results=results, now=now)
+    except (DccInvalid, SignerConfigError) as exc:
+        log.error("certificate not issued for screening %s: %s", screening.pk, getattr(exc, "reason", type(exc).__name__))
+        return None
+
+
+def _certificate_issue(*, screening: Screening, results: dict[str, str] | None, now: datetime | None) -> Certificate | None:
     code = issuable(screening, results)
     if code is None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import smtplib
 import urllib.error
 import urllib.request
@@ -15,8 +16,9 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from relais.notify.models import Channel, Notification, NotificationKind
-from relais.notify.services import SendOutcome
+from relais.notify.services import SendOutcome, scrub
 
+log = logging.getLogger("relais.notify")
 # Patients have no language setting: every message is in French, then English.
 LANGUAGES = ("fr", "en")
 
@@ -84,24 +86,29 @@ class HttpGatewaySms:
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310 - configured URL
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                answer = json.loads(response.read() or b"{}")
-                return SendOutcome.sent(str(answer.get("id", "")))
+                raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = f"SMS gateway answered {exc.code}: {_gateway_reason(exc)}"
             if exc.code == 429 or exc.code >= 500:
                 return SendOutcome.retry(detail, retry_after=_retry_after(exc.headers.get("Retry-After")))
             return SendOutcome.failed(detail)
-        except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             return SendOutcome.retry(f"SMS gateway unreachable: {type(exc).__name__}")
+        # Any 2xx means the gateway took the message: never resend it because its body is not what we expected.
+        try:
+            answer = json.loads(raw or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            answer = {}
+        return SendOutcome.sent(str(answer.get("id", ""))[:200] if isinstance(answer, dict) else "")
 
 
 def _gateway_reason(exc: urllib.error.HTTPError) -> str:
     try:
         answer = json.loads(exc.read() or b"{}")
-    except (json.JSONDecodeError, OSError):
-        return exc.reason or ""
-    # The gateway's own words, without any number it may quote back.
-    return str(answer.get("error", exc.reason or ""))[:120]
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return scrub(str(exc.reason or ""))[:120]
+    reason = answer.get("error", exc.reason or "") if isinstance(answer, dict) else exc.reason or ""
+    return scrub(str(reason))[:120]
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -128,8 +135,14 @@ def _smtp_outcome(exc: Exception) -> SendOutcome:
     return SendOutcome.retry(f"mail server unreachable: {type(exc).__name__}")
 
 
-def send_batch(notifications: list[Notification], *, on_outcome: Any = None) -> dict[Notification, SendOutcome]:
-    """Send each message; emails share one SMTP connection. ``on_outcome`` is called after each (to record at once)."""
+def _unexpected(exc: Exception) -> SendOutcome:
+    log.exception("notification: unexpected error while sending")  # the traceback names no address: none is formatted in
+    return SendOutcome.retry(f"unexpected error: {type(exc).__name__}")
+
+
+def send_batch(notifications: list[Notification], *, on_outcome: Any = None, before_send: Any = None) -> dict[Notification, SendOutcome]:
+    """Send each message; emails share one SMTP connection. ``on_outcome`` is called after each (to record at once);
+    ``before_send`` may veto a message at the last moment (cancelled by a correction, lease lost)."""
     outcomes: dict[Notification, SendOutcome] = {}
     emails = [n for n in notifications if n.channel == Channel.EMAIL]
     texts = [n for n in notifications if n.channel == Channel.SMS]
@@ -144,6 +157,8 @@ def send_batch(notifications: list[Notification], *, on_outcome: Any = None) -> 
                     on_outcome(notification, outcomes[notification])
             emails = []
         for notification in emails:
+            if before_send is not None and not before_send(notification):
+                continue
             message = EmailMessage(subject=email_subject(), body=email_text(notification), to=[notification.address], connection=connection)
             message.extra_headers["X-Relais-Notification"] = str(notification.pk)
             try:
@@ -153,6 +168,8 @@ def send_batch(notifications: list[Notification], *, on_outcome: Any = None) -> 
                 outcome = _smtp_outcome(exc)
                 if not isinstance(exc, smtplib.SMTPRecipientsRefused):
                     connection.close()  # start afresh for the next message
+            except Exception as exc:
+                outcome = _unexpected(exc)
             outcomes[notification] = outcome
             if on_outcome:
                 on_outcome(notification, outcome)
@@ -160,7 +177,12 @@ def send_batch(notifications: list[Notification], *, on_outcome: Any = None) -> 
     if texts:
         backend = sms_backend()
         for notification in texts:
-            outcome = backend.send(to=notification.address, text=sms_text(notification), reference=str(notification.pk))
+            if before_send is not None and not before_send(notification):
+                continue
+            try:
+                outcome = backend.send(to=notification.address, text=sms_text(notification), reference=str(notification.pk))
+            except Exception as exc:
+                outcome = _unexpected(exc)
             outcomes[notification] = outcome
             if on_outcome:
                 on_outcome(notification, outcome)

@@ -75,6 +75,11 @@ def result_pdf(*, screening: Screening) -> bytes:
     pdf.setFont(bold, 18)
     pdf.drawString(left, y, _("Test result"))
     y -= 10 * mm
+    if not screening.is_current:
+        pdf.setFillColorRGB(0.7, 0.1, 0.1)
+        pdf.drawString(left, y, _("OUTDATED: this version was replaced; print the latest one."))
+        pdf.setFillColorRGB(0, 0, 0)
+        y -= 10 * mm
     pdf.setFont(regular, 10)
     pdf.drawString(left, y, f"{pharmacy.name} · FINESS {pharmacy.finess}")
     y -= 5 * mm

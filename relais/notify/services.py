@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import random
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -139,6 +141,14 @@ def notifications_for(*, actor: User, series_id: uuid.UUID) -> list[Notification
 # --- Worker side: claim with a lease, send, record with backoff -------------------------------------------------------
 
 
+PERSONAL = re.compile(r"\+?\d[\d\s().-]{4,}\d|\S+@\S+")
+
+
+def scrub(text: str) -> str:
+    """A provider's words may quote the number or address back: keep them out of stored errors, logs and figures."""
+    return PERSONAL.sub("…", text)
+
+
 @dataclass(frozen=True)
 class SendOutcome:
     kind: str  # "sent", "retry" or "failed"
@@ -166,7 +176,9 @@ def _config() -> dict[str, float]:
 def notify_backoff_seconds(attempts: int, *, retry_after: float | None = None) -> float:
     config = _config()
     ceiling = min(config["backoff_cap"], config["backoff_base"] * 2 ** max(0, attempts - 1))
-    return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+    # A receiver's Retry-After is a floor, but never beyond our own cap (nor infinite).
+    floor = min(retry_after, config["backoff_cap"]) if retry_after is not None and math.isfinite(retry_after) else 0.0
+    return max(random.uniform(ceiling / 2, ceiling), floor)
 
 
 def notify_claim(*, owner: str, limit: int = 50, now: datetime | None = None) -> list[Notification]:
@@ -187,6 +199,13 @@ def notify_claim(*, owner: str, limit: int = 50, now: datetime | None = None) ->
     return [by_id[i] for i in ids if i in by_id]
 
 
+def notify_touch(*, owner: str, notification: Notification, now: datetime | None = None) -> bool:
+    """Just before sending: still ours and still wanted? Renews the lease, so a slow batch is never claimed twice."""
+    now = now or timezone.now()
+    lease_until = now + timedelta(seconds=_config()["lease_seconds"])
+    return bool(Notification.objects.filter(pk=notification.pk, lease_owner=owner, status__in=OPEN).update(lease_expires_at=lease_until))
+
+
 def notify_release(*, owner: str, ids: list[uuid.UUID]) -> int:
     return Notification.objects.filter(id__in=ids, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
 
@@ -198,6 +217,7 @@ def notify_record(*, owner: str, outcomes: dict[Notification, SendOutcome], now:
     sent: dict[uuid.UUID, list[uuid.UUID]] = {}
     with transaction.atomic():
         for notification, outcome in outcomes.items():
+            outcome = SendOutcome(outcome.kind, scrub(outcome.detail), outcome.provider_id, outcome.retry_after)
             attempts = notification.attempts + 1
             fields: dict[str, object] = {"attempts": attempts, "lease_owner": "", "lease_expires_at": None}
             if outcome.kind == "sent":
@@ -209,7 +229,11 @@ def notify_record(*, owner: str, outcomes: dict[Notification, SendOutcome], now:
             else:
                 delay = notify_backoff_seconds(attempts, retry_after=outcome.retry_after)
                 fields.update(next_attempt_at=now + timedelta(seconds=delay), last_error=outcome.detail[:300])
-            count = Notification.objects.filter(pk=notification.pk, lease_owner=owner, status__in=OPEN).update(**fields)
+            rows = Notification.objects.filter(pk=notification.pk, lease_owner=owner)
+            if outcome.kind != "sent":
+                rows = rows.filter(status__in=OPEN)
+            # A message that left is recorded as sent (and audited) even if a correction cancelled it a moment before.
+            count = rows.update(**fields)
             updated += count
             if count and outcome.kind == "sent":
                 sent.setdefault(notification.pharmacy_id, []).append(notification.pk)

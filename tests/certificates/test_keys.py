@@ -45,9 +45,10 @@ def test_world_readable_key_refused(tmp_path: Path) -> None:
     signer = generate_dev_signer(now=NOW)
     key_file, cert_file = tmp_path / "dsc.key", tmp_path / "dsc.pem"
     write_signer(signer, key_file=key_file, cert_file=cert_file)
-    os.chmod(key_file, 0o644)
-    with pytest.raises(SignerConfigError, match="every user"):
-        load_signer(key_file=key_file, cert_file=cert_file)
+    for mode in (0o644, 0o640, 0o660):  # readable by everyone, or by the group only: both refused
+        os.chmod(key_file, mode)
+        with pytest.raises(SignerConfigError, match="other users"):
+            load_signer(key_file=key_file, cert_file=cert_file)
 
 
 def test_mismatched_and_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,3 +130,25 @@ def test_dcc_verify_reads_stdin(owner: Any, patient: Any, tmp_path: Path) -> Non
         check=False,
     )
     assert result.returncode != 0 and "invalid" in result.stderr
+
+
+def test_very_long_names_are_shortened_and_never_block_the_recording(owner: Any) -> None:
+    long_first_names = " ".join(["Marie-Christine"] * 9)  # 143 characters: the form allows it, the DCC schema caps at 80
+    patient = patient_register(actor=owner, identity=identity(first_names=long_first_names, nir="", last_name="LONGUE"))
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    certificate = certificate_for_screening(screening=screening)
+    assert certificate is not None
+    payload = verify_hc1(certificate.hc1, certificate=signer().certificate, at=timezone.now())
+    assert len(payload["nam"]["gn"]) <= 80 and payload["nam"]["gn"].startswith("Marie-Christine")
+
+
+def test_a_certificate_that_cannot_be_built_does_not_stop_the_result(owner: Any, patient: Any, monkeypatch: Any) -> None:
+    from relais.certificates import services
+    from relais.certificates.errors import PayloadInvalid
+
+    def refuse(**_kwargs: Any) -> Any:
+        raise PayloadInvalid("$.nam fails schema rule 'x'")
+
+    monkeypatch.setattr(services, "build_test_payload", refuse)
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    assert screening.outbox.exists() and certificate_for_screening(screening=screening) is None

@@ -334,3 +334,95 @@ def test_operator_sees_message_queue_figures_without_addresses(messaging: Any, o
     call_command("notify_stats", stdout=out)
     figures = json.loads(out.getvalue())
     assert figures["failed_last_day"] == 1 and "example.invalid" not in out.getvalue()
+
+
+class _OddGateway:
+    """An SMS operator whose answers are unusual but legal: to check the worker never resends or crashes on them."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.hits = 0
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                gateway.hits += 1
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/messages"
+
+
+def _sms_only(owner: Any, gateway: _OddGateway, settings: Any) -> Notification:
+    settings.RELAIS_SMS = {**settings.RELAIS_SMS, "url": gateway.url, "timeout": 5}
+    patient = patient_register(actor=owner, identity=identity(email="", nir="", last_name="GATEWAY"))
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    return Notification.objects.get(screening=screening)
+
+
+@pytest.mark.parametrize("body", [b"OK", b'["queued"]', b""])
+def test_any_2xx_from_the_gateway_means_sent_once(owner: Any, settings: Any, body: bytes) -> None:
+    gateway = _OddGateway(202, body)
+    message = _sms_only(owner, gateway, settings)
+    for _round in range(3):
+        Notification.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+        _send()
+    message.refresh_from_db()
+    assert gateway.hits == 1 and message.status == NotificationStatus.SENT
+
+
+def test_huge_retry_after_is_capped_and_the_attempt_counts(owner: Any, settings: Any) -> None:
+    message = _sms_only(owner, _OddGateway(429, b'{"error": "slow down"}', {"Retry-After": "1e12"}), settings)
+    _send()
+    message.refresh_from_db()
+    assert message.attempts == 1 and message.next_attempt_at < timezone.now() + timedelta(hours=2)
+
+
+def test_a_number_quoted_back_by_the_gateway_is_not_stored(owner: Any, settings: Any) -> None:
+    message = _sms_only(owner, _OddGateway(400, b'{"error": "destination +33 6 12 34 56 78 is not a mobile number"}'), settings)
+    _send()
+    message.refresh_from_db()
+    assert message.status == NotificationStatus.FAILED and "56 78" not in message.last_error and "mobile" in message.last_error
+
+
+def test_a_message_cancelled_or_reclaimed_after_the_claim_is_not_sent(messaging: Any, owner: Any, patient: Any) -> None:
+    from relais.notify.channels import send_batch
+
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    claimed = services.notify_claim(owner="slow")
+    screening_correct(actor=owner, screening_id=screening.pk, reason="typo", results={"sars-cov-2": RESULT_DETECTED})
+    send_batch(claimed, before_send=lambda n: services.notify_touch(owner="slow", notification=n))
+    assert messaging[0].store.messages == [] and messaging[1].messages == []  # the stale link never leaves
+    fresh = services.notify_claim(owner="a")
+    Notification.objects.filter(pk__in=[n.pk for n in fresh]).update(lease_owner="b")  # another worker took them over
+    send_batch(fresh, before_send=lambda n: services.notify_touch(owner="a", notification=n))
+    assert messaging[0].store.messages == [] and messaging[1].messages == []
+
+
+def test_printing_an_older_version_says_it_is_outdated(owner: Any, patient: Any, as_user: Any, monkeypatch: Any) -> None:
+    from reportlab.pdfgen import canvas
+
+    drawn: list[str] = []
+    draw_string = canvas.Canvas.drawString
+    monkeypatch.setattr(
+        canvas.Canvas, "drawString", lambda self, x, y, text, *a, **k: drawn.append(text) or draw_string(self, x, y, text, *a, **k)
+    )
+    screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    screening_correct(actor=owner, screening_id=screening.pk, reason="misread", results={"sars-cov-2": RESULT_DETECTED})
+    web = as_user(owner)
+    web.cookies["django_language"] = "en"
+    assert f"/screenings/{screening.pk}/document.pdf" not in web.get(f"/screenings/{screening.pk}/").content.decode()
+    assert web.get(f"/screenings/{screening.pk}/document.pdf").status_code == 200
+    assert any("OUTDATED" in text for text in drawn)

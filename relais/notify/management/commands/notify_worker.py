@@ -21,7 +21,7 @@ from django.db import close_old_connections
 from relais.core.context import request_context
 from relais.notify.channels import send_batch
 from relais.notify.models import Notification
-from relais.notify.services import SendOutcome, notify_claim, notify_record, notify_release
+from relais.notify.services import SendOutcome, notify_claim, notify_record, notify_release, notify_touch, scrub
 
 log = logging.getLogger("relais.notify")
 
@@ -74,13 +74,13 @@ class Command(BaseCommand):
                         notification.channel,
                         notification.attempts + 1,
                         outcome.kind,
-                        outcome.detail[:120],
+                        scrub(outcome.detail)[:120],
                     )
                     if stopping.is_set():
                         raise _Stop
 
                 try:
-                    send_batch(claimed, on_outcome=record)
+                    send_batch(claimed, on_outcome=record, before_send=lambda n: notify_touch(owner=owner, notification=n))
                 except _Stop:
                     pass
                 unstarted = [n.pk for n in claimed if n not in done]
