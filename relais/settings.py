@@ -352,5 +352,9 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console", "file"], "level": os.environ.get("RELAIS_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Replace Django's own DEBUG console handler: every line goes through our filter (redaction, request id).
+        "django": {"handlers": [], "propagate": True},
+    },
 }

@@ -135,7 +135,13 @@ def notifications_for(*, actor: User, series_id: uuid.UUID) -> list[Notification
     """What was sent for this test, newest first (the addresses stay encrypted unless a template asks)."""
     if not actor.sees_patients:
         raise PermissionDenied
-    return list(Notification.objects.filter(series_id=series_id, pharmacy_id=actor.tenant_id).order_by("-created_at")[:20])
+    with transaction.atomic():
+        notifications = list(Notification.objects.filter(series_id=series_id, pharmacy_id=actor.tenant_id).order_by("-created_at")[:20])
+        for notification in notifications:
+            notification.masked_address  # noqa: B018 - decrypt here, inside the audited transaction, not in the template
+        if notifications:
+            audit_record(actor=actor, action="notification.list", object_type="notification", object_ids=[n.pk for n in notifications])
+    return notifications
 
 
 # --- Worker side: claim with a lease, send, record with backoff -------------------------------------------------------
@@ -267,16 +273,21 @@ def _usable(link: ResultLink | None, now: datetime) -> ResultLink:
 
 
 def link_open(*, token: str, now: datetime | None = None) -> ResultLink:
-    """The link behind a token, if still usable; opening it is audited (nothing personal is shown yet)."""
+    """The link behind a token, if still usable. Opening a real link is audited, usable or not (nothing personal is shown)."""
+    refused: LinkUnusable | None = None
     with transaction.atomic():
-        link = _usable(ResultLink.objects.filter(token_hash=token_hash(token)).first(), now or timezone.now())
-        audit_record(
-            actor=None,
-            action="result_link.open",
-            object_type="result_link",
-            object_ids=[link.pk, link.patient_id],
-            pharmacy_id=link.pharmacy_id,
-        )
+        found = ResultLink.objects.filter(token_hash=token_hash(token)).first()
+        try:
+            link = _usable(found, now or timezone.now())
+        except LinkUnusable as exc:
+            refused = exc
+        if found is not None:
+            action = "result_link.open" if refused is None else f"result_link.open_{refused.reason}"
+            audit_record(
+                actor=None, action=action, object_type="result_link", object_ids=[found.pk, found.patient_id], pharmacy_id=found.pharmacy_id
+            )
+    if refused is not None:
+        raise refused
     return link
 
 

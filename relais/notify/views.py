@@ -43,9 +43,10 @@ def _private(response: HttpResponse, *, referrer: str = "same-origin") -> HttpRe
     return response
 
 
-def _unusable(request: HttpRequest, reason: str) -> HttpResponse:
-    request.session.pop(SESSION_LINK, None)
-    request.session.pop(SESSION_VERIFIED, None)
+def _unusable(request: HttpRequest, reason: str, *, forget: bool = True) -> HttpResponse:
+    if forget:
+        request.session.pop(SESSION_LINK, None)
+        request.session.pop(SESSION_VERIFIED, None)
     status = 404 if reason == "unknown" else 410
     return _private(render(request, "notify/link_unusable.html", {"reason": reason}, status=status))
 
@@ -56,7 +57,8 @@ def result_open(request: HttpRequest, token: str) -> HttpResponse:
     try:
         link = services.link_open(token=token)
     except LinkUnusable as exc:
-        return _unusable(request, exc.reason)
+        # Another site can make a browser fetch any /r/ address: a bad one must not end the patient's open session.
+        return _unusable(request, exc.reason, forget=False)
     request.session.cycle_key()
     request.session[SESSION_LINK] = str(link.pk)
     request.session.pop(SESSION_VERIFIED, None)

@@ -426,3 +426,26 @@ def test_printing_an_older_version_says_it_is_outdated(owner: Any, patient: Any,
     assert f"/screenings/{screening.pk}/document.pdf" not in web.get(f"/screenings/{screening.pk}/").content.decode()
     assert web.get(f"/screenings/{screening.pk}/document.pdf").status_code == 200
     assert any("OUTDATED" in text for text in drawn)
+
+
+def test_opening_a_locked_or_expired_link_is_audited(messaging: Any, owner: Any, patient: Any) -> None:
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    link = _link_in(messaging[0].store.messages[0]["text"])
+    ResultLink.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert Client().get(link).status_code == 410
+    assert AuditEvent.objects.filter(action="result_link.open_expired").count() == 1
+
+
+def test_staff_reading_message_addresses_is_audited(messaging: Any, owner: Any, screening: Any, as_user: Any) -> None:
+    assert as_user(owner).get(f"/screenings/{screening.pk}/").status_code == 200
+    assert AuditEvent.objects.filter(action="notification.list", actor_id=owner.pk).exists()
+
+
+def test_a_bad_link_fetched_by_another_site_does_not_end_the_open_result(messaging: Any, owner: Any, patient: Any) -> None:
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    _send()
+    client = _open(_link_in(messaging[0].store.messages[0]["text"]))
+    _unlock(client)
+    assert client.get("/r/" + "B" * 43).status_code == 404
+    assert 'data-testid="result"' in client.get("/r/").content.decode()
