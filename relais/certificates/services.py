@@ -132,12 +132,3 @@ def certificate_for_screening(*, screening: Screening) -> Certificate | None:
 
 def revocation_hashes() -> list[str]:
     return list(Certificate.objects.filter(revoked_at__isnull=False).order_by("revoked_at").values_list("uvci_hash", flat=True))
-
-
-def signer_check() -> str:
-    """For deploy checks: '' when the signer loads, else the reason."""
-    try:
-        signer()
-    except SignerConfigError as exc:
-        return str(exc)
-    return ""

@@ -17,8 +17,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
+from relais.notify.services import result_guidance
 from relais.screenings.models import Screening, ScreeningStatus
-from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
@@ -111,13 +111,11 @@ def result_pdf(*, screening: Screening) -> bytes:
     else:
         for result in screening.results.all():
             line(result.analyte_label, str(result.get_result_display()), strong=True)
-        codes = {r.result for r in screening.results.all()}
-        if RESULT_DETECTED in codes:
-            advice = _("Positive: limit contacts, wear a mask, and call your doctor if you are at risk or feel worse.")
-        elif RESULT_INVALID in codes:
-            advice = _("Invalid: the test did not work; take a new test.")
-        else:
-            advice = _("Negative: a rapid test can miss an early infection; test again if symptoms appear.")
+        advice = {
+            "positive": _("Positive: limit contacts, wear a mask, and call your doctor if you are at risk or feel worse."),
+            "invalid": _("Invalid: the test did not work; take a new test."),
+            "negative": _("Negative: a rapid test can miss an early infection; test again if symptoms appear."),
+        }[result_guidance({r.result for r in screening.results.all()})]
         pdf.setFont(regular, 9)
         pdf.drawString(left, y, advice[:120])
         y -= 6 * mm

@@ -25,10 +25,16 @@ from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.notify.models import Channel, Notification, NotificationKind, NotificationStatus, ResultLink
 from relais.screenings.models import Screening, ScreeningStatus
+from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
 
 LINK_LIFETIME = timedelta(days=10)
 MAX_DOB_ATTEMPTS = 10
 OPEN = [NotificationStatus.PENDING]
+
+
+def result_guidance(codes: set[str]) -> str:
+    """Which advice a patient gets: any positive wins, then invalid, else negative."""
+    return "positive" if RESULT_DETECTED in codes else "invalid" if RESULT_INVALID in codes else "negative"
 
 
 def token_hash(token: str) -> str:

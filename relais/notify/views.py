@@ -19,7 +19,6 @@ from relais.notify import services
 from relais.notify.services import LinkUnusable
 from relais.patients.views import staff_user
 from relais.screenings.models import Screening
-from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
 
 SESSION_LINK = "relais_result_link"
 SESSION_VERIFIED = "relais_result_verified"
@@ -70,18 +69,11 @@ def _verified(request: HttpRequest, link_id: str) -> bool:
     return bool(verified.get("link") == link_id and verified.get("until", 0) > time.time())
 
 
-GUIDANCE = {
-    RESULT_DETECTED: "positive",
-    RESULT_INVALID: "invalid",
-}
-
-
 def _result_context(screening: Screening) -> dict[str, Any]:
     from relais.certificates.services import certificate_for_screening
 
     results = list(screening.results.all())
-    codes = {r.result for r in results}
-    guidance = "positive" if RESULT_DETECTED in codes else "invalid" if RESULT_INVALID in codes else "negative"
+    guidance = services.result_guidance({r.result for r in results})
     certificate = certificate_for_screening(screening=screening)
     return {"screening": screening, "results": results, "guidance": guidance, "certificate": certificate}
 
