@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
-from relais.certificates.errors import PayloadInvalid
-from relais.certificates.transliteration import transliterate
+from relais.certificates.errors import CannotIssue, PayloadInvalid
+from relais.certificates.transliteration import transliterate, untransliterable
 from relais.certificates.uvci import new_uvci, uvci_checksum_valid
 
 __all__ = ["SCHEMA_VERSION", "build_test_payload", "new_uvci", "transliterate", "uvci_checksum_valid", "validate_payload"]
@@ -67,6 +67,19 @@ def validate_payload(payload: dict[str, Any]) -> None:
 
 
 NAME_MAX = 80  # schema maxLength of fn and gn
+DOB_PATTERN = re.compile(r"^((19|20)\d\d(-\d\d){0,2}){0,1}$")  # DCC.schema.json "dob": 1900 to 2099 only
+
+
+def check_issuable(*, family_name: str, given_name: str, birth_date: date | str) -> None:
+    """Raise CannotIssue naming the field when an accepted identity cannot be carried faithfully by a DCC."""
+    dob = birth_date.isoformat() if isinstance(birth_date, date) else birth_date
+    if not DOB_PATTERN.match(dob):
+        raise CannotIssue("birth_date_range")
+    # A standardised name missing letters would not match the holder's travel document: refuse rather than guess.
+    if family_name and untransliterable(family_name):
+        raise CannotIssue("family_name_script")
+    if given_name and untransliterable(given_name):
+        raise CannotIssue("given_name_script")
 
 
 def _fit(name: str) -> str:
@@ -91,9 +104,12 @@ def build_test_payload(
     uvci: str,
     country: str = "FR",
 ) -> dict[str, Any]:
-    """A validated DCC payload for one rapid antigen test; a str birth_date allows 'YYYY' or 'YYYY-MM'."""
+    """A validated DCC payload for one rapid antigen test; a str birth_date allows 'YYYY' or 'YYYY-MM'.
+
+    Raises CannotIssue for an identity the format cannot carry, PayloadInvalid for anything else the schema refuses."""
     if sampled_at.utcoffset() is None:
         raise ValueError("sampled_at must be timezone-aware")
+    check_issuable(family_name=family_name, given_name=given_name, birth_date=birth_date)
     if not uvci_checksum_valid(uvci):
         raise PayloadInvalid("$.t[0].ci is not a UVCI with a valid check character")
     name: dict[str, str] = {}
@@ -105,7 +121,7 @@ def build_test_payload(
         "tg": DISEASE_COVID19,
         "tt": TEST_TYPE_RAT,
         "ma": device_id,
-        "sc": sampled_at.replace(microsecond=0).isoformat(),
+        "sc": sampled_at.astimezone(UTC).replace(microsecond=0).isoformat(),  # an offset in seconds is no RFC 3339
         "tr": RESULT_DETECTED if detected else RESULT_NOT_DETECTED,
         "tc": testing_centre,
         "co": country,

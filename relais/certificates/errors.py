@@ -22,3 +22,11 @@ class PayloadInvalid(DccInvalid):
 
     def __init__(self, message: str) -> None:
         super().__init__("schema", message)
+
+
+class CannotIssue(Exception):
+    """Intake accepted a value the DCC cannot carry; `reason` is a certificates.models.RefusalReason value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from relais.accounts.models import Pharmacy
 from relais.core.fields import EncryptedTextField
@@ -34,3 +35,32 @@ class Certificate(models.Model):
         from relais.certificates.qr import qr_svg
 
         return qr_svg(self.hc1)
+
+
+class RefusalReason(models.TextChoices):
+    """Why a test that qualifies for a certificate got none; each label tells the pharmacist what happened."""
+
+    BIRTH_DATE_RANGE = "birth_date_range", _("the date of birth is before 1900, and the EU certificate format only carries 1900 to 2099")
+    FAMILY_NAME_SCRIPT = (
+        "family_name_script",
+        _("the last name has letters with no standard transliteration into Latin letters, which the EU certificate requires"),
+    )
+    GIVEN_NAME_SCRIPT = (
+        "given_name_script",
+        _("the first names have letters with no standard transliteration into Latin letters, which the EU certificate requires"),
+    )
+    SIGNER = "signer", _("the certificate signing key is not available: tell the platform operator")
+    SCHEMA = "schema", _("the certificate failed the EU format check: tell the platform operator")
+
+
+class CertificateRefusal(models.Model):
+    """A screening version that qualified for a certificate but could not get one, and why: never a silent skip."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    screening = models.OneToOneField(Screening, on_delete=models.CASCADE, related_name="certificate_refusal")
+    reason = models.CharField(max_length=32, choices=RefusalReason.choices)
+    detail = models.CharField(max_length=200, blank=True)  # the failing schema location and rule, never a value
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"no certificate for screening {self.screening_id}: {self.reason}"

@@ -1,4 +1,4 @@
-"""Issue a signed EU DCC with each consented, final COVID-19 result; revoke it when the result is corrected or removed."""
+"""Issue a signed EU DCC with each final COVID-19 result; revoke it when the result is corrected or removed."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from relais.certificates.cose import sign_hc1
 from relais.certificates.dcc import build_test_payload
-from relais.certificates.errors import DccInvalid
+from relais.certificates.errors import CannotIssue, DccInvalid
 from relais.certificates.keys import Signer, SignerConfigError, generate_dev_signer, load_signer, write_signer
-from relais.certificates.models import Certificate
+from relais.certificates.models import Certificate, CertificateRefusal, RefusalReason
 from relais.certificates.uvci import new_uvci
 from relais.screenings.models import Screening, ScreeningStatus
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_NOT_DETECTED
@@ -59,7 +59,8 @@ def uvci_hash(uvci: str) -> str:
 
 def issuable(screening: Screening, results: dict[str, str] | None = None) -> str | None:
     """The COVID-19 result code when a certificate may be issued for this version, else None."""
-    if not screening.consent_share_identity or screening.status not in ISSUABLE_STATUSES or not screening.is_current:
+    # identity_withheld: only tests recorded under the old "no consent" promise; every other test gets its certificate.
+    if screening.identity_withheld or screening.status not in ISSUABLE_STATUSES or not screening.is_current:
         return None
     codes = results if results is not None else {r.analyte: r.result for r in screening.results.all()}
     code = codes.get(COVID)
@@ -70,14 +71,21 @@ def certificate_issue(*, screening: Screening, results: dict[str, str] | None = 
     """Sign and store a certificate when the result allows one. Runs in the screening's transaction.
 
     ``results`` (analyte -> code) spares a query when the caller has just saved them. A certificate that cannot be built
-    never stops the result from being recorded and transmitted: it is logged (ids only) and skipped."""
+    never stops the result from being recorded and transmitted: the reason is stored with the screening (shown on its
+    page) and logged with ids only."""
     if not connection.in_atomic_block:
         raise RuntimeError("certificate_issue must run in the screening's transaction")
     try:  # the row is written last, after every check: a failure leaves nothing to roll back
         return _certificate_issue(screening=screening, results=results, now=now)
-    except (DccInvalid, SignerConfigError) as exc:
-        log.error("certificate not issued for screening %s: %s", screening.pk, getattr(exc, "reason", type(exc).__name__))
-        return None
+    except CannotIssue as exc:
+        reason, detail = exc.reason, ""
+    except SignerConfigError:
+        reason, detail = RefusalReason.SIGNER, ""
+    except DccInvalid as exc:
+        reason, detail = RefusalReason.SCHEMA, exc.message[:200]  # a schema location and rule, never a value
+    log.error("certificate not issued for screening %s: %s %s", screening.pk, reason, detail)
+    CertificateRefusal.objects.create(screening=screening, reason=reason, detail=detail, created_at=now or timezone.now())
+    return None
 
 
 def _certificate_issue(*, screening: Screening, results: dict[str, str] | None, now: datetime | None) -> Certificate | None:
@@ -116,6 +124,11 @@ def _certificate_issue(*, screening: Screening, results: dict[str, str] | None, 
     )
     certificate.save(force_insert=True)
     return certificate
+
+
+def certificate_refusal_for_screening(*, screening: Screening) -> CertificateRefusal | None:
+    """Why this version got no certificate although its result qualified, if that happened."""
+    return CertificateRefusal.objects.filter(screening_id=screening.pk).first()
 
 
 def certificate_revoke_series(*, series_id: uuid.UUID, reason: str, now: datetime | None = None) -> int:
