@@ -14,11 +14,28 @@ from django.conf import settings
 
 from relais.core.secrets import decode_key
 
+# Marks are dropped where they are accents or optional vowel signs (É = E, Ά = Α, مُحَمَّد = محمد); elsewhere they make
+# another letter or syllable (й ≠ и, नमस्ते) and are kept.
+_FOLD_MARKS_AFTER = ("LATIN", "GREEK", "ARABIC", "HEBREW")
+
 
 def normalise_name(value: str) -> str:
-    """Upper-case ASCII letters only: 'Durand-Testeur' and 'DURAND TESTEUR' index alike."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    return "".join(ch for ch in decomposed if ch.isascii() and ch.isalpha()).upper()
+    """Letters of every script, case-folded, accents removed: 'Durand-Testeur', 'DURAND TESTEUR' and 'Durând testeur'
+    index alike, 'Иванов' and 'Петрова' do not. Empty when the value holds no letter at all."""
+    folded = unicodedata.normalize("NFKC", value).casefold()
+    kept: list[str] = []
+    base_script = ""
+    for ch in unicodedata.normalize("NFD", folded):
+        if unicodedata.category(ch).startswith("M"):
+            if base_script and base_script not in _FOLD_MARKS_AFTER:  # a mark on a dropped character goes with it
+                kept.append(ch)
+            continue
+        if ch.isalpha():
+            kept.append(ch)
+            base_script = unicodedata.name(ch, "").split(" ", 1)[0]
+        else:
+            base_script = ""
+    return unicodedata.normalize("NFC", "".join(kept))
 
 
 def _hmac(purpose: str, pharmacy_id: object, *parts: str) -> str:

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from relais.core import validators
+from relais.core import blind_index, validators
 from relais.core.forms import FocusFirstErrorMixin
 from relais.patients.models import Sex
 from relais.patients.services import PatientIdentity
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 DATE_FORMATS = ["%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"]
 
@@ -22,6 +25,14 @@ def check_birth_date(value: date) -> date:
         raise ValidationError(_("The date of birth is in the future."))
     if value.year < today.year - 130:
         raise ValidationError(_("The date of birth is more than 130 years ago: check the year."))
+    return value
+
+
+def with_letters(value: str, message: StrOrPromise) -> str:
+    """Spaces collapsed; a name with no letter in any script ('-', '123', '?') would match every other such name."""
+    value = " ".join(value.split())
+    if not blind_index.normalise_name(value):
+        raise ValidationError(message)
     return value
 
 
@@ -44,10 +55,10 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
     confirm_duplicate = forms.BooleanField(required=False, widget=forms.HiddenInput())
 
     def clean_last_name(self) -> str:
-        return " ".join(self.cleaned_data["last_name"].split())
+        return with_letters(self.cleaned_data["last_name"], _("The last name has no letter: type it as on the identity document."))
 
     def clean_first_names(self) -> str:
-        return " ".join(self.cleaned_data["first_names"].split())
+        return with_letters(self.cleaned_data["first_names"], _("The first names have no letter: type them as on the identity document."))
 
     def clean_date_of_birth(self) -> date:
         return check_birth_date(self.cleaned_data["date_of_birth"])

@@ -35,12 +35,22 @@ class Patient(models.Model):
     nir_index = models.CharField(max_length=64, blank=True, db_index=True)
     name_dob_index = models.CharField(max_length=64, db_index=True)
     identity_index = models.CharField(max_length=64, db_index=True)
+    # Registered beside a record that looks alike but differs on an identifying field: the pharmacy reviews the pair.
+    possible_duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Found to be the same person as another record: its tests moved there; kept for the audit trail, out of searches.
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    merged_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["pharmacy", "created_at"])]
+        indexes = [
+            models.Index(fields=["pharmacy", "created_at"]),
+            # Matching looks up one pharmacy's identity or NIR index: without these SQLite picks a single-column index.
+            models.Index(fields=["pharmacy", "identity_index"], name="patient_pharmacy_identity"),
+            models.Index(fields=["pharmacy", "nir_index"], name="patient_pharmacy_nir"),
+        ]
 
     def __str__(self) -> str:
         return f"patient {self.pk}"  # never the name: str() ends up in logs

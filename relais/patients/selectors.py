@@ -21,6 +21,10 @@ def _scoped(actor: User):  # type: ignore[no-untyped-def]
     return Patient.objects.filter(pharmacy_id=actor.tenant_id)
 
 
+def _searchable(actor: User):  # type: ignore[no-untyped-def]
+    return _scoped(actor).filter(merged_into__isnull=True)  # a merged record's tests live on the record it was merged into
+
+
 def patient_get(*, actor: User, patient_id: uuid.UUID | str, purpose: str = "view") -> Patient:
     """Another pharmacy's patient raises Patient.DoesNotExist, which views turn into 404."""
     with transaction.atomic():
@@ -31,7 +35,7 @@ def patient_get(*, actor: User, patient_id: uuid.UUID | str, purpose: str = "vie
 
 def patient_search(*, actor: User, nir: str = "", last_name: str = "", date_of_birth: date | None = None) -> list[Patient]:
     """Exact search by NIR, or by last name plus date of birth, through blind indexes."""
-    query = _scoped(actor)
+    query = _searchable(actor)
     if nir:
         query = query.filter(nir_index=blind_index.nir_index(pharmacy_id=actor.tenant_id, nir=nir_normalise(nir)))
     elif last_name and date_of_birth:
@@ -49,3 +53,22 @@ def patient_search(*, actor: User, nir: str = "", last_name: str = "", date_of_b
             detail={"by": "nir" if nir else "name_dob"},
         )
     return patients
+
+
+def patients_to_review(*, actor: User) -> list[Patient]:
+    """Records registered beside a look-alike, for the pharmacy to merge or keep apart (names shown: audited)."""
+    with transaction.atomic():
+        patients = list(
+            _searchable(actor)
+            .filter(possible_duplicate_of__isnull=False)
+            .select_related("possible_duplicate_of")
+            .order_by("created_at")[:200]
+        )
+        if patients:
+            ids = [p.pk for p in patients] + [p.possible_duplicate_of_id for p in patients]
+            audit_record(actor=actor, action="patient.review_list", object_type="patient", object_ids=ids)
+    return patients
+
+
+def patients_to_review_count(*, actor: User) -> int:
+    return int(_searchable(actor).filter(possible_duplicate_of__isnull=False).count())

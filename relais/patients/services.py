@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils import timezone
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
@@ -43,33 +44,67 @@ def _require_patient_access(actor: User) -> None:
         raise PermissionDenied
 
 
-def _indexes(pharmacy_id: uuid.UUID, identity: PatientIdentity) -> dict[str, str]:
+def blind_indexes(*, pharmacy_id: uuid.UUID, nir: str, last_name: str, first_names: str, date_of_birth: date) -> dict[str, str]:
     return {
-        "nir_index": blind_index.nir_index(pharmacy_id=pharmacy_id, nir=identity.nir) if identity.nir else "",
-        "name_dob_index": blind_index.name_dob_index(
-            pharmacy_id=pharmacy_id, last_name=identity.last_name, date_of_birth=identity.date_of_birth
-        ),
+        "nir_index": blind_index.nir_index(pharmacy_id=pharmacy_id, nir=nir) if nir else "",
+        "name_dob_index": blind_index.name_dob_index(pharmacy_id=pharmacy_id, last_name=last_name, date_of_birth=date_of_birth),
         "identity_index": blind_index.identity_index(
-            pharmacy_id=pharmacy_id,
-            last_name=identity.last_name,
-            first_names=identity.first_names,
-            date_of_birth=identity.date_of_birth,
+            pharmacy_id=pharmacy_id, last_name=last_name, first_names=first_names, date_of_birth=date_of_birth
         ),
     }
 
 
+def _indexes(pharmacy_id: uuid.UUID, identity: PatientIdentity | Patient) -> dict[str, str]:
+    return blind_indexes(
+        pharmacy_id=pharmacy_id,
+        nir=identity.nir,
+        last_name=identity.last_name,
+        first_names=identity.first_names,
+        date_of_birth=identity.date_of_birth,  # type: ignore[arg-type]  # EncryptedDateField gives a date
+    )
+
+
 def likely_duplicates(*, pharmacy_id: uuid.UUID, identity: PatientIdentity, exclude_id: uuid.UUID | None = None) -> list[Patient]:
-    """Same NIR, or same last name + first name + date of birth, in the same pharmacy."""
+    """Same NIR, or same last name + first name + date of birth, in the same pharmacy (merged records left out), oldest first."""
     indexes = _indexes(pharmacy_id, identity)
-    query = Patient.objects.filter(pharmacy_id=pharmacy_id, identity_index=indexes["identity_index"])
+    query = Patient.objects.filter(pharmacy_id=pharmacy_id, identity_index=indexes["identity_index"], merged_into__isnull=True)
     if indexes["nir_index"]:
-        query = query | Patient.objects.filter(pharmacy_id=pharmacy_id, nir_index=indexes["nir_index"])
+        query = query | Patient.objects.filter(pharmacy_id=pharmacy_id, nir_index=indexes["nir_index"], merged_into__isnull=True)
     if exclude_id is not None:
         query = query.exclude(pk=exclude_id)
-    return list(query.distinct()[:5])
+    return list(query.distinct().order_by("created_at")[:5])
+
+
+def same_person(patient: Patient, identity: PatientIdentity) -> bool:
+    """Whether a registered patient and a submitted identity are one person, on identifying fields only.
+
+    Two NIRs: they must be equal (and the birth dates too). Otherwise last name, first names, birth date and sex must all
+    agree. Anything less is a look-alike: a homonym, a twin, a typo, which only a person can judge."""
+    if patient.date_of_birth != identity.date_of_birth:
+        return False
+    if patient.nir and identity.nir:
+        return bool(patient.nir == identity.nir)
+    return (
+        patient.sex == identity.sex
+        and blind_index.normalise_name(patient.last_name) == blind_index.normalise_name(identity.last_name)
+        and blind_index.normalise_name(patient.first_names) == blind_index.normalise_name(identity.first_names)
+    )
+
+
+def _create(*, actor: User, identity: PatientIdentity, look_alike: Patient | None) -> Patient:
+    patient = Patient(
+        pharmacy_id=actor.tenant_id, created_by=actor, possible_duplicate_of=look_alike, **_indexes(actor.tenant_id, identity)
+    )
+    for field in fields(PatientIdentity):
+        setattr(patient, field.name, getattr(identity, field.name))
+    patient.save()
+    detail = {"possible_duplicate": True} if look_alike is not None else {}
+    audit_record(actor=actor, action="patient.create", object_type="patient", object_ids=[patient.pk], detail=detail)
+    return patient
 
 
 def patient_register(*, actor: User, identity: PatientIdentity, allow_duplicate: bool = False) -> Patient:
+    """Register from the web form: look-alikes are shown first; registering anyway flags the new record for review."""
     _require_patient_access(actor)
     duplicate: LikelyDuplicate | None = None
     with transaction.atomic():
@@ -79,19 +114,117 @@ def patient_register(*, actor: User, identity: PatientIdentity, allow_duplicate:
             audit_record(actor=actor, action="patient.duplicate_check", object_type="patient", object_ids=[m.pk for m in matches])
             duplicate = LikelyDuplicate(matches)
         else:
-            patient = Patient(pharmacy_id=actor.tenant_id, created_by=actor, **_indexes(actor.tenant_id, identity))
-            for field in fields(PatientIdentity):
-                setattr(patient, field.name, getattr(identity, field.name))
-            patient.save()
-            audit_record(
-                actor=actor,
-                action="patient.create",
-                object_type="patient",
-                object_ids=[patient.pk],
-                detail={"duplicate_confirmed": bool(matches)},
-            )
+            patient = _create(actor=actor, identity=identity, look_alike=matches[0] if matches else None)
     if duplicate is not None:
         raise duplicate
+    return patient
+
+
+@dataclass(frozen=True)
+class Resolution:
+    patient: Patient
+    created: bool
+    needs_review: bool = False  # created beside a look-alike record: the pharmacy decides whether to merge
+
+
+# Filled in on the matched record when it has none; contact details are replaced by the newer ones given with the test.
+_FILLED_WHEN_EMPTY = ("nir", "address_line", "postcode", "city")
+_REPLACED_WHEN_GIVEN = ("phone", "email")
+
+
+def _complete(*, actor: User, patient: Patient, identity: PatientIdentity) -> None:
+    changed = [name for name in _FILLED_WHEN_EMPTY if getattr(identity, name) and not getattr(patient, name)]
+    changed += [name for name in _REPLACED_WHEN_GIVEN if getattr(identity, name) and getattr(identity, name) != getattr(patient, name)]
+    if not changed:
+        return
+    for name in changed:
+        setattr(patient, name, getattr(identity, name))
+    if "nir" in changed:
+        patient.nir_index = _indexes(actor.tenant_id, patient)["nir_index"]
+        changed.append("nir_index")
+    patient.save(update_fields=[*changed, "updated_at"])
+    audit_record(actor=actor, action="patient.update", object_type="patient", object_ids=[patient.pk], detail={"fields": sorted(changed)})
+
+
+def patient_resolve(*, actor: User, identity: PatientIdentity) -> Resolution:
+    """The patient a submitted identity belongs to: the registered record of the same person, or a new one.
+
+    Used by every intake that carries an identity (API single and batch, CSV rows). A look-alike that differs on an
+    identifying field never receives the test: a new record is created and flagged for the pharmacy to review."""
+    _require_patient_access(actor)
+    with transaction.atomic():
+        candidates = likely_duplicates(pharmacy_id=actor.tenant_id, identity=identity)
+        same = [c for c in candidates if same_person(c, identity)]
+        if same:
+            patient = same[0]
+            audit_record(actor=actor, action="patient.match", object_type="patient", object_ids=[c.pk for c in candidates])
+            _complete(actor=actor, patient=patient, identity=identity)
+            return Resolution(patient=patient, created=False)
+        if candidates:
+            audit_record(actor=actor, action="patient.duplicate_check", object_type="patient", object_ids=[c.pk for c in candidates])
+        patient = _create(actor=actor, identity=identity, look_alike=candidates[0] if candidates else None)
+        return Resolution(patient=patient, created=True, needs_review=bool(candidates))
+
+
+class MergeRefused(Exception):
+    pass
+
+
+def _scoped_for_update(actor: User, patient_id: uuid.UUID | str) -> Patient:
+    return Patient.objects.select_for_update().get(pk=patient_id, pharmacy_id=actor.tenant_id, merged_into__isnull=True)
+
+
+def patient_merge(*, actor: User, duplicate_id: uuid.UUID | str, into_id: uuid.UUID | str, now: datetime | None = None) -> Patient:
+    """The two records are one person: everything attached to the duplicate moves to the kept record, in one transaction.
+
+    The kept record's identity wins; what it lacks (NIR, address, contact) is taken from the duplicate. The duplicate stays,
+    marked merged, so the history of what was recorded under it can still be read."""
+    _require_patient_access(actor)
+    if str(duplicate_id) == str(into_id):
+        raise MergeRefused("a record cannot be merged into itself")
+    with transaction.atomic():
+        duplicate = _scoped_for_update(actor, duplicate_id)
+        kept = _scoped_for_update(actor, into_id)
+        moved: dict[str, int] = {}
+        for relation in Patient._meta.related_objects:
+            if relation.related_model is Patient or not relation.one_to_many:  # self links are handled below
+                continue
+            name = relation.field.name
+            count = relation.related_model._default_manager.filter(**{name: duplicate}).update(**{name: kept})
+            if count:
+                moved[relation.related_model._meta.label_lower] = count
+        filled = [name for name in (*_FILLED_WHEN_EMPTY, *_REPLACED_WHEN_GIVEN) if getattr(duplicate, name) and not getattr(kept, name)]
+        for name in filled:
+            setattr(kept, name, getattr(duplicate, name))
+        kept.nir_index = _indexes(actor.tenant_id, kept)["nir_index"]
+        if kept.possible_duplicate_of_id == duplicate.pk:
+            kept.possible_duplicate_of = None
+        kept.save()
+        Patient.objects.filter(possible_duplicate_of=duplicate).exclude(pk=kept.pk).update(possible_duplicate_of=kept)
+        Patient.objects.filter(merged_into=duplicate).update(merged_into=kept)  # chains stay one step long
+        duplicate.merged_into = kept
+        duplicate.merged_at = now or timezone.now()
+        duplicate.possible_duplicate_of = None
+        duplicate.save(update_fields=["merged_into", "merged_at", "possible_duplicate_of", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="patient.merge",
+            object_type="patient",
+            object_ids=[kept.pk, duplicate.pk],
+            detail={"moved": moved, "filled": filled},
+        )
+    return kept
+
+
+def patient_keep_separate(*, actor: User, patient_id: uuid.UUID | str) -> Patient:
+    """The pharmacy checked the pair: two different people. The flag is cleared."""
+    _require_patient_access(actor)
+    with transaction.atomic():
+        patient = _scoped_for_update(actor, patient_id)
+        other = patient.possible_duplicate_of_id
+        patient.possible_duplicate_of = None
+        patient.save(update_fields=["possible_duplicate_of", "updated_at"])
+        audit_record(actor=actor, action="patient.not_duplicate", object_type="patient", object_ids=[patient.pk, other])
     return patient
 
 

@@ -12,7 +12,7 @@ from relais.accounts.models import User
 from relais.core.forms import apply_service_errors
 from relais.patients import selectors, services
 from relais.patients.forms import ContactForm, PatientForm, PatientSearchForm
-from relais.patients.models import Patient
+from relais.patients.models import Patient, Sex
 from relais.screenings.selectors import patient_screenings
 
 
@@ -55,7 +55,8 @@ def patient_register(request: HttpRequest) -> HttpResponse:
                 actor=user, identity=form.identity(), allow_duplicate=form.cleaned_data["confirm_duplicate"]
             )
         except services.LikelyDuplicate as dup:
-            duplicates = dup.matches
+            identity = form.identity()
+            duplicates = [{"patient": p, "same": services.same_person(p, identity)} for p in dup.matches]
             # Show the form again with the confirmation box ticked, so a second submit registers anyway.
             form = PatientForm({**request.POST.dict(), "confirm_duplicate": "on"})
             form.is_valid()
@@ -74,6 +75,46 @@ def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
     return render(request, "patients/detail.html", {"patient": patient, "screenings": screenings})
 
 
+def patient_review_list(request: HttpRequest) -> HttpResponse:
+    user = staff_user(request)
+    return render(request, "patients/review_list.html", {"patients": selectors.patients_to_review(actor=user)})
+
+
+REVIEWED_FIELDS = ["last_name", "first_names", "sex", "date_of_birth", "nir", "address_line", "postcode", "city", "phone", "email"]
+
+
+def patient_review(request: HttpRequest, patient_id: str) -> HttpResponse:
+    """Two look-alike records side by side: merge them (keeping either) or record that they are different people."""
+    user = staff_user(request)
+    patient = patient_or_404(user, patient_id, purpose="review")
+    if patient.possible_duplicate_of_id is None or patient.merged_into_id is not None:
+        return redirect("patients:detail", patient_id=patient.pk)
+    other = patient_or_404(user, patient.possible_duplicate_of_id, purpose="review")
+    if request.method == "POST":
+        keep = request.POST.get("keep", "")
+        try:
+            if request.POST.get("action") == "separate":
+                services.patient_keep_separate(actor=user, patient_id=patient.pk)
+                messages.success(request, _("Both records are kept: they are different people."))
+                return redirect("patients:review_list")
+            if keep not in (str(patient.pk), str(other.pk)):
+                raise services.MergeRefused("choose the record to keep")
+            duplicate = other if keep == str(patient.pk) else patient
+            kept = services.patient_merge(actor=user, duplicate_id=duplicate.pk, into_id=keep)
+        except (services.MergeRefused, Patient.DoesNotExist):
+            messages.error(request, _("Choose which record to keep, then merge."))
+        else:
+            messages.success(request, _("Records merged: every test of both is now on this record."))
+            return redirect("patients:detail", patient_id=kept.pk)
+    rows: list[dict[str, object]] = []
+    for name in REVIEWED_FIELDS:
+        left, right = _shown(patient, name), _shown(other, name)
+        rows.append({"label": PatientForm.base_fields[name].label, "left": left, "right": right, "differs": left != right})
+    counts = {p.pk: p.screenings.count() for p in (patient, other)}  # type: ignore[attr-defined]
+    context = {"patient": patient, "other": other, "rows": rows, "left_tests": counts[patient.pk], "right_tests": counts[other.pk]}
+    return render(request, "patients/review.html", context)
+
+
 def patient_contact(request: HttpRequest, patient_id: str) -> HttpResponse:
     user = staff_user(request)
     patient = patient_or_404(user, patient_id, purpose="view_contact")
@@ -89,6 +130,15 @@ def patient_contact(request: HttpRequest, patient_id: str) -> HttpResponse:
             return resend_after_contact_change(request, user=user, screening_id=resend_for, patient_id=patient.pk)
         return redirect("patients:detail", patient_id=patient.pk)
     return render(request, "patients/contact.html", {"form": form, "patient": patient, "resend_for": resend_for})
+
+
+def _shown(patient: Patient, name: str) -> str:
+    value = getattr(patient, name)
+    if name == "sex":
+        return str(Sex(value).label) if value in Sex.values else str(value)
+    if name == "date_of_birth":
+        return value.strftime("%d/%m/%Y") if value else ""
+    return str(value or "")
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.patients.models import Patient
-from relais.patients.services import LikelyDuplicate, PatientIdentity, patient_register
+from relais.patients.services import PatientIdentity, patient_resolve
 from relais.screenings.models import Screening, ScreeningStatus
 from relais.screenings.services import ScreeningInput, screening_record
 from relais.submissions.models import ItemStatus, Submission, SubmissionItem, SubmissionKind, SubmissionStatus
@@ -59,13 +59,13 @@ def _patient_for(*, actor: User, identity: PatientIdentity | None, patient_id: u
         patient = Patient.objects.filter(pk=patient_id, pharmacy_id=actor.tenant_id).first()
         if patient is None:
             raise ValidationError({"patient_id": [_("No patient with this id at your pharmacy: register the patient first.")]})
+        if patient.merged_into_id is not None:  # the pharmacy found this record to be another's duplicate: follow it
+            patient = Patient.objects.get(pk=patient.merged_into_id, pharmacy_id=actor.tenant_id)
         return patient, False
     assert identity is not None
-    try:
-        return patient_register(actor=actor, identity=identity), True
-    except LikelyDuplicate as duplicate:
-        # Same NIR, or same names and birth date: the test belongs to that record (the check itself is audited).
-        return duplicate.matches[0], False
+    # The same person's record, or a new one (flagged when a look-alike exists): never another person's.
+    resolution = patient_resolve(actor=actor, identity=identity)
+    return resolution.patient, resolution.created
 
 
 def earlier_duplicate(*, pharmacy_id: uuid.UUID, patient_id: uuid.UUID, data: ScreeningInput) -> Screening | None:
