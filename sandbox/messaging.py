@@ -1,8 +1,10 @@
 """Loopback stand-ins for the outside world's messaging: a real SMTP server (aiosmtpd) and an SMS gateway over HTTP.
 
 The SMS gateway behaves like an operator's API: POST /messages {to, text, reference} -> 202 {"id": ...};
-a number it cannot deliver to -> 400; it can be told to fail on purpose (down, http500, http429, reject)
-through POST /control/mode {"mode": ...}. GET /messages lists what was received (development only).
+a client reference it has already accepted -> 200 {"id": <the first message's id>, "duplicate": true}, and nothing
+is sent again (as operators do with a client reference); a number it cannot deliver to -> 400; it can be told to
+fail on purpose (down, http500, http429, reject) through POST /control/mode {"mode": ...}.
+GET /messages lists what was received (development only). The SMTP server keeps each message's Message-ID.
 
     python -m sandbox.messaging --data-dir .sandbox --smtp-port 8025 --sms-port 8026
 """
@@ -49,6 +51,7 @@ class MailStore:
             "from": envelope.mail_from,
             "to": list(envelope.rcpt_tos),
             "subject": str(parsed["Subject"]),
+            "message_id": str(parsed["Message-ID"] or ""),
             "text": body.get_content() if body is not None else "",
             "received_at": time.time(),
         }
@@ -95,11 +98,19 @@ class SmsGateway:
 
     def __init__(self, *, port: int = 0, folder: Path | None = None, host: str = "127.0.0.1", token: str = "") -> None:
         self.messages: list[dict[str, Any]] = []
+        self.by_reference: dict[str, dict[str, Any]] = {}
+        self.repeats = 0  # requests answered with an earlier message because their reference was known
         self.mode = "ok"
         self.lock = threading.Lock()
         self.log = folder / "sms.jsonl" if folder is not None else None
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
+        if self.log is not None and self.log.exists():
+            # A restarted gateway still knows the references it accepted, as an operator's would.
+            for line in self.log.read_text().splitlines():
+                record = json.loads(line)
+                if record.get("reference"):
+                    self.by_reference[record["reference"]] = record
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,26 +169,32 @@ class SmsGateway:
                 except json.JSONDecodeError:
                     self._answer(400, {"error": "body is not JSON"})
                     return
-                to, text = body.get("to", ""), body.get("text", "")
+                to, text, reference = body.get("to", ""), body.get("text", ""), body.get("reference", "")
+                if not isinstance(reference, str) or len(reference) > 100:
+                    self._answer(400, {"error": "reference must be text of at most 100 characters"})
+                    return
                 if mode == "reject" or not (isinstance(to, str) and to.startswith("+") and to[1:].isdigit() and 8 <= len(to) <= 16):
                     self._answer(400, {"error": "number not reachable"})
                     return
                 if not isinstance(text, str) or not text or len(text) > 1600:
                     self._answer(400, {"error": "text must be 1 to 1600 characters"})
                     return
-                record = {
-                    "id": uuid.uuid4().hex,
-                    "to": to,
-                    "text": text,
-                    "reference": body.get("reference", ""),
-                    "received_at": time.time(),
-                }
+                record = {"id": uuid.uuid4().hex, "to": to, "text": text, "reference": reference, "received_at": time.time()}
                 with gateway.lock:
-                    gateway.messages.append(record)
-                    if gateway.log is not None:
-                        with gateway.log.open("a") as handle:
-                            handle.write(json.dumps(record) + "\n")
-                self._answer(202, {"id": record["id"]})
+                    earlier = gateway.by_reference.get(reference) if reference else None
+                    if earlier is not None:
+                        gateway.repeats += 1
+                    else:
+                        if reference:
+                            gateway.by_reference[reference] = record
+                        gateway.messages.append(record)
+                        if gateway.log is not None:
+                            with gateway.log.open("a") as handle:
+                                handle.write(json.dumps(record) + "\n")
+                if earlier is not None:
+                    self._answer(200, {"id": earlier["id"], "duplicate": True})
+                else:
+                    self._answer(202, {"id": record["id"]})
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -7,6 +7,7 @@ import logging
 import smtplib
 import urllib.error
 import urllib.request
+from email.utils import parseaddr
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -66,12 +67,25 @@ def email_text(notification: Notification) -> str:
     return "\n".join(_lines(notification, short=False))
 
 
+def message_id(notification: Notification) -> str:
+    """The same Message-ID on every attempt, so a mail client shows a message resent after a crash only once."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "relais.localhost"
+    return f"<{notification.pk}@{domain}>"
+
+
+def sms_reference(notification: Notification) -> str:
+    """The gateway's client reference: the same on every attempt, so the gateway drops a message resent after a crash."""
+    return str(notification.pk)
+
+
 class SmsBackend(Protocol):
     def send(self, *, to: str, text: str, reference: str) -> SendOutcome: ...
 
 
 class HttpGatewaySms:
-    """POST {to, text, reference} as JSON to RELAIS_SMS["url"]; 2xx sent, 429/5xx/timeouts retried, other 4xx permanent."""
+    """POST {to, text, reference} as JSON to RELAIS_SMS["url"]; 2xx sent, 429/5xx/timeouts retried, other 4xx permanent.
+
+    ``reference`` is the client reference the gateway deduplicates on: a repeat is answered with the first message's id."""
 
     def __init__(self) -> None:
         self.url = settings.RELAIS_SMS["url"]
@@ -161,9 +175,10 @@ def send_batch(notifications: list[Notification], *, on_outcome: Any = None, bef
                 continue
             message = EmailMessage(subject=email_subject(), body=email_text(notification), to=[notification.address], connection=connection)
             message.extra_headers["X-Relais-Notification"] = str(notification.pk)
+            message.extra_headers["Message-ID"] = message_id(notification)
             try:
                 message.send()
-                outcome = SendOutcome.sent()
+                outcome = SendOutcome.sent(message.extra_headers["Message-ID"])
             except (OSError, smtplib.SMTPException) as exc:
                 outcome = _smtp_outcome(exc)
                 if not isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -180,7 +195,7 @@ def send_batch(notifications: list[Notification], *, on_outcome: Any = None, bef
             if before_send is not None and not before_send(notification):
                 continue
             try:
-                outcome = backend.send(to=notification.address, text=sms_text(notification), reference=str(notification.pk))
+                outcome = backend.send(to=notification.address, text=sms_text(notification), reference=sms_reference(notification))
             except Exception as exc:
                 outcome = _unexpected(exc)
             outcomes[notification] = outcome

@@ -69,6 +69,8 @@ class Notification(models.Model):
     next_attempt_at = models.DateTimeField()
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set just before the message goes to the gateway, cleared with its outcome: still set means the worker died in between.
+    handed_off_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     provider_id = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")

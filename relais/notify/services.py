@@ -16,7 +16,7 @@ from typing import cast
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -30,6 +30,7 @@ from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
 LINK_LIFETIME = timedelta(days=10)
 MAX_DOB_ATTEMPTS = 10
 OPEN = [NotificationStatus.PENDING]
+IN_DOUBT = "the worker stopped between the hand-off and its outcome; sent again under the same id"
 
 
 def result_guidance(codes: set[str]) -> str:
@@ -207,15 +208,28 @@ def notify_claim(*, owner: str, limit: int = 50, now: datetime | None = None) ->
         ids = list(due.values_list("id", flat=True)[:limit])
         if ids:
             Notification.objects.filter(id__in=ids).update(lease_owner=owner, lease_expires_at=lease_until)
-    by_id = {n.id: n for n in Notification.objects.filter(id__in=ids).select_related("pharmacy")}
+            _count_interrupted_hand_offs(ids, now)
+    by_id = {n.id: n for n in Notification.objects.filter(id__in=ids, status__in=OPEN).select_related("pharmacy")}
     return [by_id[i] for i in ids if i in by_id]
 
 
+def _count_interrupted_hand_offs(ids: list[uuid.UUID], now: datetime) -> None:
+    """A hand-off with no recorded outcome may have reached the patient: it counts as an attempt (a message that kills
+    every worker ends failed, not in a loop), and the resend carries the same id so the gateway or mail client drops it."""
+    doubtful = Notification.objects.filter(id__in=ids, handed_off_at__isnull=False)
+    doubtful.filter(attempts__gte=_config()["max_attempts"] - 1).update(
+        status=NotificationStatus.FAILED, failed_at=now, link_url="", handed_off_at=None, attempts=F("attempts") + 1, last_error=IN_DOUBT
+    )
+    doubtful.update(handed_off_at=None, attempts=F("attempts") + 1, last_error=IN_DOUBT)
+
+
 def notify_touch(*, owner: str, notification: Notification, now: datetime | None = None) -> bool:
-    """Just before sending: still ours and still wanted? Renews the lease, so a slow batch is never claimed twice."""
+    """Just before sending: still ours and still wanted? Renews the lease, so a slow batch is never claimed twice,
+    and marks the hand-off in the same statement, so a worker killed before recording the outcome leaves a trace."""
     now = now or timezone.now()
     lease_until = now + timedelta(seconds=_config()["lease_seconds"])
-    return bool(Notification.objects.filter(pk=notification.pk, lease_owner=owner, status__in=OPEN).update(lease_expires_at=lease_until))
+    rows = Notification.objects.filter(pk=notification.pk, lease_owner=owner, status__in=OPEN)
+    return bool(rows.update(lease_expires_at=lease_until, handed_off_at=now))
 
 
 def notify_release(*, owner: str, ids: list[uuid.UUID]) -> int:
@@ -231,7 +245,7 @@ def notify_record(*, owner: str, outcomes: dict[Notification, SendOutcome], now:
         for notification, outcome in outcomes.items():
             outcome = SendOutcome(outcome.kind, scrub(outcome.detail), outcome.provider_id, outcome.retry_after)
             attempts = notification.attempts + 1
-            fields: dict[str, object] = {"attempts": attempts, "lease_owner": "", "lease_expires_at": None}
+            fields: dict[str, object] = {"attempts": attempts, "lease_owner": "", "lease_expires_at": None, "handed_off_at": None}
             if outcome.kind == "sent":
                 fields.update(
                     status=NotificationStatus.SENT, sent_at=now, link_url="", provider_id=outcome.provider_id[:200], last_error=""
