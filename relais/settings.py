@@ -323,6 +323,8 @@ RELAIS_TRANSFER: dict[str, Any] = {
         "sandbox-https-fhir": {"message_format": "fhir", "transport": "https", "url": f"https://localhost:{_SANDBOX_HTTPS}/fhir", **_TLS},
     },
     "timeout": float(os.environ.get("RELAIS_TRANSFER_TIMEOUT", 10)),
+    # A whole exchange (connect, send, acknowledgement); a destination may set its own "deadline".
+    "deadline": float(os.environ.get("RELAIS_TRANSFER_DEADLINE", 30)),
     "lease_seconds": int(os.environ.get("RELAIS_TRANSFER_LEASE_SECONDS", 60)),
     "backoff_base": float(os.environ.get("RELAIS_TRANSFER_BACKOFF_BASE", 2)),
     "backoff_cap": float(os.environ.get("RELAIS_TRANSFER_BACKOFF_CAP", 600)),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -24,6 +26,11 @@ from relais.transfer.transports.mllp import MllpTransport
 
 HL7_CONTENT_TYPE = "x-application/hl7-v2+er7"
 FHIR_CONTENT_TYPE = "application/fhir+json"
+OVERRUN_GRACE = 2.0  # seconds a send may run past its transport's deadline before the worker stops waiting for it
+RECORD_MARGIN = 2.0  # seconds kept at the end of a lease to record outcomes; no send starts that would eat into them
+
+log = logging.getLogger("relais.transfer")
+
 LOINC_DISPLAY = {"94558-4": "SARS-CoV-2 (COVID-19) Ag [Presence] in Respiratory specimen by Rapid immunoassay"}
 
 
@@ -162,10 +169,15 @@ class Deliverer:
         if transport is None:
             target = self.target
             if target.transport == "mllp":
-                transport = MllpTransport(host=target.host, port=target.port, timeout=target.timeout)
+                transport = MllpTransport(host=target.host, port=target.port, timeout=target.timeout, deadline=target.deadline)
             else:
                 transport = HttpsTransport(
-                    url=target.url, timeout=target.timeout, ca_file=target.ca_file, cert_file=target.cert_file, key_file=target.key_file
+                    url=target.url,
+                    timeout=target.timeout,
+                    deadline=target.deadline,
+                    ca_file=target.ca_file,
+                    cert_file=target.cert_file,
+                    key_file=target.key_file,
                 )
             self._local.transport = transport
             with self._lock:
@@ -190,16 +202,25 @@ class Deliverer:
         except hl7v2.RenderError as exc:
             return Outcome.rejected(f"the message failed validation before sending ({exc})", transmitted=False)
 
-    def deliver(self, messages: Sequence[OutboxMessage], *, stopping: threading.Event | None = None) -> dict[OutboxMessage, Outcome]:
-        """Outcomes of the messages attempted; once ``stopping`` is set no new message is started."""
+    def deliver(
+        self, messages: Sequence[OutboxMessage], *, stopping: threading.Event | None = None, until: float | None = None
+    ) -> dict[OutboxMessage, Outcome]:
+        """Outcomes of the messages attempted. No new message is started once ``stopping`` is set, nor when its
+        exchange could outlast ``until`` (time.monotonic(); the claim's lease): the caller gives those back."""
         screenings = Screening.objects.select_related("patient", "pharmacy", "device").prefetch_related("results")
         by_id = screenings.in_bulk([m.screening_id for m in messages])
         outcomes: dict[OutboxMessage, Outcome] = {}
         batching = self.target.batch_size > 1 and self.target.message_format == "hl7v2"
         rendered: dict[OutboxMessage, str] = {}
-        in_flight: dict[Future[Outcome], OutboxMessage] = {}
-        for message in messages:
+        in_flight: dict[Future[Outcome], tuple[OutboxMessage, float]] = {}
+
+        def may_start() -> bool:
             if stopping is not None and stopping.is_set():
+                return False
+            return until is None or time.monotonic() + self.target.deadline <= until
+
+        for message in messages:
+            if not may_start():
                 break
             result = self._render_one(message, by_id[message.screening_id])
             if isinstance(result, Outcome):
@@ -211,19 +232,33 @@ class Deliverer:
                     rendered = {}
             else:
                 while len(in_flight) >= self.concurrency:  # the next message is rendered while these are sent
-                    done, _pending = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        outcomes[in_flight.pop(future)] = future.result()
-                if stopping is not None and stopping.is_set():
+                    self._collect(in_flight, outcomes)
+                if not may_start():
                     break  # rendered but not started: handed back untouched
-                in_flight[self._pool.submit(self._deliver_one, message, result)] = message
-        if rendered:
+                in_flight[self._pool.submit(self._deliver_one, message, result)] = (message, time.monotonic())
+        if rendered and may_start():
             outcomes.update(
                 self._deliver_batch(rendered) if len(rendered) > 1 else {m: self._deliver_one(m, b) for m, b in rendered.items()}
             )
-        for future, message in in_flight.items():
-            outcomes[message] = future.result()
+        while in_flight:
+            self._collect(in_flight, outcomes)
         return {m: _redacted(o, by_id.get(m.screening_id)) for m, o in outcomes.items()}
+
+    def _collect(self, in_flight: dict[Future[Outcome], tuple[OutboxMessage, float]], outcomes: dict[OutboxMessage, Outcome]) -> None:
+        """Wait for at least one send to end, but never past a send's deadline: one still running then is
+        abandoned as a transient failure (retried later; the receiver deduplicates if it did arrive)."""
+        overdue_at = min(started for _message, started in in_flight.values()) + self.target.deadline + OVERRUN_GRACE
+        done, _pending = wait(in_flight, timeout=max(0.0, overdue_at - time.monotonic()), return_when=FIRST_COMPLETED)
+        for future in done:
+            outcomes[in_flight.pop(future)[0]] = future.result()
+        now = time.monotonic()
+        for future, (message, started) in list(in_flight.items()):
+            if not future.done() and now >= started + self.target.deadline + OVERRUN_GRACE:
+                del in_flight[future]
+                queued = future.cancel()  # still queued behind a stuck send: it never left
+                log.warning("transfer: message %s abandoned, its send outlived the %g s deadline", message.message_id, self.target.deadline)
+                detail = f"no complete acknowledgement within {self.target.deadline:g} s"
+                outcomes[message] = Outcome.transient(detail, transmitted=not queued)
 
     def _deliver_one(self, message: OutboxMessage, body: str) -> Outcome:
         try:

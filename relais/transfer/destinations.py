@@ -21,7 +21,8 @@ class Destination:
     cert_file: str = ""
     key_file: str = ""
     batch_size: int = 1  # >1: HL7 batch files (FHS/BHS/BTS/FTS)
-    timeout: float = 10.0
+    timeout: float = 10.0  # seconds for each network wait
+    deadline: float = 30.0  # seconds for a whole exchange: connect, send, acknowledgement
 
 
 def destination(name: str | None = None) -> Destination:
@@ -31,7 +32,10 @@ def destination(name: str | None = None) -> Destination:
         values = config["destinations"][chosen]
     except KeyError as exc:
         raise ImproperlyConfigured(f"unknown transfer destination {chosen!r}") from exc
-    result = Destination(name=chosen, timeout=float(config["timeout"]), **values)
+    defaults = {"timeout": float(config["timeout"]), "deadline": float(config.get("deadline", Destination.deadline))}
+    result = Destination(name=chosen, **{**defaults, **values})
+    if not result.deadline > 0:
+        raise ImproperlyConfigured(f"destination {chosen}: deadline must be a positive number of seconds")
     if result.message_format not in {"hl7v2", "fhir"} or result.transport not in {"mllp", "https"}:
         raise ImproperlyConfigured(f"destination {name}: format must be hl7v2|fhir and transport mllp|https")
     if result.message_format == "fhir" and result.transport == "mllp":

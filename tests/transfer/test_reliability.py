@@ -80,6 +80,7 @@ def test_nothing_lost_nothing_doubled(tmp_path: Path, record_property: Any) -> N
             destination="sandbox-https-fhir" if on_postgres else "sandbox-mllp-hl7v2",
             database_url=database_url,
             RELAIS_TRANSFER_TIMEOUT="1",
+            RELAIS_TRANSFER_DEADLINE="2",  # within the 5 s lease
             RELAIS_TRANSFER_BACKOFF_BASE="0.1",
             RELAIS_TRANSFER_BACKOFF_CAP="1",
             RELAIS_TRANSFER_LEASE_SECONDS="5",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.utils import timezone
 
 from relais.transfer.outcome import TransientError
+from relais.transfer.transports.deadline import next_timeout, timeout_reason
 
 MAX_REPLY = 5_000_000
 
@@ -44,17 +47,41 @@ def client_context(*, ca_file: str, cert_file: str, key_file: str) -> ssl.SSLCon
     return context
 
 
+class _DeadlineSocket(ssl.SSLSocket):
+    """http.client reads and writes the socket itself: each read and write here waits at most the idle
+    timeout, cut to what is left of the exchange, so a peer trickling bytes cannot stretch it."""
+
+    until: float | None = None
+    idle: float = 10.0
+
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:  # same signature as SSLSocket.read
+        if self.until is not None:
+            self.settimeout(next_timeout(self.until, self.idle))
+        return super().read(len, buffer)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        if self.until is not None:
+            self.settimeout(next_timeout(self.until, self.idle))
+        return super().send(data, flags)
+
+
 class HttpsTransport:
-    def __init__(self, *, url: str, timeout: float, ca_file: str = "", cert_file: str = "", key_file: str = "") -> None:
+    """``timeout`` bounds each network wait; ``deadline`` bounds the whole exchange (connect, TLS, request, answer)."""
+
+    def __init__(
+        self, *, url: str, timeout: float, deadline: float = 30.0, ca_file: str = "", cert_file: str = "", key_file: str = ""
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "https":
             raise ValueError("the national platform is reached over https only")
         self.host, self.port, self.path = parts.hostname or "", parts.port or 443, parts.path or "/"
-        self.timeout = timeout
+        self.timeout, self.deadline = timeout, deadline
         self.context = client_context(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+        self.context.sslsocket_class = _DeadlineSocket
         self._conn: http.client.HTTPSConnection | None = None
 
     def exchange(self, body: str, *, content_type: str, message_id: str = "") -> HttpReply:
+        until = time.monotonic() + self.deadline
         if self._conn is None:
             self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
         conn = self._conn
@@ -64,7 +91,10 @@ class HttpsTransport:
         transmitted = False
         try:
             if conn.sock is None:
+                conn.timeout = next_timeout(until, self.timeout)  # TCP connect, then the TLS handshake as a whole
                 conn.connect()
+            if isinstance(conn.sock, _DeadlineSocket):
+                conn.sock.until, conn.sock.idle = until, self.timeout
             transmitted = True
             conn.request("POST", self.path, body=body.encode("utf-8"), headers=headers)
             response = conn.getresponse()
@@ -74,7 +104,8 @@ class HttpsTransport:
             raise TransientError(f"server certificate refused: {exc.verify_message}", transmitted=False) from exc
         except TimeoutError as exc:
             self.close()
-            raise TransientError(f"no answer within {self.timeout:g} s", transmitted=transmitted) from exc
+            reason = timeout_reason(until=until, deadline=self.deadline, idle_reason=f"no answer within {self.timeout:g} s")
+            raise TransientError(reason, transmitted=transmitted) from exc
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import time
 
 from relais.transfer.outcome import TransientError
+from relais.transfer.transports.deadline import next_timeout, timeout_reason
 
 START, END = b"\x0b", b"\x1c\x0d"
 MAX_REPLY = 5_000_000
@@ -14,10 +16,13 @@ def frame(message: str) -> bytes:
     return START + message.encode("utf-8") + END
 
 
-def read_frame(sock: socket.socket) -> str:
-    """Read one framed reply; anything else is a transient failure (the message may have arrived)."""
+def read_frame(sock: socket.socket, *, until: float | None = None, idle: float = 0.0) -> str:
+    """Read one framed reply; anything else is a transient failure (the message may have arrived).
+    With ``until`` (monotonic), each read waits at most ``idle`` seconds and the whole reply ends by ``until``."""
     buffer = b""
     while END not in buffer:
+        if until is not None:
+            sock.settimeout(next_timeout(until, idle))
         chunk = sock.recv(65536)
         if not chunk:
             raise TransientError("connection closed without an acknowledgement", transmitted=True)
@@ -32,29 +37,34 @@ def read_frame(sock: socket.socket) -> str:
 
 
 class MllpTransport:
-    def __init__(self, *, host: str, port: int, timeout: float) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    """``timeout`` bounds each network wait; ``deadline`` bounds the whole exchange (connect, send, acknowledgement)."""
+
+    def __init__(self, *, host: str, port: int, timeout: float, deadline: float = 30.0) -> None:
+        self.host, self.port, self.timeout, self.deadline = host, port, timeout, deadline
         self._sock: socket.socket | None = None
 
-    def _connect(self) -> socket.socket:
+    def _connect(self, until: float) -> socket.socket:
         if self._sock is None:
             try:
-                self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                self._sock = socket.create_connection((self.host, self.port), timeout=next_timeout(until, self.timeout))
             except OSError as exc:
                 raise TransientError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}", transmitted=False) from exc
         return self._sock
 
     def exchange(self, message: str) -> str:
-        sock = self._connect()
+        until = time.monotonic() + self.deadline
+        sock = self._connect(until)
         try:
+            sock.settimeout(next_timeout(until, self.timeout))  # sendall: one timeout for the whole message
             sock.sendall(frame(message))
-            return read_frame(sock)
+            return read_frame(sock, until=until, idle=self.timeout)
         except TransientError:
             self.close()
             raise
         except TimeoutError as exc:
             self.close()
-            raise TransientError(f"no acknowledgement within {self.timeout:g} s", transmitted=True) from exc
+            reason = timeout_reason(until=until, deadline=self.deadline, idle_reason=f"no acknowledgement within {self.timeout:g} s")
+            raise TransientError(reason, transmitted=True) from exc
         except OSError as exc:
             self.close()
             raise TransientError(f"connection error: {exc.strerror or exc}", transmitted=True) from exc
