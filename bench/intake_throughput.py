@@ -80,16 +80,16 @@ def _item(n: int, sampled: datetime) -> dict[str, Any]:
         "device_id": "1232",
         "sampled_at": sampled.isoformat(),
         "results": {"sars-cov-2": "260415000" if n % 10 else "260373001"},
-        "consent_share_identity": n % 5 != 0,
+        "information_notice_given": True,
     }
 
 
 def _csv(rows: int, offset: int) -> bytes:
     out = io.StringIO()
-    out.write("last_name;first_names;sex;date_of_birth;device_id;specimen;sampled_at;result;consent\r\n")
+    out.write("last_name;first_names;sex;date_of_birth;device_id;specimen;sampled_at;result;information_notice\r\n")
     sampled = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     for n in range(offset, offset + rows):
-        out.write(f"{_name(n)};Léa;F;12/03/1985;1232;nasal;{sampled};{'négatif' if n % 10 else 'positif'};{'oui' if n % 5 else 'non'}\r\n")
+        out.write(f"{_name(n)};Léa;F;12/03/1985;1232;nasal;{sampled};{'négatif' if n % 10 else 'positif'};oui\r\n")
     return out.getvalue().encode("utf-8")
 
 

@@ -76,7 +76,7 @@ def main() -> None:
                         specimen_type="258500001",
                         sampled_at=timezone.now() - timedelta(minutes=5),
                         results={"sars-cov-2": "260415000"},
-                        consent_share_identity=True,
+                        information_notice_given=True,
                     ),
                 )
         recorded = time.perf_counter() - started

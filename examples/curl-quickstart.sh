@@ -66,7 +66,7 @@ cat >"$work/screening.json" <<JSON
   "device_id": "1232",
   "sampled_at": "$sampled_at",
   "results": {"sars-cov-2": "260415000"},
-  "consent_share_identity": true
+  "information_notice_given": true
 }
 JSON
 submitted=$(call POST /api/v1/screenings \

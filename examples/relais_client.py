@@ -165,7 +165,7 @@ def screening(last_name: str, first_names: str, date_of_birth: str, *, minutes_a
         "device_id": device_id,
         "sampled_at": sampled_at.isoformat(timespec="seconds"),
         "results": {"sars-cov-2": "260415000"},  # not detected
-        "consent_share_identity": True,
+        "information_notice_given": True,  # the pharmacist gave the patient the information notice
     }
 
 

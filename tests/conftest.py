@@ -105,7 +105,7 @@ def screening_input(**overrides: Any) -> ScreeningInput:
         "specimen_type": DEFAULT_SPECIMEN,
         "sampled_at": timezone.now() - timedelta(minutes=10),
         "results": {"sars-cov-2": RESULT_NOT_DETECTED},
-        "consent_share_identity": True,
+        "information_notice_given": True,
     }
     values.update(overrides)
     return ScreeningInput(**values)

@@ -26,7 +26,7 @@ from relais.screenings.csv_import import (
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED
 
 NOW = datetime(2022, 1, 20, 12, 0, tzinfo=UTC)
-HEADER = "last_name,first_names,sex,date_of_birth,device_id,sampled_at,result,consent"
+HEADER = "last_name,first_names,sex,date_of_birth,device_id,sampled_at,result,information_notice"
 GOOD = "Lefèvre,Hélène,F,12/03/1985,1232,15/01/2022 14:30,négatif,oui"
 
 
@@ -44,7 +44,7 @@ def test_columns_are_documented() -> None:
     assert len(set(COLUMN_NAMES)) == len(COLUMNS) == 16
     assert all(c.description and c.example for c in COLUMNS)
     required = {c.name for c in COLUMNS if c.required}
-    assert required == {"last_name", "first_names", "sex", "date_of_birth", "device_id", "sampled_at", "result", "consent"}
+    assert required == {"last_name", "first_names", "sex", "date_of_birth", "device_id", "sampled_at", "result", "information_notice"}
 
 
 def test_good_row_parsed_and_normalised() -> None:
@@ -62,9 +62,9 @@ def test_good_row_parsed_and_normalised() -> None:
     assert row.specimen_type == "697989009"
     assert row.sampled_at == datetime(2022, 1, 15, 13, 30, tzinfo=UTC)  # Paris is UTC+1 in winter
     assert row.results == {"sars-cov-2": RESULT_NOT_DETECTED}
-    assert row.consent is True
+    assert row.information_notice_given is True
     screening = row.screening_input()
-    assert screening.consent_share_identity is True and screening.results == row.results
+    assert screening.information_notice_given is True and screening.results == row.results
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252"])
@@ -85,7 +85,7 @@ def test_semicolon_file_with_commas_in_values() -> None:
 
 
 def test_headers_case_accents_spaces_and_french_aliases() -> None:
-    header = " Last Name ,PRÉNOMS,Sexe,Date de naissance,Device-ID,sampled at,Résultat,Consentement"
+    header = " Last Name ,PRÉNOMS,Sexe,Date de naissance,Device-ID,sampled at,Résultat,Notice d'information"
     result = parse(f"{header}\n{GOOD}\n")
     assert result.ok, (result.errors, result.file_errors)
 
@@ -95,7 +95,7 @@ def test_unknown_and_missing_columns_are_file_errors() -> None:
     assert not result.rows and not result.errors
     text = " ".join(result.file_errors)
     assert "'colour'" in text
-    for missing in ("date_of_birth", "device_id", "sampled_at", "result", "consent"):
+    for missing in ("date_of_birth", "device_id", "sampled_at", "result", "information_notice"):
         assert missing in text
     assert "last_name" not in text.split("Missing")[1].split(".")[0]
 
@@ -169,8 +169,9 @@ def test_dates_of_birth_french_and_iso(dob: str) -> None:
         ("sampled_at", "15/01/2022 14:30", "", "sampled_at: is required"),
         ("result", "négatif", "peut-être", "result: 'peut-être' is not a result"),
         ("result", "négatif", "", "result: is required"),
-        ("consent", "oui", "maybe", "consent: 'maybe' is not yes or no"),
-        ("consent", "oui", "", "consent: is required"),
+        ("information_notice", ",oui", ",maybe", "information_notice: 'maybe' is not yes; give the patient the information notice"),
+        ("information_notice", ",oui", ",non", "information_notice: 'non' is not yes; give the patient the information notice"),
+        ("information_notice", ",oui", ",", "information_notice: is required; give the patient the information notice"),
     ],
 )
 def test_row_errors_name_row_column_value(column: str, old: str, new: str, fragment: str) -> None:
@@ -207,7 +208,7 @@ def test_several_errors_in_one_row_and_bad_rows_do_not_stop_others() -> None:
     bad = "Lefèvre,,Z,31/02/1990,1232,demain,ok,peut-être"
     result = parse(f"{HEADER}\n{bad}\n{GOOD}\n")
     assert [r.row_number for r in result.rows] == [3]
-    assert {e.column for e in result.errors} == {"first_names", "sex", "date_of_birth", "sampled_at", "result", "consent"}
+    assert {e.column for e in result.errors} == {"first_names", "sex", "date_of_birth", "sampled_at", "result", "information_notice"}
     assert {e.row_number for e in result.errors} == {2}
     assert result.rows_in_error == [2]
 
@@ -222,7 +223,7 @@ def test_too_many_cells_is_a_row_error() -> None:
 
 def test_short_rows_are_missing_values_not_crashes() -> None:
     result = parse(f"{HEADER}\nLefèvre,Hélène,F\n")
-    assert {e.column for e in result.errors} == {"date_of_birth", "device_id", "sampled_at", "result", "consent"}
+    assert {e.column for e in result.errors} == {"date_of_birth", "device_id", "sampled_at", "result", "information_notice"}
 
 
 @pytest.mark.parametrize(
@@ -241,10 +242,10 @@ def test_sex_vocabulary(value: str, sex: str) -> None:
     assert result.rows[0].identity.sex == sex
 
 
-@pytest.mark.parametrize(("value", "consent"), [("yes", True), ("NON", False), ("1", True), ("0", False), ("true", True), ("False", False)])
-def test_consent_vocabulary(value: str, consent: bool) -> None:
+@pytest.mark.parametrize("value", ["yes", "OUI", "1", "true", "Vrai"])
+def test_information_notice_vocabulary(value: str) -> None:
     result = parse(f"{HEADER}\n{GOOD.replace(',oui', ',' + value)}\n")
-    assert result.rows[0].consent is consent
+    assert result.rows[0].information_notice_given is True
 
 
 def test_specimen_vocabulary_and_default() -> None:

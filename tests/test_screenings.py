@@ -43,7 +43,8 @@ def test_display_split(display: str, manufacturer: str, name: str) -> None:
 def test_record_stores_coded_results(screening: Any) -> None:
     result = ScreeningResult.objects.get(screening=screening)
     assert (result.analyte, result.loinc_code, result.result) == ("sars-cov-2", "94558-4", RESULT_NOT_DETECTED)
-    assert screening.status == "final" and screening.is_current and screening.consent_share_identity
+    assert screening.status == "final" and screening.is_current and screening.information_notice_given is True
+    assert screening.identity_withheld is False
 
 
 def _refused(field: str, owner: Any, patient_id: Any, **overrides: Any) -> str:
@@ -139,7 +140,7 @@ def test_web_record_and_correct(as_user: Any, owner: Any, patient: Any) -> None:
             "specimen_type": "258500001",
             "sampled_at": sampled,
             "result_sars-cov-2": RESULT_NOT_DETECTED,
-            "consent_share_identity": "on",
+            "information_notice_given": "on",
         },
     )
     assert response.status_code == 302, response.content
@@ -156,7 +157,13 @@ def test_web_errors_sit_next_to_the_field_and_change_nothing(as_user: Any, owner
     future = (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     response = as_user(owner).post(
         f"/patients/{patient.pk}/record/",
-        {"device": "1232", "specimen_type": "258500001", "sampled_at": future, "result_sars-cov-2": RESULT_NOT_DETECTED},
+        {
+            "device": "1232",
+            "specimen_type": "258500001",
+            "sampled_at": future,
+            "result_sars-cov-2": RESULT_NOT_DETECTED,
+            "information_notice_given": "on",
+        },
     )
     assert response.status_code == 200
     assert b'id="id_sampled_at_error"' in response.content

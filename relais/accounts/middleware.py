@@ -12,8 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 # The API authenticates its own way (bearer tokens from signed client assertions).
-# Patients open their result with a link and their date of birth (/r/); verifiers download the revocation list (/dcc/).
-PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico", "/api/", "/r/", "/dcc/")
+# Patients open their result with a link and their date of birth (/r/); verifiers download the revocation list (/dcc/);
+# anyone may read the patient information notice (/notice/, no personal data).
+PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico", "/api/", "/r/", "/dcc/", "/notice/")
 MFA_PREFIXES = ("/mfa/", "/logout/")
 
 

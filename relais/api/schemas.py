@@ -22,6 +22,25 @@ def _no_nul(value: str) -> str:
     return value
 
 
+NOTICE_HINT = "give the patient the information notice, then send true"
+# A clearer word than pydantic's "Field required" for fields a client written for an older version may not send.
+MISSING_HINTS = {"information_notice_given": f"Field required: {NOTICE_HINT}"}
+
+
+def _notice_given(value: bool) -> bool:
+    if value is not True:
+        raise ValueError(NOTICE_HINT)
+    return value
+
+
+def error_message(error: Any) -> str:
+    """Pydantic's message for one error, with a hint where a missing field needs one."""
+    loc = list(error.get("loc") or [])
+    if error.get("type") == "missing" and loc and str(loc[-1]) in MISSING_HINTS:
+        return MISSING_HINTS[str(loc[-1])]
+    return str(error.get("msg", "invalid value"))
+
+
 Text = Annotated[str, AfterValidator(_no_nul)]
 IsoDate = Annotated[date, BeforeValidator(_text_only)]
 IsoDateTime = Annotated[datetime, BeforeValidator(_text_only)]
@@ -57,7 +76,18 @@ class ScreeningIn(Strict):
     results: dict[str, ResultCode] = Field(
         description="analyte -> SNOMED CT result (detected, not detected, invalid)", examples=[{"sars-cov-2": "260415000"}]
     )
-    consent_share_identity: StrictBool
+    information_notice_given: Annotated[StrictBool, AfterValidator(_notice_given)] = Field(
+        description=(
+            "required, must be true: the pharmacist confirms the patient was given the information notice "
+            "(GET /notice/). The result and identity are sent to the national platform for every test (loi n° 2020-546, art. 11)"
+        ),
+        examples=[True],
+    )
+    consent_share_identity: StrictBool | None = Field(
+        None,
+        deprecated=True,
+        description="deprecated and ignored: identity is sent for every test; send information_notice_given instead",
+    )
 
     @model_validator(mode="after")
     def _one_patient(self) -> ScreeningIn:

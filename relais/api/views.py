@@ -37,6 +37,7 @@ from relais.api.schemas import (
     TransferOut,
     WebhookIn,
     WebhookOut,
+    error_message,
 )
 from relais.api.webhooks import webhook_disable, webhook_jwks, webhook_register
 from relais.audit.services import audit_record
@@ -96,7 +97,7 @@ def on_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         loc = list(error.get("loc", []))
         if loc[:1] == ["body"]:
             loc = loc[2:] if len(loc) > 1 and loc[1] in {"body", "file"} else loc[1:]
-        fields.append(FieldError(field=_loc(loc), message=str(error.get("msg", "invalid value"))))
+        fields.append(FieldError(field=_loc(loc), message=error_message(error)))
     return _error(422, "invalid_request", "The request does not match the schema: see fields.", fields)
 
 
@@ -142,7 +143,7 @@ def _screening_input(body: ScreeningIn) -> ScreeningInput:
         specimen_type=body.specimen_type,
         sampled_at=body.sampled_at,
         results=dict(body.results),
-        consent_share_identity=body.consent_share_identity,
+        information_notice_given=body.information_notice_given,
     )
 
 
@@ -371,7 +372,7 @@ def _prepare(index: int, item: Any) -> submissions.Prepared:
     except pydantic.ValidationError as exc:
         return submissions.Prepared(
             position=index,
-            errors=[submissions.ItemError(_loc(e["loc"]) if e["loc"] else "item", e["msg"]) for e in exc.errors(include_url=False)],
+            errors=[submissions.ItemError(_loc(e["loc"]) if e["loc"] else "item", error_message(e)) for e in exc.errors(include_url=False)],
         )
     identity: PatientIdentity | None = None
     if body.patient is not None:

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from relais.notify.models import Channel, Notification, NotificationKind
 from relais.notify.services import SendOutcome, scrub
+from relais.screenings.notice import notice_url
 
 log = logging.getLogger("relais.notify")
 # Patients have no language setting: every message is in French, then English.
@@ -44,6 +45,7 @@ def _lines(notification: Notification, *, short: bool) -> list[str]:
                     _("Open this link (valid until %(date)s); you will be asked for your date of birth:") % {"date": until},
                     notification.link_url,
                     _("If you did not take a test at this pharmacy, ignore this message."),
+                    _("How your data are used (information notice): %(url)s") % {"url": notice_url(notification.pharmacy, absolute=True)},
                     "",
                 ]
     if short:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from relais.core.blind_index import normalise_name
 from relais.patients.forms import PatientForm
 from relais.patients.services import PatientIdentity
 from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED, RESULTS, SPECIMENS
@@ -73,12 +74,17 @@ COLUMNS: tuple[Column, ...] = (
     Column("sampled_at", True, gettext_lazy("Sampling date and time: DD/MM/YYYY HH:MM (Paris time) or ISO 8601."), "15/01/2022 14:30"),
     Column("result", True, gettext_lazy("positive, negative or invalid (positif/négatif/invalide, or the SNOMED CT code)."), "negative"),
     Column(
-        "consent",
+        "information_notice",
         True,
-        gettext_lazy("Patient agrees to share identity with the national system: yes/no (oui/non, 1/0, true/false)."),
+        gettext_lazy(
+            "yes (oui, 1, true) once the patient was given the information notice; the result and identity are sent to the "
+            "national platform for every test. A row without yes is refused."
+        ),
         "yes",
     ),
 )
+# The old consent column: identity now goes to the national platform for every test, so its value is read and ignored.
+IGNORED_COLUMNS = frozenset({"consent", "consentement"})
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.required)
 IDENTITY_COLUMNS: tuple[str, ...] = tuple(PatientIdentity.__dataclass_fields__)
@@ -107,7 +113,14 @@ HEADER_ALIASES = {
     "date_prelevement": "sampled_at",
     "date_du_prelevement": "sampled_at",
     "resultat": "result",
-    "consentement": "consent",
+    "information_notice_given": "information_notice",
+    "notice_given": "information_notice",
+    "notice": "information_notice",
+    "notice_d_information": "information_notice",
+    "notice_information": "information_notice",
+    "notice_remise": "information_notice",
+    "information_remise": "information_notice",
+    "information_donnee": "information_notice",
 }
 
 SEXES = {
@@ -161,7 +174,7 @@ RESULT_NAMES = {
     "invalid": RESULT_INVALID,
     "invalide": RESULT_INVALID,
 }
-CONSENTS = {
+YES_NO = {
     "yes": True,
     "oui": True,
     "1": True,
@@ -200,7 +213,7 @@ class ParsedRow:
     specimen_type: str
     sampled_at: datetime
     results: dict[str, str]  # analyte code -> SNOMED CT result code
-    consent: bool
+    information_notice_given: bool
 
     def screening_input(self) -> ScreeningInput:
         from relais.screenings.services import ScreeningInput  # lazily: services pulls in the models
@@ -210,7 +223,7 @@ class ParsedRow:
             specimen_type=self.specimen_type,
             sampled_at=self.sampled_at,
             results=dict(self.results),
-            consent_share_identity=self.consent,
+            information_notice_given=self.information_notice_given,
         )
 
 
@@ -314,10 +327,15 @@ def _map_header(header: list[str]) -> list[str | None]:
     unknown: list[str] = []
     seen: dict[str, str] = {}
     duplicated: list[str] = []
+    ignored_consent = False
     for cell in header:
         key = _key(cell)
         if not key:
             mapped.append(None)
+            continue
+        if key in IGNORED_COLUMNS:
+            mapped.append(None)
+            ignored_consent = True
             continue
         name = key if key in COLUMN_NAMES else HEADER_ALIASES.get(key)
         if name is None:
@@ -340,6 +358,14 @@ def _map_header(header: list[str]) -> list[str | None]:
             _("Missing required column(s): %(missing)s. The first row must be the header; see the template.")
             % {"missing": ", ".join(missing)}
         )
+        if ignored_consent and "information_notice" in missing:
+            messages.append(
+                _(
+                    "The consent column is no longer used: the result and identity are sent to the national platform for every "
+                    "test (loi n° 2020-546, art. 11). Add an information_notice column with yes once the patient was given "
+                    "the information notice."
+                )
+            )
     if duplicated:
         messages.append(_("Column(s) given twice: %(columns)s.") % {"columns": ", ".join(duplicated)})
     if messages:
@@ -433,18 +459,19 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
         if result is None:
             err("result", _("result: '%(value)s' is not a result; use positive, negative or invalid") % {"value": _shown(result_raw)})
 
-    consent_raw = get("consent")
-    consent: bool | None = None
-    if not consent_raw:
-        err("consent", _("consent: is required; use yes or no"))
-    else:
-        consent = CONSENTS.get(_word(consent_raw))
-        if consent is None:
-            err("consent", _("consent: '%(value)s' is not yes or no; use yes or no") % {"value": _shown(consent_raw)})
+    notice_raw = get("information_notice")
+    if not notice_raw:
+        err("information_notice", _("information_notice: is required; give the patient the information notice, then put yes"))
+    elif YES_NO.get(_word(notice_raw)) is not True:
+        err(
+            "information_notice",
+            _("information_notice: '%(value)s' is not yes; give the patient the information notice, then put yes")
+            % {"value": _shown(notice_raw)},
+        )
 
     if errors:
         return errors
-    assert identity is not None and specimen is not None and sampled_at is not None and result is not None and consent is not None
+    assert identity is not None and specimen is not None and sampled_at is not None and result is not None
     return ParsedRow(
         row_number=row_number,
         identity=identity,
@@ -452,7 +479,7 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
         specimen_type=specimen,
         sampled_at=sampled_at,
         results={ANALYTE: result},
-        consent=consent,
+        information_notice_given=True,
     )
 
 
@@ -460,7 +487,13 @@ def _duplicate_key(row: ParsedRow) -> tuple[object, ...]:
     who: tuple[object, ...] = (
         ("nir", row.identity.nir)
         if row.identity.nir
-        else ("name", _word(row.identity.last_name), _word(row.identity.first_names), row.identity.date_of_birth)
+        else (
+            "name",
+            normalise_name(row.identity.last_name),
+            normalise_name(row.identity.first_names),
+            row.identity.date_of_birth,
+            row.identity.sex,
+        )
     )
     return (*who, row.device_id, row.sampled_at)
 
@@ -594,7 +627,7 @@ def example_csv(*, now: datetime | None = None) -> str:
         ["Da Costa-Müller", "Inês", "femme", "05/12/2001", "", "3 place de l'Église", "13001", "Marseille", "FR",
          "", "ines.dacosta@example.org", "1232", "258500001", _recent(now, 3.5), "negative", "yes"],
         ["O'Brien", "Seán Patrick", "M", "30/05/1978", "178059935001295", "", "", "", "IE",
-         "", "", "1468", "saliva", _recent(now, 5), "invalide", "non"],
+         "", "", "1468", "saliva", _recent(now, 5), "invalide", "oui"],
         ["Benali", "Yasmine", "F", "2017-09-08", "", "45 avenue Jean Jaurès", "31000", "Toulouse", "FR",
          "06 98 76 54 32", "", "1232", "nasopharyngé", _recent(now, 20), "negative", "1"],
     ]  # fmt: skip

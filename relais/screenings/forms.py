@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from relais.core.forms import FocusFirstErrorMixin
@@ -41,12 +42,18 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
         input_formats=DATETIME_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
-    consent_share_identity = forms.BooleanField(
-        label=_("The patient agrees to share their identity with the national screening platform (SI-DEP)"), required=False
+    # Not consent: the law sends identity to SI-DEP for every test; the patient must be informed (loi n° 2020-546, art. 11).
+    information_notice_given = forms.BooleanField(
+        label=_("I gave the patient the information notice (result and identity are sent to the national screening platform SI-DEP)"),
+        error_messages={"required": _("Give the patient the information notice, then tick this box.")},
     )
 
-    def __init__(self, *args: object, last_device: str | None = None, **kwargs: object) -> None:
+    def __init__(self, *args: object, last_device: str | None = None, notice_url: str = "", **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if notice_url:
+            self.fields["information_notice_given"].help_text = format_html(
+                '<a href="{}" target="_blank" rel="noopener">{}</a>', notice_url, _("Information notice to print or show (French, English)")
+            )
         devices = Device.objects.filter(active=True).only("device_id", "manufacturer", "name")
         device_field = self.fields["device"]
         assert isinstance(device_field, forms.ChoiceField)

@@ -49,7 +49,11 @@ class Screening(models.Model):
     device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
     specimen_type = models.CharField(max_length=20, choices=list(SPECIMENS.items()))
     sampled_at = models.DateTimeField()
-    consent_share_identity = models.BooleanField()
+    # The pharmacist's confirmation that the patient was given the information notice (loi n° 2020-546, art. 11).
+    # None: recorded before the confirmation existed (the old consent box), so not recorded either way.
+    information_notice_given = models.BooleanField(null=True)
+    # Only tests recorded under the old "no consent" promise: never sent with identity, no certificate. Corrections copy it.
+    identity_withheld = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=ScreeningStatus.choices, default=ScreeningStatus.FINAL)
     correction_reason = EncryptedTextField(blank=True, default="")
     recorded_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")

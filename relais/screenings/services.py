@@ -30,11 +30,13 @@ class ScreeningInput:
     specimen_type: str
     sampled_at: datetime
     results: dict[str, str]  # analyte code -> SNOMED result code
-    consent_share_identity: bool
+    information_notice_given: bool  # the pharmacist gave the patient the information notice: required to record
 
 
 def _check_input(data: ScreeningInput, *, now: datetime) -> Device:
     errors: dict[str, list[str]] = {}
+    if data.information_notice_given is not True:
+        errors["information_notice_given"] = [_("Give the patient the information notice, then confirm that you did.")]
     device = Device.objects.filter(device_id=str(data.device_id).strip(), active=True).first()
     if device is None:
         errors["device"] = [
@@ -94,7 +96,7 @@ def screening_record(*, actor: User, patient_id: uuid.UUID | str, data: Screenin
             device=device,
             specimen_type=data.specimen_type,
             sampled_at=data.sampled_at,
-            consent_share_identity=data.consent_share_identity,
+            information_notice_given=True,
             recorded_by=actor,
         )
         _save_results(screening, device, data.results)
@@ -152,7 +154,8 @@ def screening_correct(
             device=original.device,
             specimen_type=original.specimen_type,
             sampled_at=original.sampled_at,
-            consent_share_identity=original.consent_share_identity,
+            information_notice_given=original.information_notice_given,
+            identity_withheld=original.identity_withheld,  # a test recorded under the old "no consent" stays pseudonymous
             status=ScreeningStatus.REMOVED if remove else ScreeningStatus.CORRECTED,
             correction_reason=reason.strip(),
             recorded_by=actor,

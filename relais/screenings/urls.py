@@ -7,4 +7,5 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/record/", views.screening_record, name="record"),
     path("screenings/<uuid:screening_id>/", views.screening_detail, name="detail"),
     path("screenings/<uuid:screening_id>/correct/", views.screening_correct, name="correct"),
+    path("notice/", views.information_notice, name="notice"),
 ]

@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from relais.accounts.models import Role, User
+from relais.accounts.models import Pharmacy, Role, User
 from relais.certificates.services import certificate_for_screening
 from relais.core.forms import apply_service_errors
 from relais.notify.services import notifications_for
@@ -17,6 +17,7 @@ from relais.patients.views import patient_or_404, staff_user
 from relais.screenings import selectors, services
 from relais.screenings.forms import CorrectionForm, ScreeningForm
 from relais.screenings.models import Screening
+from relais.screenings.notice import notice_url
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -41,14 +42,14 @@ def screening_record(request: HttpRequest, patient_id: str) -> HttpResponse:
     user = staff_user(request)
     patient = patient_or_404(user, patient_id, purpose="view_for_screening")
     last_device = Screening.objects.filter(pharmacy_id=user.tenant_id).order_by("-recorded_at").values_list("device_id", flat=True).first()
-    form = ScreeningForm(request.POST or None, last_device=last_device)
+    form = ScreeningForm(request.POST or None, last_device=last_device, notice_url=notice_url(user.pharmacy))
     if request.method == "POST" and form.is_valid():
         data = services.ScreeningInput(
             device_id=form.cleaned_data["device"],
             specimen_type=form.cleaned_data["specimen_type"],
             sampled_at=form.cleaned_data["sampled_at"],
             results=form.results(),
-            consent_share_identity=form.cleaned_data["consent_share_identity"],
+            information_notice_given=form.cleaned_data["information_notice_given"],
         )
         try:
             screening = services.screening_record(actor=user, patient_id=patient.pk, data=data)
@@ -58,6 +59,13 @@ def screening_record(request: HttpRequest, patient_id: str) -> HttpResponse:
             messages.success(request, _("Test recorded."))
             return redirect("screenings:detail", screening_id=screening.pk)
     return render(request, "screenings/record.html", {"form": form, "patient": patient})
+
+
+def information_notice(request: HttpRequest) -> HttpResponse:
+    """Public page, no login, no personal data: what happens to the patient's data, in French and in English, printable."""
+    finess = request.GET.get("pharmacy", "")
+    pharmacy = Pharmacy.objects.filter(finess=finess, is_active=True).first() if finess.isdigit() and len(finess) == 9 else None
+    return render(request, "screenings/notice.html", {"pharmacy": pharmacy, "languages": ["fr", "en"]})
 
 
 def screening_detail(request: HttpRequest, screening_id: str) -> HttpResponse:

@@ -34,11 +34,13 @@ log = logging.getLogger("relais.transfer")
 LOINC_DISPLAY = {"94558-4": "SARS-CoV-2 (COVID-19) Ag [Presence] in Respiratory specimen by Rapid immunoassay"}
 
 
-def build_payload(message: OutboxMessage, screening: Screening) -> TransferPayload:
+def build_payload(message: OutboxMessage, screening: Screening, *, pseudonymous: bool = False) -> TransferPayload:
+    """Identity goes with every test (loi n° 2020-546, art. 11), except to a pseudonymous destination or for a test
+    recorded under the old "no consent" promise (identity_withheld)."""
     patient = screening.patient
     pharmacy = screening.pharmacy
     identity = None
-    if screening.consent_share_identity:
+    if not pseudonymous and not screening.identity_withheld:
         identity = PatientPart(
             last_name=patient.last_name,
             first_names=patient.first_names,
@@ -193,7 +195,7 @@ class Deliverer:
 
     def _render_one(self, message: OutboxMessage, screening: Screening) -> str | Outcome:
         try:
-            payload = build_payload(message, screening)
+            payload = build_payload(message, screening, pseudonymous=self.target.pseudonymous)
             if message.message_format == "fhir":
                 return fhir.render_bundle(payload)
             return hl7v2.render_oru_r01(payload)

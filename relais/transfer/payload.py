@@ -1,8 +1,8 @@
 """What a message to the national platform says, independent of its format.
 
 Built once from a screening version (see transfer.services.build_payload); renderers in formats/
-turn it into HL7 v2.5.1 or FHIR R4. ``patient`` is None when the patient did not consent to share
-their identity: the message then carries no personal data, only a pseudonym.
+turn it into HL7 v2.5.1 or FHIR R4. ``patient`` is None for a pseudonymous destination or a test recorded under
+the old "no consent" rule (identity_withheld): the message then carries no personal data, only a pseudonym.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ BODY = {
     "device_id": "1232",
     "sampled_at": "2026-01-01T10:00:00+01:00",
     "results": {"sars-cov-2": "260415000"},
-    "consent_share_identity": True,
+    "information_notice_given": True,
 }
 
 

@@ -388,7 +388,9 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(device).to_be_focused()
     device.select_option("1232")
     page.get_by_role("radio", name=re.compile(r"^Not detected")).check()
-    page.locator("#id_consent_share_identity").check()
+    # The law sends the identity to SI-DEP for every test; the pharmacist confirms the patient got the notice (linked there).
+    expect(page.get_by_role("link", name=re.compile(r"^Information notice"))).to_have_attribute("href", re.compile(r"^/notice/"))
+    page.locator("#id_information_notice_given").check()
     page.get_by_role("button", name="Record the test").click()
     expect(page).to_have_url(re.compile(r"/screenings/[0-9a-f-]{36}/$"))
     pharmacist.message("Test recorded.")
@@ -500,7 +502,7 @@ with request_context(channel="test"):
     patient = patient_register(actor=user, identity=PatientIdentity(last_name="Mobile-Essai", first_names="Zoé", sex="F",
         date_of_birth=date(1990, 7, 14), email="zoe@example.org"), allow_duplicate=True)
     screening = screening_record(actor=user, patient_id=patient.pk, data=ScreeningInput(device_id="1232", specimen_type="258500001",
-        sampled_at=timezone.now() - timedelta(minutes=5), results={{"sars-cov-2": "260373001"}}, consent_share_identity=True))
+        sampled_at=timezone.now() - timedelta(minutes=5), results={{"sars-cov-2": "260373001"}}, information_notice_given=True))
     with transaction.atomic():
         _link, token = link_issue(actor=user, screening=screening, now=timezone.now())
 print("TOKEN=" + token)
@@ -533,5 +535,10 @@ def test_patient_reads_the_result_on_a_phone(server: Server, browser: Browser, t
     page.get_by_role("button", name="English").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Your test result")
     page.screenshot(path=tmp_path / "e2e-patient-phone.png", full_page=True)
+    # The information notice: public, both languages on one page, naming the pharmacy.
+    page.get_by_role("link", name="How your data are used (information notice)").click()
+    expect(page.locator("[data-testid=notice-fr] h1")).to_contain_text("Notice d'information")
+    expect(page.locator("[data-testid=notice-en] h1")).to_contain_text("Information notice")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the notice scrolls sideways on a phone"
     context.close()
     assert not problems, problems

@@ -1,4 +1,4 @@
-"""Certificates issued with consented, final COVID-19 results; revoked and reissued on correction; the verifier accepts them."""
+"""Certificates issued with final COVID-19 results; revoked and reissued on correction; the verifier accepts them."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_consented_negative_result_gets_a_certificate_that_verifies(owner: Any) -> None:
+def test_a_negative_result_gets_a_certificate_that_verifies(owner: Any) -> None:
     patient = patient_register(actor=owner, identity=identity(last_name="Dupont-Lefèvre", first_names="Zoé Marie", nir=""))
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
     certificate = certificate_for_screening(screening=screening)
@@ -50,11 +50,10 @@ def test_a_consented_negative_result_gets_a_certificate_that_verifies(owner: Any
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"consent_share_identity": False}, "no consent"),
         ({"results": {"sars-cov-2": RESULT_INVALID}}, "invalid result"),
     ],
 )
-def test_no_certificate_without_consent_or_for_an_invalid_result(owner: Any, patient: Any, overrides: dict[str, Any], reason: str) -> None:
+def test_no_certificate_for_an_invalid_result(owner: Any, patient: Any, overrides: dict[str, Any], reason: str) -> None:
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input(**overrides))
     assert certificate_for_screening(screening=screening) is None, reason
 

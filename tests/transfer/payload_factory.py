@@ -1,7 +1,7 @@
 """Sample TransferPayloads for tests: no database, every value overridable.
 
-    sample_payload()                      identified patient (consent), one negative SARS-CoV-2 result
-    sample_payload(patient=None)          no consent: pseudonym only
+    sample_payload()                      identified patient, one negative SARS-CoV-2 result
+    sample_payload(patient=None)          pseudonymous destination or legacy withheld test: pseudonym only
     sample_payload(patient=sample_patient(nir=""), results=(sample_result(), sample_result(analyte="rsv", ...)))
 
 Each call gets a fresh message_id, screening_id and series_id unless they are overridden.

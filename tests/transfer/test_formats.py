@@ -1,4 +1,4 @@
-"""HL7 v2.5.1 and FHIR R4 renderers: structure, consent, escaping, vocabularies, batches, acknowledgements."""
+"""HL7 v2.5.1 and FHIR R4 renderers: structure, identity or pseudonym, escaping, vocabularies, batches, acknowledgements."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tests.transfer.payload_factory import sample_patient, sample_payload, sampl
 BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# Identity values that must appear with consent and never without.
+# Identity values that must appear in an identified message and never in a pseudonymous one.
 IDENTITY = {
     "last_name": "VAUQUELIN-ZORN",
     "first_names": "Anne-Sixtine",
@@ -140,7 +140,7 @@ def test_result_status(status: str, obx_11: str, obr_25: str) -> None:
     assert field(segments(text, "OBR")[0], 25) == obr_25
 
 
-def test_pid_with_consent_carries_the_identity() -> None:
+def test_pid_carries_the_identity() -> None:
     payload = identified()
     pid = segments(hl7v2.render_oru_r01(payload), "PID")[0]
 
@@ -154,7 +154,7 @@ def test_pid_with_consent_carries_the_identity() -> None:
     assert field(pid, 13).split("~") == ["^PRN^CP^^^^^^^^^+32470123456", "^NET^Internet^a.sixtine@example.net"]
 
 
-def test_pid_with_consent_but_without_optional_data() -> None:
+def test_pid_without_optional_data() -> None:
     patient = sample_patient(nir="", address_line="", postcode="", city="", country="", phone="", email="")
     pid = segments(hl7v2.render_oru_r01(sample_payload(patient=patient)), "PID")[0]
     assert field(pid, 3).count("~") == 0
@@ -163,13 +163,13 @@ def test_pid_with_consent_but_without_optional_data() -> None:
     assert set(resource) == {"resourceType", "identifier", "name", "gender", "birthDate"} and len(resource["identifier"]) == 1
 
 
-def test_without_consent_only_the_pseudonym_leaves() -> None:
-    with_consent = hl7v2.render_oru_r01(identified())
+def test_pseudonymous_payload_only_the_pseudonym_leaves() -> None:
+    identified_text = hl7v2.render_oru_r01(identified())
     without = hl7v2.render_oru_r01(sample_payload(patient=None))
     strict(without)
 
     for value in [*IDENTITY_STRINGS, "19871123", "BEL"]:
-        assert value in with_consent
+        assert value in identified_text
         assert value not in without
     pid = segments(without, "PID")[0]
     assert pid == "PID|1||5f1c0e2a9b7d4c3e8a6f0b1d2c3e4f5a^^^RELAIS^PI||ANONYME^^^^^^S"
@@ -453,7 +453,7 @@ def test_bundle_status(status: str, expected: str) -> None:
     assert {r["status"] for r in resources(text, "Observation") + resources(text, "DiagnosticReport")} == {expected}
 
 
-def test_fhir_patient_with_consent() -> None:
+def test_fhir_patient_identified() -> None:
     (patient,) = resources(fhir.render_bundle(identified()), "Patient")
     assert patient["identifier"][1] == {"use": "official", "system": "urn:oid:1.2.250.1.213.1.4.8", "value": "287112A04512345"}
     assert patient["name"] == [{"use": "official", "family": "VAUQUELIN-ZORN", "given": ["Anne-Sixtine"]}]
@@ -467,13 +467,13 @@ def test_fhir_patient_with_consent() -> None:
     ]
 
 
-def test_fhir_without_consent_only_the_pseudonym_leaves() -> None:
-    with_consent = fhir.render_bundle(identified())
+def test_fhir_pseudonymous_only_the_pseudonym_leaves() -> None:
+    identified_text = fhir.render_bundle(identified())
     without = fhir.render_bundle(sample_payload(patient=None))
     Bundle.model_validate_json(without)
 
     for value in [*IDENTITY_STRINGS, "1987-11-23", '"BE"', '"female"']:
-        assert value in with_consent
+        assert value in identified_text
         assert value not in without
     (patient,) = resources(without, "Patient")
     assert patient == {

@@ -125,7 +125,7 @@ def test_nothing_lost_nothing_doubled(tmp_path: Path, record_property: Any) -> N
     messages = report["messages"]
     by_id = {m["message_id"]: m for m in messages}
     stored_ids = [row["message_id"] for row in stored]
-    consented = [m for m in messages if m["consent"]]
+    identified = [m for m in messages if not m["identity_withheld"]]
     acknowledged = [m for m in messages if m["status"] == "acknowledged"]
     # A version rejected then resent after its correction went out is superseded, never sent late.
     superseded = [m for m in messages if m["status"] == "superseded"]
@@ -145,7 +145,7 @@ def test_nothing_lost_nothing_doubled(tmp_path: Path, record_property: Any) -> N
     out_of_order = [s for s, rows in arrivals.items() if [v for _t, v in sorted(rows)] != sorted(v for _t, v in rows)]
     summary = (
         f"reliability: submitted={len(messages)} acknowledged={len(acknowledged)} lost={len(lost)} "
-        f"duplicates={duplicates} worker_kills={chaos.kills} consented={len(consented)} superseded={len(superseded)} "
+        f"duplicates={duplicates} worker_kills={chaos.kills} identified={len(identified)} superseded={len(superseded)} "
         f"receiver_duplicates_absorbed={sandbox_stats.get('duplicates')} backend={'postgresql' if on_postgres else 'sqlite'}"
     )
     print(summary)
@@ -155,7 +155,7 @@ def test_nothing_lost_nothing_doubled(tmp_path: Path, record_property: Any) -> N
     assert set(FAILURE_MODES) <= chaos.modes_seen
     assert chaos.kills > 0
     assert all(m["status"] == "acknowledged" for m in latest.values())  # every test's latest version arrived
-    assert all(m["status"] in {"acknowledged", "superseded"} for m in consented)
+    assert all(m["status"] in {"acknowledged", "superseded"} for m in identified)
     assert len(acknowledged) + len(superseded) == len(messages)
     assert lost == []
     assert duplicates == 0

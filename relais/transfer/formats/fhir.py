@@ -109,7 +109,7 @@ def _patient(payload: TransferPayload) -> dict[str, Any]:
     pseudonym: dict[str, Any] = {"system": PSEUDONYM_SYSTEM, "value": payload.patient_pseudonym}
     person: PatientPart | None = payload.patient
     if person is None:
-        # No consent to share the identity: the pseudonym and nothing else.
+        # A pseudonymous destination, or a test recorded under the old "no consent": the pseudonym and nothing else.
         return {"identifier": [pseudonym]}
     identifiers = [pseudonym]
     if _str(person.nir):

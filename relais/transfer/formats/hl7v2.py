@@ -255,7 +255,7 @@ def _pid(payload: TransferPayload) -> str:
     pseudonym = _c(_text(payload.patient_pseudonym, "patient_pseudonym"), "", "", "RELAIS", "PI")
     patient = payload.patient
     if patient is None:
-        # No consent to share the identity: a pseudonym and a coded pseudo-name (XPN-7 "S"), nothing else.
+        # Pseudonymous destination or legacy "no consent" test: a pseudonym and a coded pseudo-name (XPN-7 "S"), nothing else.
         return _segment("PID", {1: "1", 3: pseudonym, 5: _c("ANONYME", "", "", "", "", "", "S")})
     return _segment("PID", _identified_pid_fields(patient, pseudonym))
 

@@ -94,7 +94,7 @@ class Command(BaseCommand):
                 specimen_type=DEFAULT_SPECIMEN,
                 sampled_at=timezone.now() - timedelta(minutes=20),
                 results={"sars-cov-2": RESULT_NOT_DETECTED},
-                consent_share_identity=True,
+                information_notice_given=True,
             ),
         )
         return True

@@ -23,13 +23,12 @@ FIRST = ["Léa", "Hugo", "Chloé", "Louis", "Zoé", "Noé", "Anaïs", "Jean-Éri
 
 
 class Command(BaseCommand):
-    help = "Create synthetic screenings (development and tests only): --screenings N, a share corrected, a share without consent."
+    help = "Create synthetic screenings (development and tests only): --screenings N, a share corrected."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--screenings", type=int, default=1000)
         parser.add_argument("--patients", type=int, default=100)
         parser.add_argument("--correct-share", type=float, default=0.1)
-        parser.add_argument("--consent-share", type=float, default=0.8)
         parser.add_argument("--finess", default="690001235")
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--no-progress", action="store_true")
@@ -80,7 +79,7 @@ class Command(BaseCommand):
                         specimen_type=DEFAULT_SPECIMEN,
                         sampled_at=now - timedelta(minutes=rng.randrange(1, 600)),
                         results={"sars-cov-2": rng.choice([RESULT_NOT_DETECTED, RESULT_DETECTED])},
-                        consent_share_identity=rng.random() < options["consent_share"],
+                        information_notice_given=True,
                     ),
                 )
                 if rng.random() < options["correct_share"]:

@@ -35,11 +35,11 @@ class Command(BaseCommand):
                     "series_id": str(m["series_id"]),
                     "version": m["version"],
                     "status": m["status"],
-                    "consent": m["screening__consent_share_identity"],
+                    "identity_withheld": m["screening__identity_withheld"],
                     "attempts": m["attempts"],
                 }
                 for m in OutboxMessage.objects.values(
-                    "message_id", "screening_id", "series_id", "version", "status", "screening__consent_share_identity", "attempts"
+                    "message_id", "screening_id", "series_id", "version", "status", "screening__identity_withheld", "attempts"
                 )
             ]
         self.stdout.write(json.dumps(report))
