@@ -281,7 +281,7 @@ def test_web_registration_of_a_look_alike_is_flagged_then_merged(as_user: Any, o
     earlier = services.patient_register(actor=owner, identity=identity(nir="", email="", phone=""))
     values = {"last_name": "DURAND-TESTEUR", "first_names": "Camille", "sex": "M", "date_of_birth": "1994-03-12"}
     shown = _register(web, values)
-    assert shown.status_code == 200 and "looks alike" in shown.content.decode()
+    assert shown.status_code == 200 and 'data-testid="duplicate-warning"' in shown.content.decode()
     registered = _register(web, {**values, "confirm_duplicate": "on"})
     assert registered.status_code == 302
     flagged = Patient.objects.exclude(pk=earlier.pk).get()
@@ -289,7 +289,7 @@ def test_web_registration_of_a_look_alike_is_flagged_then_merged(as_user: Any, o
     test = screening_record(actor=owner, patient_id=flagged.pk, data=screening_input())
 
     review = f"/patients/{flagged.pk}/review/"
-    assert "review" in web.get(f"/patients/{flagged.pk}/").content.decode()
+    assert 'data-testid="possible-duplicate"' in web.get(f"/patients/{flagged.pk}/").content.decode()
     assert flagged.display_name in web.get("/patients/review/").content.decode()
     page = web.get(review)
     assert page.status_code == 200 and "≠" in page.content.decode()
@@ -308,19 +308,22 @@ def test_web_registration_of_a_look_alike_is_flagged_then_merged(as_user: Any, o
     assert event.object_ids == [str(earlier.pk), str(flagged.pk)] and event.actor_id == owner.pk
     assert event.detail["moved"]["screenings.screening"] == 1
     # A merged record is out of searches and out of matching; its page points to the kept record.
-    assert "merged" in web.get(f"/patients/{flagged.pk}/").content.decode()
+    assert 'data-testid="merged"' in web.get(f"/patients/{flagged.pk}/").content.decode()
     assert services.likely_duplicates(pharmacy_id=owner.tenant_id, identity=identity(sex="M", nir="")) == [earlier]
 
 
-def test_keeping_two_look_alikes_apart_clears_the_flag(as_user: Any, owner: Any) -> None:
+def test_keeping_two_look_alikes_apart_clears_the_flag(as_user: Any, owner: Any, stranger: Any) -> None:
     earlier = services.patient_register(actor=owner, identity=identity(nir=""))
     twin = services.patient_resolve(actor=owner, identity=identity(nir="", sex="M")).patient
     assert twin.possible_duplicate_of_id == earlier.pk
+    assert 'data-testid="to-review"' in as_user(owner).get("/").content.decode()
+    assert 'data-testid="to-review"' not in as_user(stranger).get("/").content.decode()
     response = as_user(owner).post(f"/patients/{twin.pk}/review/", {"action": "separate"})
     assert response.status_code == 302
     twin.refresh_from_db()
     assert twin.possible_duplicate_of_id is None and twin.merged_into_id is None
     assert AuditEvent.objects.filter(action="patient.not_duplicate").count() == 1
+    assert 'data-testid="to-review"' not in as_user(owner).get("/").content.decode()
 
 
 def test_a_submission_by_the_id_of_a_merged_record_goes_to_the_kept_record(owner: Any) -> None:

@@ -115,7 +115,15 @@ class BatchIn(Strict):
 
 class PatientOut(Schema):
     patient_id: uuid.UUID
-    matched_existing: bool = Field(description="true when the identity matched a patient already registered at your pharmacy")
+    matched_existing: bool = Field(
+        description="true when the identity is that of a patient already registered at your pharmacy: same NIR and birth date, or, "
+        "without two NIRs to compare, the same last name, first names, birth date and sex"
+    )
+    needs_review: bool = Field(
+        default=False,
+        description="true when a new record was created beside a look-alike (same names and birth date, or same NIR, but another "
+        "identifying field differs): the pharmacy reviews the pair and may merge them",
+    )
 
 
 class WebhookIn(Strict):

@@ -43,7 +43,7 @@ from relais.api.webhooks import webhook_disable, webhook_jwks, webhook_register
 from relais.audit.services import audit_record
 from relais.core.context import request_context
 from relais.patients.forms import PatientForm
-from relais.patients.services import PatientIdentity, likely_duplicates, patient_register
+from relais.patients.services import PatientIdentity, patient_resolve
 from relais.screenings import csv_import
 from relais.screenings.models import Screening
 from relais.screenings.services import ScreeningInput, screening_correct
@@ -236,21 +236,18 @@ def token(
 
 @api.post("/patients", response={200: PatientOut, 201: PatientOut, **ERRORS}, tags=["patients"])
 def register_patient(request: HttpRequest, body: PatientIn, response: HttpResponse, idempotency_key: str | None = KeyHeader) -> Any:
-    """Register a patient ahead of the visit. An identity already registered (same NIR, or same names and birth date) answers 200
-    with that patient's id instead of creating a second record."""
+    """Register a patient ahead of the visit. The identity of a patient already registered (same NIR and birth date, or the same
+    last name, first names, birth date and sex) answers 200 with that patient's id instead of creating a second record; a
+    look-alike that differs on one of these is a new record (201) flagged for the pharmacy to review."""
     actor = _client(request).service_user
 
     def handler() -> tuple[int, dict[str, Any]]:
         identity = _identity(body)
         if isinstance(identity, list):
             return 422, ErrorOut(error="invalid_patient", message="Some patient fields are invalid.", fields=identity).model_dump()
-        with transaction.atomic():
-            matches = likely_duplicates(pharmacy_id=actor.tenant_id, identity=identity)
-            if matches:
-                audit_record(actor=actor, action="patient.match", object_type="patient", object_ids=[matches[0].pk])
-                return 200, PatientOut(patient_id=matches[0].pk, matched_existing=True).model_dump(mode="json")
-            patient = patient_register(actor=actor, identity=identity)
-        return 201, PatientOut(patient_id=patient.pk, matched_existing=False).model_dump(mode="json")
+        resolution = patient_resolve(actor=actor, identity=identity)
+        out = PatientOut(patient_id=resolution.patient.pk, matched_existing=not resolution.created, needs_review=resolution.needs_review)
+        return (201 if resolution.created else 200), out.model_dump(mode="json")
 
     with request_context(channel="api"):
         return _replayable(request, response, idempotency_key, handler)

@@ -13,6 +13,7 @@ from relais.certificates.services import certificate_for_screening
 from relais.core.forms import apply_service_errors
 from relais.notify.services import notifications_for
 from relais.patients.forms import PatientSearchForm
+from relais.patients.selectors import patients_to_review_count
 from relais.patients.views import patient_or_404, staff_user
 from relais.screenings import selectors, services
 from relais.screenings.forms import CorrectionForm, ScreeningForm
@@ -27,8 +28,10 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:operator_pharmacies")
     if user.role == Role.AUDITOR:
         return redirect("audit:events")
-    screenings = selectors.screenings_today(actor=staff_user(request))
-    return render(request, "screenings/today.html", {"screenings": screenings, "search_form": PatientSearchForm()})
+    staff = staff_user(request)
+    screenings = selectors.screenings_today(actor=staff)
+    context = {"screenings": screenings, "search_form": PatientSearchForm(), "to_review": patients_to_review_count(actor=staff)}
+    return render(request, "screenings/today.html", context)
 
 
 def _screening_or_404(user: User, screening_id: uuid.UUID | str) -> Screening:
