@@ -108,8 +108,11 @@ class SmsGateway:
         if self.log is not None and self.log.exists():
             # A restarted gateway still knows the references it accepted, as an operator's would.
             for line in self.log.read_text().splitlines():
-                record = json.loads(line)
-                if record.get("reference"):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a kill
+                if isinstance(record, dict) and record.get("reference"):
                     self.by_reference[record["reference"]] = record
         gateway = self
 

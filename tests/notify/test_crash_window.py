@@ -125,6 +125,8 @@ def test_the_sandbox_gateway_honours_a_client_reference_even_after_a_restart(tmp
         gateway.stop()
     assert first[0] == 202 and again == (200, {"id": first[1]["id"], "duplicate": True}) and other[1]["id"] != first[1]["id"]
     assert len(gateway.messages) == 2
+    with (tmp_path / "sms.jsonl").open("a") as log:
+        log.write('{"id": "cut sho')  # the last line of a gateway killed mid-write
     restarted = SmsGateway(port=0, folder=tmp_path).start()
     try:
         assert _post(restarted.url, {"to": "+33612345678", "text": "hello", "reference": "ref-1"}) == (200, again[1])
