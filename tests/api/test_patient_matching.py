@@ -27,7 +27,7 @@ from relais.screenings.models import Screening
 from relais.screenings.services import screening_record
 from relais.screenings.vocab import RESULT_DETECTED
 from relais.submissions import services as submissions
-from tests.api.conftest import _body, bearer, registered  # noqa: F401  (fixtures)
+from tests.api.conftest import _body
 from tests.conftest import identity, screening_input
 
 JSON = "application/json"
