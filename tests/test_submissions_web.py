@@ -26,11 +26,6 @@ def _with_bad_rows() -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-@pytest.fixture(autouse=True)
-def _keep_test_connection(monkeypatch: Any) -> None:
-    # The worker refreshes its connection between files; in a test that would close the test's transaction.
-    monkeypatch.setattr("relais.submissions.management.commands.submission_worker.close_old_connections", lambda: None)
-
 
 def test_upload_then_worker_then_report(as_user: Any, owner: Any) -> None:
     web = as_user(owner)

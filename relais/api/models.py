@@ -102,6 +102,7 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(db_index=True)
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    error_count = models.PositiveIntegerField(default=0)  # unexpected errors while delivering; failed at the fifth
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)

@@ -14,7 +14,6 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +30,7 @@ from django.utils import timezone
 from relais.accounts.models import Role, User
 from relais.api.models import ApiClient, DeliveryStatus, Webhook, WebhookDelivery
 from relais.audit.services import audit_record
+from relais.core import queue
 from relais.core.secrets import decode_key
 from relais.transfer.models import OutboxMessage, TransferStatus
 
@@ -225,6 +225,7 @@ def verify_webhook_signature(body: bytes, signature: str, jwks: dict[str, Any], 
 # --- Delivery: lease, POST to the checked address only, record with backoff -----------------------------------------
 
 RETRY_WINDOW = timedelta(hours=72)
+BACKOFF_BASE, BACKOFF_CAP = 2.0, 600.0  # seconds; as the transfer queue's defaults
 CLAIM_BATCH = 20
 
 
@@ -237,26 +238,36 @@ def _lease_seconds() -> float:
     return CLAIM_BATCH * (_timeout() + 2) + 30
 
 
+QUEUE = queue.LeasedQueue(
+    WebhookDelivery, open=Q(status=DeliveryStatus.PENDING), lease_seconds=_lease_seconds, related=("webhook__client",)
+)
+
+
 def webhook_claim(*, owner: str, limit: int = CLAIM_BATCH, now: datetime | None = None) -> list[WebhookDelivery]:
-    """Lease up to ``limit`` due deliveries (like outbox_claim)."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        due = (
-            WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .order_by("next_attempt_at", "created_at")
-        )
-        if connection.vendor == "postgresql":
-            due = due.select_for_update(skip_locked=True, of=("self",))  # several workers side by side
-        ids = list(due.values_list("id", flat=True)[:limit])
-        if ids:
-            WebhookDelivery.objects.filter(id__in=ids).update(lease_owner=owner, lease_until=now + timedelta(seconds=_lease_seconds()))
-    by_id = {d.id: d for d in WebhookDelivery.objects.filter(id__in=ids).select_related("webhook__client")}
-    return [by_id[i] for i in ids if i in by_id]
+    """Lease up to ``limit`` due deliveries."""
+    return QUEUE.claim(owner=owner, limit=limit, now=now)
 
 
 def webhook_release(*, owner: str, ids: list[Any]) -> int:
-    return WebhookDelivery.objects.filter(id__in=ids, lease_owner=owner).update(lease_owner="", lease_until=None)
+    return QUEUE.release(owner=owner, ids=ids)
+
+
+def webhook_backoff_seconds(attempts: int, *, retry_after: float | None = None) -> float:
+    return queue.backoff_seconds(attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP, retry_after=retry_after)
+
+
+def webhook_record_error(*, owner: str, delivery: WebhookDelivery, error: str, now: datetime | None = None) -> bool:
+    """An unexpected error while delivering: retried with backoff, failed at the fifth (shown in the delivery log)."""
+    now = now or timezone.now()
+    return QUEUE.record_error(
+        owner=owner,
+        row=delivery,
+        error=error,
+        backoff=webhook_backoff_seconds,
+        also={"last_attempt_at": now, "last_status_code": None},
+        parked={"status": DeliveryStatus.FAILED},
+        now=now,
+    )
 
 
 @dataclass(frozen=True)
@@ -301,16 +312,6 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value) if value.strip().isdigit() else (parsedate_to_datetime(value) - timezone.now()).total_seconds()
-    except (TypeError, ValueError):
-        return None
-    return min(max(seconds, 0.0), 6 * 3600.0)  # a receiver cannot park a notification beyond a few hours
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -364,7 +365,7 @@ def webhook_deliver_one(delivery: WebhookDelivery) -> WebhookOutcome:
         conn.close()
     if 200 <= response.status < 300:
         return WebhookOutcome("delivered", status_code=response.status)
-    retry_after = _retry_after(response.getheader("Retry-After")) if response.status in (429, 503) else None
+    retry_after = queue.parse_retry_after(response.getheader("Retry-After")) if response.status in (429, 503) else None
     note = " (redirects are not followed)" if 300 <= response.status < 400 else ""
     return WebhookOutcome(
         "retry", status_code=response.status, detail=_short(f"HTTP {response.status}{note}: {snippet}"), retry_after=retry_after
@@ -373,8 +374,6 @@ def webhook_deliver_one(delivery: WebhookDelivery) -> WebhookOutcome:
 
 def webhook_record(*, owner: str, outcomes: dict[WebhookDelivery, WebhookOutcome], now: datetime | None = None) -> int:
     """Store attempts; only the lease holder writes. A retry past the 72 h window marks the delivery failed."""
-    from relais.transfer.services import backoff_seconds  # local: transfer.services imports this module
-
     now = now or timezone.now()
     updated = 0
     with transaction.atomic():
@@ -383,8 +382,6 @@ def webhook_record(*, owner: str, outcomes: dict[WebhookDelivery, WebhookOutcome
                 "attempts": delivery.attempts + 1,
                 "last_attempt_at": now,
                 "last_status_code": outcome.status_code,
-                "lease_owner": "",
-                "lease_until": None,
             }
             if outcome.kind == "delivered":
                 fields.update(status=DeliveryStatus.DELIVERED, delivered_at=now, last_error="")
@@ -392,7 +389,7 @@ def webhook_record(*, owner: str, outcomes: dict[WebhookDelivery, WebhookOutcome
                 reason = outcome.detail if outcome.kind == "failed" else f"gave up after 72 h of attempts; last: {outcome.detail}"
                 fields.update(status=DeliveryStatus.FAILED, last_error=reason[:300])
             else:
-                delay = backoff_seconds(delivery.attempts + 1, retry_after=outcome.retry_after)
+                delay = webhook_backoff_seconds(delivery.attempts + 1, retry_after=outcome.retry_after)
                 fields.update(next_attempt_at=now + timedelta(seconds=delay), last_error=outcome.detail[:300])
-            updated += WebhookDelivery.objects.filter(pk=delivery.pk, lease_owner=owner).update(**fields)
+            updated += QUEUE.settle(owner=owner, pk=delivery.pk, **fields)
     return updated

@@ -16,6 +16,7 @@ from django.utils import formats, timezone, translation
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from relais.core.queue import parse_retry_after
 from relais.notify.models import Channel, Notification, NotificationKind
 from relais.notify.services import SendOutcome, scrub
 from relais.screenings.notice import notice_url
@@ -106,7 +107,7 @@ class HttpGatewaySms:
         except urllib.error.HTTPError as exc:
             detail = f"SMS gateway answered {exc.code}: {_gateway_reason(exc)}"
             if exc.code == 429 or exc.code >= 500:
-                return SendOutcome.retry(detail, retry_after=_retry_after(exc.headers.get("Retry-After")))
+                return SendOutcome.retry(detail, retry_after=parse_retry_after(exc.headers.get("Retry-After")))
             return SendOutcome.failed(detail)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             return SendOutcome.retry(f"SMS gateway unreachable: {type(exc).__name__}")
@@ -125,13 +126,6 @@ def _gateway_reason(exc: urllib.error.HTTPError) -> str:
         return scrub(str(exc.reason or ""))[:120]
     reason = answer.get("error", exc.reason or "") if isinstance(answer, dict) else exc.reason or ""
     return scrub(str(reason))[:120]
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def sms_backend() -> SmsBackend:

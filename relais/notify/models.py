@@ -68,7 +68,8 @@ class Notification(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     lease_owner = models.CharField(max_length=64, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error_count = models.PositiveIntegerField(default=0)  # unexpected errors while sending; failed at the fifth
     # Set just before the message goes to the gateway, cleared with its outcome: still set means the worker died in between.
     handed_off_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
-import random
 import re
 import secrets
 import uuid
@@ -23,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
+from relais.core import queue
 from relais.notify.models import Channel, Notification, NotificationKind, NotificationStatus, ResultLink
 from relais.screenings.models import Screening, ScreeningStatus
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
@@ -188,29 +187,20 @@ def _config() -> dict[str, float]:
 
 def notify_backoff_seconds(attempts: int, *, retry_after: float | None = None) -> float:
     config = _config()
-    ceiling = min(config["backoff_cap"], config["backoff_base"] * 2 ** max(0, attempts - 1))
-    # A receiver's Retry-After is a floor, but never beyond our own cap (nor infinite).
-    floor = min(retry_after, config["backoff_cap"]) if retry_after is not None and math.isfinite(retry_after) else 0.0
-    return max(random.uniform(ceiling / 2, ceiling), floor)
+    return queue.backoff_seconds(attempts, base=config["backoff_base"], cap=config["backoff_cap"], retry_after=retry_after)
+
+
+QUEUE = queue.LeasedQueue(Notification, open=Q(status__in=OPEN), lease_seconds=lambda: _config()["lease_seconds"], related=("pharmacy",))
 
 
 def notify_claim(*, owner: str, limit: int = 50, now: datetime | None = None) -> list[Notification]:
     now = now or timezone.now()
-    lease_until = now + timedelta(seconds=_config()["lease_seconds"])
     with transaction.atomic():
-        due = (
-            Notification.objects.filter(status__in=OPEN, next_attempt_at__lte=now)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .order_by("next_attempt_at", "created_at")
-        )
-        if connection.vendor == "postgresql":
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("id", flat=True)[:limit])
-        if ids:
-            Notification.objects.filter(id__in=ids).update(lease_owner=owner, lease_expires_at=lease_until)
-            _count_interrupted_hand_offs(ids, now)
-    by_id = {n.id: n for n in Notification.objects.filter(id__in=ids, status__in=OPEN).select_related("pharmacy")}
-    return [by_id[i] for i in ids if i in by_id]
+        claimed = QUEUE.claim(owner=owner, limit=limit, now=now)
+        if any(n.handed_off_at is not None for n in claimed):
+            _count_interrupted_hand_offs([n.pk for n in claimed], now)
+            claimed = [n for n in QUEUE.rows.filter(pk__in=[n.pk for n in claimed]).select_related("pharmacy").order_by(*QUEUE.order)]
+    return [n for n in claimed if n.status in OPEN]
 
 
 def _count_interrupted_hand_offs(ids: list[uuid.UUID], now: datetime) -> None:
@@ -227,13 +217,26 @@ def notify_touch(*, owner: str, notification: Notification, now: datetime | None
     """Just before sending: still ours and still wanted? Renews the lease, so a slow batch is never claimed twice,
     and marks the hand-off in the same statement, so a worker killed before recording the outcome leaves a trace."""
     now = now or timezone.now()
-    lease_until = now + timedelta(seconds=_config()["lease_seconds"])
-    rows = Notification.objects.filter(pk=notification.pk, lease_owner=owner, status__in=OPEN)
-    return bool(rows.update(lease_expires_at=lease_until, handed_off_at=now))
+    return QUEUE.renew(owner=owner, pk=notification.pk, now=now, where=Q(status__in=OPEN), handed_off_at=now)
 
 
 def notify_release(*, owner: str, ids: list[uuid.UUID]) -> int:
-    return Notification.objects.filter(id__in=ids, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+    return QUEUE.release(owner=owner, ids=ids)
+
+
+def notify_record_error(*, owner: str, notification: Notification, error: str, now: datetime | None = None) -> bool:
+    """An unexpected error while preparing or sending a message: retried with backoff, failed at the fifth (notify_stats
+    and the test's page show it). The message did not go out: no hand-off is left in doubt."""
+    now = now or timezone.now()
+    return QUEUE.record_error(
+        owner=owner,
+        row=notification,
+        error=error,
+        backoff=notify_backoff_seconds,
+        also={"handed_off_at": None},
+        parked={"status": NotificationStatus.FAILED, "failed_at": now, "link_url": ""},
+        now=now,
+    )
 
 
 def notify_record(*, owner: str, outcomes: dict[Notification, SendOutcome], now: datetime | None = None) -> int:
@@ -245,7 +248,7 @@ def notify_record(*, owner: str, outcomes: dict[Notification, SendOutcome], now:
         for notification, outcome in outcomes.items():
             outcome = SendOutcome(outcome.kind, scrub(outcome.detail), outcome.provider_id, outcome.retry_after)
             attempts = notification.attempts + 1
-            fields: dict[str, object] = {"attempts": attempts, "lease_owner": "", "lease_expires_at": None, "handed_off_at": None}
+            fields: dict[str, object] = {"attempts": attempts, "handed_off_at": None}
             if outcome.kind == "sent":
                 fields.update(
                     status=NotificationStatus.SENT, sent_at=now, link_url="", provider_id=outcome.provider_id[:200], last_error=""
@@ -255,11 +258,8 @@ def notify_record(*, owner: str, outcomes: dict[Notification, SendOutcome], now:
             else:
                 delay = notify_backoff_seconds(attempts, retry_after=outcome.retry_after)
                 fields.update(next_attempt_at=now + timedelta(seconds=delay), last_error=outcome.detail[:300])
-            rows = Notification.objects.filter(pk=notification.pk, lease_owner=owner)
-            if outcome.kind != "sent":
-                rows = rows.filter(status__in=OPEN)
             # A message that left is recorded as sent (and audited) even if a correction cancelled it a moment before.
-            count = rows.update(**fields)
+            count = QUEUE.settle(owner=owner, pk=notification.pk, where=None if outcome.kind == "sent" else Q(status__in=OPEN), **fields)
             updated += count
             if count and outcome.kind == "sent":
                 sent.setdefault(notification.pharmacy_id, []).append(notification.pk)

@@ -48,6 +48,9 @@ class Submission(models.Model):
     failure_reason = models.CharField(max_length=300, blank=True)
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # after an unexpected error: not before (null: at once)
+    error_count = models.PositiveIntegerField(default=0)  # unexpected errors while recording the file; failed at the fifth
+    last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

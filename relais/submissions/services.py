@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
+from relais.core import queue
 from relais.patients.models import Patient
 from relais.patients.services import PatientIdentity, patient_resolve
 from relais.screenings.models import Screening, ScreeningStatus
@@ -344,16 +345,46 @@ def csv_process(*, submission: Submission, owner: str, progress: Callable[[int, 
         return submission_process(submission=submission, items=items, owner=owner, progress=progress)
 
 
+QUEUE = queue.LeasedQueue(
+    Submission,
+    open=Q(status__in=[SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING]),
+    lease_seconds=LEASE.total_seconds,
+    order=("created_at",),
+    related=("submitted_by",),
+)
+
+
 def submission_claim_queued(*, owner: str, now: datetime | None = None) -> Submission | None:
-    """The oldest CSV submission waiting (or abandoned by a dead worker) that this worker could lease."""
+    """The oldest CSV submission waiting (or abandoned by a dead worker, or due again after an error) that this worker leases."""
     now = now or timezone.now()
-    candidates = Submission.objects.filter(
-        kind=SubmissionKind.CSV, status__in=[SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING]
-    ).exclude(lease_until__gt=now)
-    for submission in candidates.order_by("created_at")[:5]:
-        if _take_lease(submission, owner=owner, now=now):
-            return Submission.objects.select_related("submitted_by").get(pk=submission.pk)
-    return None
+    with transaction.atomic():
+        claimed = QUEUE.claim(owner=owner, limit=1, now=now, where=Q(kind=SubmissionKind.CSV))
+        if not claimed:
+            return None
+        submission = claimed[0]
+        submission.status, submission.started_at = SubmissionStatus.PROCESSING, submission.started_at or now
+        Submission.objects.filter(pk=submission.pk).update(status=submission.status, started_at=submission.started_at)
+    return submission
+
+
+def submission_release(*, owner: str, submission: Submission) -> int:
+    """Hand the file back (clean shutdown): the next worker resumes after the last recorded chunk."""
+    return QUEUE.release(owner=owner, ids=[submission.pk])
+
+
+def submission_record_error(*, owner: str, submission: Submission, error: str, now: datetime | None = None) -> bool:
+    """An unexpected error while recording the file: retried with backoff from the last recorded chunk, failed at the
+    fifth (the pharmacy sees the file failed; the rows already recorded stay)."""
+    now = now or timezone.now()
+    return QUEUE.record_error(
+        owner=owner,
+        row=submission,
+        error=error,
+        backoff=lambda errors: queue.backoff_seconds(errors, base=30, cap=LEASE.total_seconds() * 5),
+        parked={"status": SubmissionStatus.FAILED, "failure_reason": "gave up after errors", "finished_at": now, "content": ""},
+        attempts=False,
+        now=now,
+    )
 
 
 def error_report_rows(submission: Submission) -> list[list[object]]:

@@ -44,8 +44,9 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     lease_owner = models.CharField(max_length=64, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    error_count = models.PositiveIntegerField(default=0)  # unexpected errors; parked as rejected at the fifth
     rejection_reason = models.CharField(max_length=500, blank=True)
     ack_code = models.CharField(max_length=8, blank=True)
     ack_text = models.CharField(max_length=500, blank=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from datetime import datetime, timedelta
 
@@ -15,6 +14,7 @@ from django.utils import timezone
 from relais.accounts.models import Role, User
 from relais.api.webhooks import webhook_enqueue_for_outcomes
 from relais.audit.services import audit_record
+from relais.core import queue
 from relais.screenings.models import Screening
 from relais.transfer.destinations import destination
 from relais.transfer.models import OPEN_STATUSES, OutboxMessage, TransferStatus
@@ -38,11 +38,8 @@ def outbox_enqueue(*, screening: Screening) -> OutboxMessage:
 
 
 def backoff_seconds(attempts: int, *, retry_after: float | None = None) -> float:
-    """Exponential backoff with jitter; a receiver's Retry-After is a floor."""
     config = settings.RELAIS_TRANSFER
-    ceiling = min(config["backoff_cap"], config["backoff_base"] * 2 ** max(0, attempts - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return queue.backoff_seconds(attempts, base=config["backoff_base"], cap=config["backoff_cap"], retry_after=retry_after)
 
 
 def _open_earlier_version() -> Exists:
@@ -53,30 +50,17 @@ def _open_earlier_version() -> Exists:
     )
 
 
+QUEUE = queue.LeasedQueue(OutboxMessage, open=Q(status__in=OPEN_STATUSES), lease_seconds=lambda: settings.RELAIS_TRANSFER["lease_seconds"])
+
+
 def outbox_claim(*, owner: str, limit: int, now: datetime | None = None) -> list[OutboxMessage]:
     """Lease up to ``limit`` due messages. A correction waits until its original is settled."""
-    now = now or timezone.now()
-    lease_until = now + timedelta(seconds=settings.RELAIS_TRANSFER["lease_seconds"])
-    with transaction.atomic():
-        due = (
-            OutboxMessage.objects.filter(status__in=OPEN_STATUSES, next_attempt_at__lte=now)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .filter(~_open_earlier_version())
-            .order_by("next_attempt_at", "created_at")
-        )
-        if connection.vendor == "postgresql":
-            # Several workers claim side by side; each skips the rows another has locked.
-            due = due.select_for_update(skip_locked=True, of=("self",))
-        ids = list(due.values_list("id", flat=True)[:limit])
-        if ids:
-            OutboxMessage.objects.filter(id__in=ids).update(lease_owner=owner, lease_expires_at=lease_until)
-    by_id = {m.id: m for m in OutboxMessage.objects.filter(id__in=ids)}
-    return [by_id[i] for i in ids if i in by_id]
+    return QUEUE.claim(owner=owner, limit=limit, now=now, where=~_open_earlier_version())
 
 
 def outbox_release(*, owner: str, ids: list[uuid.UUID]) -> int:
     """Give back leases on messages not started (clean shutdown)."""
-    return OutboxMessage.objects.filter(id__in=ids, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+    return QUEUE.release(owner=owner, ids=ids)
 
 
 def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: datetime | None = None) -> int:
@@ -86,7 +70,7 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
     with transaction.atomic():
         transmitted_ids = []
         for message, outcome in outcomes.items():
-            fields: dict[str, object] = {"attempts": message.attempts + 1, "lease_owner": "", "lease_expires_at": None}
+            fields: dict[str, object] = {"attempts": message.attempts + 1}
             if outcome.transmitted:
                 fields["sent_at"] = now
                 transmitted_ids.append(message.screening_id)
@@ -105,8 +89,7 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
                     next_attempt_at=now + timedelta(seconds=delay),
                     last_error=outcome.detail[:500],
                 )
-            # Only the lease holder writes: a worker whose lease expired must not overwrite a newer outcome.
-            updated += OutboxMessage.objects.filter(pk=message.pk, lease_owner=owner).update(**fields)
+            updated += QUEUE.settle(owner=owner, pk=message.pk, **fields)
         # Same transaction: a client is notified if and only if the outcome was recorded.
         webhook_enqueue_for_outcomes(messages=[m for m, o in outcomes.items() if o.kind != "transient"], now=now)
         if transmitted_ids:
@@ -118,6 +101,24 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
                 detail={"destination": next(iter(outcomes)).destination, "messages": [m.message_id for m in outcomes]},
             )
     return updated
+
+
+def outbox_record_error(*, owner: str, message: OutboxMessage, error: str, now: datetime | None = None) -> bool:
+    """An unexpected error while rendering or sending (a decryption error, a bug): retried with backoff, parked as
+    rejected at the fifth (operators see it with the other rejections and resend it once the cause is fixed)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        parked = QUEUE.record_error(
+            owner=owner,
+            row=message,
+            error=error,
+            backoff=backoff_seconds,
+            parked={"status": TransferStatus.REJECTED, "rejected_at": now, "rejection_reason": f"gave up after errors: {error}"[:500]},
+            now=now,
+        )
+        if parked:
+            webhook_enqueue_for_outcomes(messages=[message], now=now)  # the pharmacy's software hears of it like any rejection
+    return parked
 
 
 def _requeue(message: OutboxMessage) -> None:

@@ -370,8 +370,6 @@ def test_https_connects_to_the_checked_address_and_verifies_the_name(
 
 
 def test_worker_once_delivers_pending_rows(api_client: ApiClient, hook: Webhook, receiver: Receiver, monkeypatch: Any) -> None:
-    # The worker refreshes its connection between rounds; in a test that would close the test's transaction.
-    monkeypatch.setattr("relais.api.management.commands.webhook_worker.close_old_connections", lambda: None)
     record_and_settle(api_client.service_user, patients=3)
     call_command("webhook_worker", "--once")
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}

@@ -37,8 +37,3 @@ def messaging(smtp: SmtpServer, sms: SmsGateway, settings: Any) -> tuple[SmtpSer
 
 __all__ = ["settings"]
 
-
-@pytest.fixture(autouse=True)
-def _keep_test_connection(monkeypatch: Any) -> None:
-    # The worker refreshes its connection between rounds; in a test that would close the test's transaction.
-    monkeypatch.setattr("relais.notify.management.commands.notify_worker.close_old_connections", lambda: None)

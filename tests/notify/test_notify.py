@@ -211,7 +211,7 @@ def test_a_killed_worker_loses_nothing(messaging: Any, owner: Any, patient: Any)
     assert len(claimed) == 2
     _send()  # the leases are still held: nothing sent twice
     assert messaging[0].store.messages == []
-    Notification.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Notification.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     _send()
     assert len(messaging[0].store.messages) == 1 and len(messaging[1].messages) == 1
     assert set(Notification.objects.filter(screening=screening).values_list("status", flat=True)) == {NotificationStatus.SENT}

@@ -1,89 +1,69 @@
-"""Send patient messages (email, SMS): claim with a lease, send, record, repeat.
+"""Send patient messages (email, SMS): claim with a lease, send, record, repeat (relais.core.worker).
 
-SIGTERM/SIGINT: finish the message in hand, give back the leases not started, exit 0.
 A killed worker's leases expire and another worker resumes; nothing queued is lost.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import socket
-import threading
-import time
-import uuid
-from typing import Any
-
-from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections
-
-from relais.core.context import request_context
+from relais.core.queue import log_unexpected, unstarted
+from relais.core.worker import Worker, worker_command
 from relais.notify.channels import send_batch
 from relais.notify.models import Notification
-from relais.notify.services import SendOutcome, notify_claim, notify_record, notify_release, notify_touch, scrub
-
-log = logging.getLogger("relais.notify")
+from relais.notify.services import SendOutcome, notify_claim, notify_record, notify_record_error, notify_release, notify_touch, scrub
 
 
 class _Stop(Exception):
     pass
 
 
-class Command(BaseCommand):
-    help = "Run the patient notification worker (long-running)."
+class NotifyWorker(Worker):
+    name = "notify"
+    batch = 50
+    counted = ("sent", "retry", "failed", "errors")
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--poll", type=float, default=1.0, help="seconds between polls of an empty queue")
-        parser.add_argument("--once", action="store_true", help="send what is due now, then exit")
-        parser.add_argument("--max-seconds", type=float, default=0, help="stop after this long (0: run forever)")
-        parser.add_argument("--batch", type=int, default=50, help="messages claimed at a time")
+    def round(self) -> int:
+        claimed = notify_claim(owner=self.owner, limit=self.limit)
+        if not claimed:
+            return 0
+        done: set[Notification] = set()
+        in_hand: list[Notification] = []
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        stopping = threading.Event()
+        def before_send(notification: Notification) -> bool:
+            in_hand[:] = [notification]
+            return notify_touch(owner=self.owner, notification=notification)
 
-        def stop(signum: int, _frame: Any) -> None:
-            log.info("notify worker: signal %s, finishing the message in hand", signum)
-            stopping.set()
+        def record(notification: Notification, outcome: SendOutcome) -> None:
+            notify_record(owner=self.owner, outcomes={notification: outcome})
+            done.add(notification)
+            self.counts[outcome.kind] += 1
+            # Ids and outcome only: the address is personal data.
+            self.log.info(
+                "notification %s %s attempt=%d -> %s %s",
+                notification.pk,
+                notification.channel,
+                notification.attempts + 1,
+                outcome.kind,
+                scrub(outcome.detail)[:120],
+            )
+            if self.stopping.is_set():
+                raise _Stop
 
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        deadline = time.monotonic() + options["max_seconds"] if options["max_seconds"] else None
-        counts = {"sent": 0, "retry": 0, "failed": 0}
-        with request_context(channel="notify", request_id=owner):
-            while not stopping.is_set() and (deadline is None or time.monotonic() < deadline):
-                close_old_connections()
-                claimed = notify_claim(owner=owner, limit=options["batch"])
-                if not claimed:
-                    if options["once"]:
-                        break
-                    stopping.wait(options["poll"])
-                    continue
-                done: set[Notification] = set()
+        try:
+            send_batch(claimed, on_outcome=record, before_send=before_send)
+        except _Stop:
+            pass
+        except Exception as exc:
+            if not in_hand or in_hand[0] in done:
+                raise  # not one message's fault (the channel itself): the loop waits and tries again
+            # One message raised while being prepared (a decryption error, a bug): recorded on it, the others go on.
+            notification = in_hand[0]
+            notify_record_error(
+                owner=self.owner, notification=notification, error=log_unexpected(self.log, exc, f"notification {notification.pk}")
+            )
+            done.add(notification)
+            self.counts["errors"] += 1
+        notify_release(owner=self.owner, ids=unstarted(claimed, done))
+        return len(claimed)
 
-                def record(notification: Notification, outcome: SendOutcome, done: set[Notification] = done) -> None:
-                    notify_record(owner=owner, outcomes={notification: outcome})
-                    done.add(notification)
-                    counts[outcome.kind] += 1
-                    # Ids and outcome only: the address is personal data.
-                    log.info(
-                        "notification %s %s attempt=%d -> %s %s",
-                        notification.pk,
-                        notification.channel,
-                        notification.attempts + 1,
-                        outcome.kind,
-                        scrub(outcome.detail)[:120],
-                    )
-                    if stopping.is_set():
-                        raise _Stop
 
-                try:
-                    send_batch(claimed, on_outcome=record, before_send=lambda n: notify_touch(owner=owner, notification=n))
-                except _Stop:
-                    pass
-                unstarted = [n.pk for n in claimed if n not in done]
-                if unstarted:
-                    notify_release(owner=owner, ids=unstarted)
-        self.stdout.write(f"notify worker {owner}: {counts['sent']} sent, {counts['retry']} to retry, {counts['failed']} failed")
+Command = worker_command(NotifyWorker)

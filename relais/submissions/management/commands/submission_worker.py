@@ -1,85 +1,65 @@
-"""Record uploaded CSV files row by row: claim a queued file with a lease, record it in chunks, repeat.
+"""Record uploaded CSV files row by row: claim a queued file with a lease, record it in chunks, repeat (relais.core.worker).
 
-SIGTERM/SIGINT: finish the chunk in hand, hand the file back (the next worker resumes after the last chunk), exit 0.
+On SIGTERM the chunk in hand is finished and the file handed back (the next worker resumes after the last chunk).
 A killed worker's lease runs out after two minutes and another worker resumes the file where it stopped.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import socket
-import threading
 import time
 import uuid
-from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections
-
-from relais.core.context import request_context
-from relais.submissions.models import Submission
-from relais.submissions.services import csv_process, submission_claim_queued
-
-log = logging.getLogger("relais.submissions")
+from relais.core.queue import log_unexpected
+from relais.core.worker import Worker, worker_command
+from relais.submissions.services import SubmissionBusy, csv_process, submission_claim_queued, submission_record_error, submission_release
 
 
 class _Stop(Exception):
     pass
 
 
-class Command(BaseCommand):
-    help = "Run the CSV submission worker (long-running)."
+class SubmissionWorker(Worker):
+    name = "csv"
+    logger = "relais.submissions"
+    batch = 1
+    counted = ("files", "errors")
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--poll", type=float, default=1.0, help="seconds between polls of an empty queue")
-        parser.add_argument("--until-empty", action="store_true", help="exit once no file is waiting (tests, one-off runs)")
+    def round(self) -> int:
+        submission = submission_claim_queued(owner=self.owner)
+        if submission is None:
+            return 0
+        started = time.monotonic()
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        stopping = threading.Event()
+        def progress(done: int, total: int, submission_id: uuid.UUID = submission.pk) -> None:
+            self.log.info("submission %s: %d/%d rows", submission_id, done, total)
+            if self.stopping.is_set():
+                raise _Stop
 
-        def stop(signum: int, _frame: Any) -> None:
-            log.info("submission worker: signal %s, finishing the chunk in hand", signum)
-            stopping.set()
+        try:
+            result = csv_process(submission=submission, owner=self.owner, progress=progress)
+        except _Stop:
+            submission_release(owner=self.owner, submission=submission)
+            return 1
+        except SubmissionBusy:
+            self.log.info("submission %s: taken over by another worker", submission.pk)
+            return 1
+        except Exception as exc:
+            # One file that raises is retried with backoff from its last chunk, then failed; the files behind it go on.
+            error = log_unexpected(self.log, exc, f"submission {submission.pk}")
+            submission_record_error(owner=self.owner, submission=submission, error=error)
+            self.counts["errors"] += 1
+            return 1
+        self.counts["files"] += 1
+        self.log.info(
+            "submission %s: %s, %d accepted, %d duplicates, %d rejected in %.1f s",
+            result.pk,
+            result.status,
+            result.accepted,
+            result.duplicates,
+            result.rejected,
+            time.monotonic() - started,
+        )
+        return 1
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        files = 0
-        with request_context(channel="csv", request_id=owner):
-            while not stopping.is_set():
-                close_old_connections()
-                submission = submission_claim_queued(owner=owner)
-                if submission is None:
-                    if options["until_empty"]:
-                        break
-                    stopping.wait(options["poll"])
-                    continue
-                started = time.monotonic()
 
-                def progress(done: int, total: int, submission_id: uuid.UUID = submission.pk) -> None:
-                    log.info("submission %s: %d/%d rows", submission_id, done, total)
-                    if stopping.is_set():
-                        raise _Stop
-
-                try:
-                    result = csv_process(submission=submission, owner=owner, progress=progress)
-                except _Stop:
-                    Submission.objects.filter(pk=submission.pk, lease_owner=owner).update(lease_owner="", lease_until=None)
-                    break
-                except Exception as exc:  # one broken file must not stop the others; its lease runs out and it is retried
-                    log.error("submission %s: %s, will be retried", submission.pk, type(exc).__name__)
-                    stopping.wait(options["poll"])
-                    continue
-                files += 1
-                log.info(
-                    "submission %s: %s, %d accepted, %d duplicates, %d rejected in %.1f s",
-                    result.pk,
-                    result.status,
-                    result.accepted,
-                    result.duplicates,
-                    result.rejected,
-                    time.monotonic() - started,
-                )
-        self.stdout.write(f"submission worker {owner}: {files} files recorded, stopped")
+Command = worker_command(SubmissionWorker)

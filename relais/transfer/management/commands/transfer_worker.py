@@ -1,85 +1,81 @@
-"""Deliver outbox messages to the national platform: claim with a lease, send, record, repeat.
+"""Deliver outbox messages to the national platform: claim with a lease, send, record, repeat (relais.core.worker).
 
-SIGTERM/SIGINT: finish the message in hand, give back the leases not started, exit 0. The message in hand
-takes at most the destination's deadline (RELAIS_TRANSFER_DEADLINE): a hung receiver cannot hold the worker.
-A killed worker's leases expire (RELAIS_TRANSFER_LEASE_SECONDS) and another worker resumes.
+The message in hand takes at most the destination's deadline (RELAIS_TRANSFER_DEADLINE): a hung receiver cannot hold
+the worker. A killed worker's leases expire (RELAIS_TRANSFER_LEASE_SECONDS) and another worker resumes.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import socket
-import threading
 import time
-import uuid
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import close_old_connections
+from django.core.management.base import CommandError
 
-from relais.core.context import request_context
+from relais.core.queue import log_unexpected, unstarted
+from relais.core.worker import Worker, worker_command
 from relais.transfer.delivery import RECORD_MARGIN, Deliverer
 from relais.transfer.destinations import destination
-from relais.transfer.services import outbox_claim, outbox_record, outbox_release
+from relais.transfer.models import OutboxMessage
+from relais.transfer.outcome import Outcome
+from relais.transfer.services import outbox_claim, outbox_record, outbox_record_error, outbox_release
 
-log = logging.getLogger("relais.transfer")
 
+class TransferWorker(Worker):
+    name = "transfer"
+    poll = 0.5
+    counted = ("acknowledged", "rejected", "transient", "errors")
 
-class Command(BaseCommand):
-    help = "Run the transfer worker (long-running)."
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls of an empty queue")
-        parser.add_argument("--until-empty", action="store_true", help="exit once nothing is due (tests, one-off runs)")
-        parser.add_argument("--max-seconds", type=float, default=0, help="stop after this long (0: run forever)")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        stopping = threading.Event()
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         target = destination()
-        lease_seconds = settings.RELAIS_TRANSFER["lease_seconds"]
-        if target.deadline + RECORD_MARGIN > lease_seconds:
+        self.lease_seconds = settings.RELAIS_TRANSFER["lease_seconds"]
+        if target.deadline + RECORD_MARGIN > self.lease_seconds:
             # Otherwise a message still being sent could be claimed, and sent, by another worker.
             raise CommandError(
                 f"destination {target.name}: the exchange deadline ({target.deadline:g} s) must end at least "
-                f"{RECORD_MARGIN:g} s before the lease (RELAIS_TRANSFER_LEASE_SECONDS={lease_seconds})"
+                f"{RECORD_MARGIN:g} s before the lease (RELAIS_TRANSFER_LEASE_SECONDS={self.lease_seconds})"
             )
+        self.batch = max(settings.RELAIS_TRANSFER["claim_batch"], target.batch_size)
+        self.deliverer = Deliverer(target, concurrency=settings.RELAIS_TRANSFER["concurrency"])
+        self.log.info("transfer worker %s: destination %s (%s over %s)", self.owner, target.name, target.message_format, target.transport)
 
-        def stop(signum: int, _frame: Any) -> None:
-            log.info("transfer worker: signal %s, finishing the message in hand (at most %g s)", signum, target.deadline)
-            stopping.set()
+    def close(self) -> None:
+        self.deliverer.close()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        deliverer = Deliverer(target, concurrency=settings.RELAIS_TRANSFER["concurrency"])
-        limit = max(settings.RELAIS_TRANSFER["claim_batch"], target.batch_size)
-        deadline = time.monotonic() + options["max_seconds"] if options["max_seconds"] else None
-        delivered = 0
-        log.info("transfer worker %s: destination %s (%s over %s)", owner, target.name, target.message_format, target.transport)
-        with request_context(channel="transfer", request_id=owner):
+    def round(self) -> int:
+        lease_ends = time.monotonic() + self.lease_seconds - RECORD_MARGIN
+        claimed = outbox_claim(owner=self.owner, limit=self.limit)
+        if not claimed:
+            return 0
+        errored: list[OutboxMessage] = []
+        try:
+            outcomes = self.deliverer.deliver(claimed, stopping=self.stopping, until=lease_ends)
+        except Exception:
+            # One message raised (a decryption error, a bug): find it by sending one at a time, the others go out as usual.
+            outcomes = self._one_at_a_time(claimed, lease_ends, errored)
+        if outcomes:
+            outbox_record(owner=self.owner, outcomes=outcomes)
+        retries = [o.detail for o in outcomes.values() if o.kind == "transient"]
+        if retries:
+            self.log.warning("transfer worker: %d message(s) to retry: %s", len(retries), "; ".join(sorted(set(retries))))
+        outbox_release(owner=self.owner, ids=unstarted(claimed, [*outcomes, *errored]))
+        self.counts.update(o.kind for o in outcomes.values())
+        return len(claimed)
+
+    def _one_at_a_time(self, claimed: list[OutboxMessage], lease_ends: float, errored: list[OutboxMessage]) -> dict[OutboxMessage, Outcome]:
+        outcomes: dict[OutboxMessage, Outcome] = {}
+        for message in claimed:
+            if self.stopping.is_set() or time.monotonic() >= lease_ends:
+                break
             try:
-                while not stopping.is_set() and (deadline is None or time.monotonic() < deadline):
-                    close_old_connections()
-                    lease_ends = time.monotonic() + lease_seconds - RECORD_MARGIN
-                    claimed = outbox_claim(owner=owner, limit=limit)
-                    if not claimed:
-                        if options["until_empty"]:
-                            break
-                        stopping.wait(options["poll"])
-                        continue
-                    outcomes = deliverer.deliver(claimed, stopping=stopping, until=lease_ends)
-                    if outcomes:
-                        outbox_record(owner=owner, outcomes=outcomes)
-                    retries = [o.detail for o in outcomes.values() if o.kind == "transient"]
-                    if retries:
-                        log.warning("transfer worker: %d message(s) to retry: %s", len(retries), "; ".join(sorted(set(retries))))
-                    unstarted = [m.id for m in claimed if m not in outcomes]
-                    if unstarted:
-                        outbox_release(owner=owner, ids=unstarted)
-                    delivered += sum(1 for o in outcomes.values() if o.kind == "acknowledged")
-            finally:
-                deliverer.close()
-        self.stdout.write(f"transfer worker {owner}: {delivered} acknowledged, stopped")
+                outcomes.update(self.deliverer.deliver([message], stopping=self.stopping, until=lease_ends))
+            except Exception as exc:
+                error = log_unexpected(self.log, exc, f"outbox message {message.pk}")
+                outbox_record_error(owner=self.owner, message=message, error=error)
+                errored.append(message)
+                self.counts["errors"] += 1
+        return outcomes
+
+
+Command = worker_command(TransferWorker)
