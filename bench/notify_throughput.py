@@ -51,9 +51,10 @@ def main() -> None:
         from relais.accounts.models import Pharmacy, Role, User
         from relais.certificates.models import Certificate
         from relais.core.context import request_context
+        from relais.intake.services import screening_record
         from relais.notify.models import Notification, NotificationStatus
         from relais.patients.services import PatientIdentity, patient_register
-        from relais.screenings.services import ScreeningInput, screening_record
+        from relais.screenings.inputs import ScreeningInput
 
         pharmacy = Pharmacy.objects.get(finess=DEMO_FINESS)
         actor = User.objects.filter(pharmacy=pharmacy, role=Role.PHARMACIST).first()

@@ -24,10 +24,10 @@ from django.utils import timezone
 
 from relais.certificates.services import certificate_for_screening
 from relais.core.blind_index import patient_pseudonym
+from relais.intake.services import screening_correct, screening_record
 from relais.notify.channels import email_text
 from relais.notify.models import Notification
 from relais.screenings.models import Screening
-from relais.screenings.services import screening_correct, screening_record
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_NOT_DETECTED
 from relais.transfer.delivery import Deliverer, build_payload
 from relais.transfer.destinations import Destination, destination
@@ -185,7 +185,8 @@ MIGRATION_SCRIPT = textwrap.dedent(
     from relais.accounts.models import Pharmacy, Role, User
     from relais.core.context import request_context
     from relais.patients.services import PatientIdentity, patient_register
-    from relais.screenings.services import ScreeningInput, screening_record
+    from relais.intake.services import screening_record
+    from relais.screenings.inputs import ScreeningInput
     from relais.transfer.models import OutboxMessage
     from datetime import date, timedelta
 

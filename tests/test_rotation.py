@@ -12,9 +12,9 @@ from django.test import override_settings
 from relais.audit.models import AuditEvent
 from relais.core import crypto
 from relais.core.models import DataKey
+from relais.intake.services import screening_correct
 from relais.patients.models import Patient
 from relais.screenings.models import Screening
-from relais.screenings.services import screening_correct
 
 
 def _rotate() -> str:

@@ -7,9 +7,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from relais.intake.services import screening_correct, screening_record
 from relais.screenings.catalogue import split_display
 from relais.screenings.models import Device, Screening, ScreeningResult
-from relais.screenings.services import screening_correct, screening_record
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_NOT_DETECTED
 from tests.conftest import screening_input
 
@@ -71,7 +71,7 @@ def test_inactive_device_refused(owner: Any, patient: Any) -> None:
 
 
 def test_patient_of_another_pharmacy_refused(stranger: Any, patient: Any) -> None:
-    assert "pharmacy" in _refused("patient", stranger, patient.pk)
+    assert "pharmacy" in _refused("patient_id", stranger, patient.pk)
 
 
 def test_missing_result_refused(owner: Any, patient: Any) -> None:

@@ -42,11 +42,12 @@ from relais.api.schemas import (
 from relais.api.webhooks import webhook_disable, webhook_jwks, webhook_register
 from relais.audit.services import audit_record
 from relais.core.context import request_context
-from relais.patients.forms import PatientForm
+from relais.intake.services import screening_correct, screening_intake
+from relais.patients.identity import identity_from
 from relais.patients.services import PatientIdentity, patient_resolve
 from relais.screenings import csv_import
+from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Screening
-from relais.screenings.services import ScreeningInput, screening_correct
 from relais.submissions import services as submissions
 from relais.submissions.models import Submission, SubmissionKind
 
@@ -131,10 +132,10 @@ def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
 
 
 def _identity(patient: PatientIn) -> PatientIdentity | list[FieldError]:
-    form = PatientForm({**patient.model_dump(), "date_of_birth": patient.date_of_birth.isoformat()})
-    if not form.is_valid():
-        return [FieldError(field=f"patient.{name}", message=str(m)) for name, messages in form.errors.items() for m in messages]
-    return form.identity()
+    try:
+        return identity_from(patient.model_dump())
+    except ValidationError as exc:
+        return [FieldError(field=f"patient.{name}", message=m) for name, messages in exc.message_dict.items() for m in messages]
 
 
 def _screening_input(body: ScreeningIn) -> ScreeningInput:
@@ -267,7 +268,7 @@ def submit_screening(request: HttpRequest, body: ScreeningIn, response: HttpResp
                 return 422, ErrorOut(error="invalid_patient", message="Some patient fields are invalid.", fields=checked).model_dump()
             identity = checked
         try:
-            outcome = submissions.screening_submit(actor=actor, data=_screening_input(body), identity=identity, patient_id=body.patient_id)
+            outcome = screening_intake(actor=actor, data=_screening_input(body), identity=identity, patient_id=body.patient_id)
         except ValidationError as exc:
             return 422, ErrorOut(error="invalid_screening", message="The test was not recorded.", fields=_field_errors(exc)).model_dump()
         out = SubmitOut(

@@ -1,39 +1,16 @@
 from __future__ import annotations
 
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from relais.core import blind_index, validators
+from relais.core import validators
 from relais.core.forms import FocusFirstErrorMixin
+from relais.patients.identity import DATE_FORMATS, identity_from, normalise_email, normalise_phone
 from relais.patients.models import Sex
 from relais.patients.services import PatientIdentity
-
-if TYPE_CHECKING:
-    from django_stubs_ext import StrOrPromise
-
-DATE_FORMATS = ["%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"]
-
-
-def check_birth_date(value: date) -> date:
-    today = timezone.localdate()
-    if value > today:
-        raise ValidationError(_("The date of birth is in the future."))
-    if value.year < today.year - 130:
-        raise ValidationError(_("The date of birth is more than 130 years ago: check the year."))
-    return value
-
-
-def with_letters(value: str, message: StrOrPromise) -> str:
-    """Spaces collapsed; a name with no letter in any script ('-', '123', '?') would match every other such name."""
-    value = " ".join(value.split())
-    if not blind_index.normalise_name(value):
-        raise ValidationError(message)
-    return value
 
 
 class PatientForm(FocusFirstErrorMixin, forms.Form):
@@ -54,52 +31,20 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
     email = forms.CharField(label=_("Email"), required=False, max_length=254, widget=forms.EmailInput())
     confirm_duplicate = forms.BooleanField(required=False, widget=forms.HiddenInput())
 
-    def clean_last_name(self) -> str:
-        return with_letters(self.cleaned_data["last_name"], _("The last name has no letter: type it as on the identity document."))
-
-    def clean_first_names(self) -> str:
-        return with_letters(self.cleaned_data["first_names"], _("The first names have no letter: type them as on the identity document."))
-
-    def clean_date_of_birth(self) -> date:
-        return check_birth_date(self.cleaned_data["date_of_birth"])
-
-    def clean_nir(self) -> str:
-        value = self.cleaned_data["nir"]
-        return validators.nir_normalise(value) if value.strip() else ""
-
-    def clean_country(self) -> str:
-        return validators.country_normalise(self.cleaned_data["country"])
-
-    def clean_phone(self) -> str:
-        value = self.cleaned_data["phone"]
-        return validators.phone_normalise(value) if value.strip() else ""
-
-    def clean_email(self) -> str:
-        value = self.cleaned_data["email"]
-        if not value.strip():
-            return ""
-        try:
-            return validators.email_normalise(value)
-        except ValidationError as exc:
-            raise ValidationError(_("Enter an email address such as name@example.org.")) from exc
-
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("postcode") and "country" in data:
-            try:
-                data["postcode"] = validators.postcode_normalise(data["postcode"], country=data["country"])
-            except ValidationError as exc:
-                self.add_error("postcode", exc)
-        if data.get("nir") and "sex" in data and "date_of_birth" in data:
-            try:
-                validators.nir_matches_identity(data["nir"], sex=data["sex"], date_of_birth=data["date_of_birth"])
-            except ValidationError as exc:
-                self.add_error("nir", exc)
+        try:  # the rules every road shares (API, CSV): see patients.identity
+            self._identity = identity_from(data)
+        except ValidationError as exc:
+            for name, errors in exc.error_dict.items():
+                if name not in self.errors:  # a field that did not parse already says why
+                    self.add_error(name, errors)
+        else:
+            data.update(vars(self._identity))
         return data
 
     def identity(self) -> PatientIdentity:
-        data = self.cleaned_data
-        return PatientIdentity(**{k: data[k] for k in PatientIdentity.__dataclass_fields__})
+        return self._identity
 
 
 class PatientSearchForm(FocusFirstErrorMixin, forms.Form):
@@ -128,5 +73,9 @@ class PatientSearchForm(FocusFirstErrorMixin, forms.Form):
 class ContactForm(FocusFirstErrorMixin, forms.Form):
     phone = PatientForm.base_fields["phone"]
     email = PatientForm.base_fields["email"]
-    clean_phone = PatientForm.clean_phone
-    clean_email = PatientForm.clean_email
+
+    def clean_phone(self) -> str:
+        return normalise_phone(self.cleaned_data["phone"])
+
+    def clean_email(self) -> str:
+        return normalise_email(self.cleaned_data["email"])

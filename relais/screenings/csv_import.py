@@ -20,27 +20,24 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from relais.core.blind_index import normalise_name
-from relais.patients.forms import PatientForm
+from relais.patients.identity import IDENTITY_FIELDS, identity_from
 from relais.patients.services import PatientIdentity
+from relais.screenings.inputs import ScreeningInput, sampling_time_problem
 from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED, RESULTS, SPECIMENS
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
-    from relais.screenings.services import ScreeningInput
-
 PARIS = ZoneInfo("Europe/Paris")
 ANALYTE = "sars-cov-2"
 MAX_ROWS = 10_000
 MAX_BYTES = 20 * 1024 * 1024
-# Same limits as the screening service (services.CLOCK_SKEW / MAX_AGE), checked early so the whole file can be fixed at once.
-CLOCK_SKEW = timedelta(minutes=2)
-MAX_AGE = timedelta(days=30)
 _VALUE_MAX = 100  # longest value echoed back in an error
 
 
@@ -87,7 +84,7 @@ COLUMNS: tuple[Column, ...] = (
 IGNORED_COLUMNS = frozenset({"consent", "consentement"})
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.required)
-IDENTITY_COLUMNS: tuple[str, ...] = tuple(PatientIdentity.__dataclass_fields__)
+IDENTITY_COLUMNS: tuple[str, ...] = IDENTITY_FIELDS
 
 # Common French headers, after _key() normalisation.
 HEADER_ALIASES = {
@@ -216,8 +213,6 @@ class ParsedRow:
     information_notice_given: bool
 
     def screening_input(self) -> ScreeningInput:
-        from relais.screenings.services import ScreeningInput  # lazily: services pulls in the models
-
         return ScreeningInput(
             device_id=self.device_id,
             specimen_type=self.specimen_type,
@@ -382,7 +377,7 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
     def get(column: str) -> str:
         return cells.get(column, "").strip()
 
-    # Identity: normalise what the CSV allows more freely, then let PatientForm validate like the web form does.
+    # Identity: normalise what the CSV allows more freely, then the rules every road shares (patients.identity).
     form_data = {name: get(name) for name in IDENTITY_COLUMNS}
     form_data["country"] = form_data["country"] or "FR"
     sex_raw = get("sex")
@@ -397,13 +392,12 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
         if dob is None:
             err("date_of_birth", _("date_of_birth: '%(value)s' is not a date; %(hint)s") % {"value": _shown(dob_raw), "hint": DATE_HINT})
         form_data["date_of_birth"] = dob.isoformat() if dob else ""
-    form = PatientForm(form_data)
-    if form.is_valid():
-        identity: PatientIdentity | None = form.identity()
-    else:
-        identity = None
+    identity: PatientIdentity | None = None
+    try:
+        identity = identity_from(form_data)
+    except ValidationError as exc:
         already = {e.column for e in errors}
-        for name, exceptions in form.errors.as_data().items():
+        for name, exceptions in exc.error_dict.items():
             column = "" if name == "__all__" else name
             if column in already:
                 continue  # our own, more precise message is already there
@@ -445,9 +439,9 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
                 "sampled_at",
                 _("sampled_at: '%(value)s' is not a date and time; %(hint)s") % {"value": _shown(sampled_raw), "hint": DATETIME_HINT},
             )
-        elif sampled_at > now + CLOCK_SKEW:
+        elif (problem := sampling_time_problem(sampled_at, now=now)) == "future":
             err("sampled_at", _("sampled_at: '%(value)s' is in the future; check the date and time") % {"value": _shown(sampled_raw)})
-        elif sampled_at < now - MAX_AGE:
+        elif problem == "too_old":
             err("sampled_at", _("sampled_at: '%(value)s' is more than 30 days ago; check the date") % {"value": _shown(sampled_raw)})
 
     result_raw = get("result")
@@ -503,80 +497,131 @@ def _records(text: str, delimiter: str) -> Iterator[list[str]]:
     return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False)
 
 
-def parse_csv(data: bytes, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> ImportResult:
-    """Parse a whole upload. Never raises on bad input: problems end up in ``errors`` or ``file_errors``."""
-    result = ImportResult()
-    now = now or timezone.now()
+def _not_csv(exc: csv.Error) -> str:
+    return _("The file is not valid CSV (%(problem)s): save it as CSV from your spreadsheet.") % {"problem": exc}
+
+
+@dataclass
+class _Reader:
+    """The file as a whole: decoded text, header, and its non-blank data records, read once."""
+
+    result: ImportResult
+    text: str = ""
+    mapped: list[str | None] = field(default_factory=list)
+    data_rows: int = 0
+
+    def records(self, max_rows: int) -> Iterator[tuple[int, list[str]]]:
+        """(spreadsheet row number, cells) of each data record; file-level problems go to result.file_errors."""
+        result = self.result
+        try:
+            records = _records(self.text, result.delimiter)
+            next(records, None)  # the header, already mapped
+            for index, record in enumerate(records, start=2):
+                if not any(cell.strip() for cell in record):
+                    continue  # blank line, often at the end of spreadsheet exports
+                self.data_rows += 1
+                if self.data_rows > max_rows:
+                    result.file_errors.append(_("The file has more than %(rows)d rows: split it into several files.") % {"rows": max_rows})
+                    return
+                yield index, record
+        except csv.Error as exc:
+            result.file_errors.append(_not_csv(exc))
+        if self.data_rows == 0 and not result.file_errors:
+            result.file_errors.append(_("The file has a header but no data rows."))
+
+
+def _open(data: bytes) -> _Reader:
+    """Size, encoding, header: the problems that make the whole file unreadable (then result.file_errors is set)."""
+    reader = _Reader(ImportResult())
+    result = reader.result
     if len(data) > MAX_BYTES:
         result.file_errors.append(_("The file is larger than %(mb)d MB: split it into several files.") % {"mb": MAX_BYTES // (1024 * 1024)})
-        return result
+        return reader
     try:
-        text, result.encoding = _decode(data)
+        reader.text, result.encoding = _decode(data)
     except UnicodeDecodeError:
         result.file_errors.append(_("The file is neither UTF-8 nor Windows-1252 text: save it as “CSV UTF-8” from your spreadsheet."))
-        return result
-    if "\x00" in text:
+        return reader
+    if "\x00" in reader.text:
         result.file_errors.append(_("The file contains binary data: save it as “CSV UTF-8” from your spreadsheet."))
-        return result
-    if not text.strip():
+        return reader
+    if not reader.text.strip():
         result.file_errors.append(_("The file is empty: use the template, with the header on the first row."))
-        return result
-    result.delimiter = _sniff_delimiter(text)
-    seen: dict[tuple[object, ...], int] = {}
-    data_rows = 0
+        return reader
+    result.delimiter = _sniff_delimiter(reader.text)
     try:
-        records = _records(text, result.delimiter)
-        header = next(records, None)
-        if header is None:
-            result.file_errors.append(_("The file is empty: use the template, with the header on the first row."))
-            return result
-        try:
-            mapped = _map_header(header)
-        except _HeaderError as exc:
-            result.file_errors.extend(exc.messages)
-            return result
-        width = len(mapped)
-        for index, record in enumerate(records, start=2):
-            if not any(cell.strip() for cell in record):
-                continue  # blank line, often at the end of spreadsheet exports
-            data_rows += 1
-            if data_rows > max_rows:
-                result.file_errors.append(_("The file has more than %(rows)d rows: split it into several files.") % {"rows": max_rows})
-                break
-            extra = [cell for cell in record[width:] if cell.strip()]
-            if extra:
-                result.errors.append(
-                    RowError(
-                        index,
-                        "",
-                        _shown(result.delimiter.join(extra)),
-                        _("row has %(cells)d cells but the header has %(width)d; check for a stray '%(sep)s' or a missing quote")
-                        % {"cells": len(record), "width": width, "sep": result.delimiter},
-                    )
-                )
-                continue
-            cells = {name: cell for name, cell in zip(mapped, record, strict=False) if name is not None}
-            parsed = _parse_row(index, cells, now)
-            if isinstance(parsed, list):
-                result.errors.extend(parsed)
-                continue
-            key = _duplicate_key(parsed)
-            if key in seen:
-                result.errors.append(
-                    RowError(
-                        index,
-                        "",
-                        "",
-                        _("same patient, device and sampling time as row %(row)d; delete one of the two rows") % {"row": seen[key]},
-                    )
-                )
-                continue
-            seen[key] = index
-            result.rows.append(parsed)
+        header = next(_records(reader.text, result.delimiter), None)
     except csv.Error as exc:
-        result.file_errors.append(_("The file is not valid CSV (%(problem)s): save it as CSV from your spreadsheet.") % {"problem": exc})
-    if data_rows == 0 and not result.file_errors:
-        result.file_errors.append(_("The file has a header but no data rows."))
+        result.file_errors.append(_not_csv(exc))
+        return reader
+    if header is None:
+        result.file_errors.append(_("The file is empty: use the template, with the header on the first row."))
+        return reader
+    try:
+        reader.mapped = _map_header(header)
+    except _HeaderError as exc:
+        result.file_errors.extend(exc.messages)
+    return reader
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file fit to queue: its text and how many data rows it has. Rows are parsed later, once, by the worker."""
+
+    text: str
+    data_rows: int
+    file_errors: list[str]
+
+
+def check_csv(data: bytes, *, max_rows: int = MAX_ROWS) -> CheckedFile:
+    """The whole-file checks of parse_csv (size, encoding, header, CSV syntax, row count) without parsing any row."""
+    reader = _open(data)
+    if not reader.result.file_errors:
+        for _record in reader.records(max_rows):
+            pass
+    return CheckedFile(reader.text, reader.data_rows, reader.result.file_errors)
+
+
+def parse_csv(data: bytes, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> ImportResult:
+    """Parse a whole upload. Never raises on bad input: problems end up in ``errors`` or ``file_errors``."""
+    reader = _open(data)
+    result = reader.result
+    if result.file_errors:
+        return result
+    now = now or timezone.now()
+    width = len(reader.mapped)
+    seen: dict[tuple[object, ...], int] = {}
+    for index, record in reader.records(max_rows):
+        extra = [cell for cell in record[width:] if cell.strip()]
+        if extra:
+            result.errors.append(
+                RowError(
+                    index,
+                    "",
+                    _shown(result.delimiter.join(extra)),
+                    _("row has %(cells)d cells but the header has %(width)d; check for a stray '%(sep)s' or a missing quote")
+                    % {"cells": len(record), "width": width, "sep": result.delimiter},
+                )
+            )
+            continue
+        cells = {name: cell for name, cell in zip(reader.mapped, record, strict=False) if name is not None}
+        parsed = _parse_row(index, cells, now)
+        if isinstance(parsed, list):
+            result.errors.extend(parsed)
+            continue
+        key = _duplicate_key(parsed)
+        if key in seen:
+            result.errors.append(
+                RowError(
+                    index,
+                    "",
+                    "",
+                    _("same patient, device and sampling time as row %(row)d; delete one of the two rows") % {"row": seen[key]},
+                )
+            )
+            continue
+        seen[key] = index
+        result.rows.append(parsed)
     return result
 
 

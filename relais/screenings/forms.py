@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from relais.core.forms import FocusFirstErrorMixin
+from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Device
 from relais.screenings.vocab import ANALYTES, DEFAULT_SPECIMEN, RESULTS, SPECIMENS
 
@@ -70,6 +71,16 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
 
     def results(self) -> dict[str, str]:
         return {name.removeprefix("result_"): value for name, value in self.cleaned_data.items() if name.startswith("result_") and value}
+
+    def screening_input(self) -> ScreeningInput:
+        data = self.cleaned_data
+        return ScreeningInput(
+            device_id=data["device"],
+            specimen_type=data["specimen_type"],
+            sampled_at=data["sampled_at"],
+            results=self.results(),
+            information_notice_given=data["information_notice_given"],
+        )
 
 
 class CorrectionForm(FocusFirstErrorMixin, forms.Form):

@@ -1,10 +1,12 @@
-"""Recording and correcting screenings. One transaction per change, audited in it."""
+"""Recording and correcting screenings: the screening rows, their results and their audit event, nothing more.
+
+What a recorded, corrected or removed screening sets off (outbox row, certificate, patient messages) is attached by
+relais.intake, in the same transaction: callers record through relais.intake.services, never through this module."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -13,27 +15,16 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
-from relais.certificates.services import certificate_issue, certificate_revoke_series
-from relais.notify.services import notify_for_screening
 from relais.patients.models import Patient
+from relais.screenings.inputs import ScreeningInput, sampling_time_problem
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
-from relais.transfer.services import outbox_enqueue
 
-CLOCK_SKEW = timedelta(minutes=2)
-MAX_AGE = timedelta(days=30)
+__all__ = ["ScreeningInput", "screening_check", "screening_create", "screening_version_add"]
 
 
-@dataclass(frozen=True)
-class ScreeningInput:
-    device_id: str
-    specimen_type: str
-    sampled_at: datetime
-    results: dict[str, str]  # analyte code -> SNOMED result code
-    information_notice_given: bool  # the pharmacist gave the patient the information notice: required to record
-
-
-def _check_input(data: ScreeningInput, *, now: datetime) -> Device:
+def screening_check(data: ScreeningInput, *, now: datetime) -> Device:
+    """The device of a valid input; ValidationError naming every field in error otherwise."""
     errors: dict[str, list[str]] = {}
     if data.information_notice_given is not True:
         errors["information_notice_given"] = [_("Give the patient the information notice, then confirm that you did.")]
@@ -46,9 +37,9 @@ def _check_input(data: ScreeningInput, *, now: datetime) -> Device:
         errors["specimen_type"] = [_("Choose a specimen type from the list.")]
     if timezone.is_naive(data.sampled_at):
         errors["sampled_at"] = [_("The sampling time needs a time zone.")]
-    elif data.sampled_at > now + CLOCK_SKEW:
+    elif (problem := sampling_time_problem(data.sampled_at, now=now)) == "future":
         errors["sampled_at"] = [_("The sampling time is in the future: check the date and time.")]
-    elif data.sampled_at < now - MAX_AGE:
+    elif problem == "too_old":
         errors["sampled_at"] = [_("The sampling time is more than 30 days ago: check the date.")]
     if device is not None:
         for analyte in device.analytes:
@@ -75,101 +66,85 @@ def _save_results(screening: Screening, device: Device, results: dict[str, str])
     )
 
 
-def screening_record(*, actor: User, patient_id: uuid.UUID | str, data: ScreeningInput, now: datetime | None = None) -> Screening:
+def _require_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record screenings through relais.intake.services: its effects belong in the same transaction")
+
+
+def screening_create(*, actor: User, patient: Patient, device: Device, data: ScreeningInput) -> Screening:
+    """Write a checked screening (see screening_check) for a patient of the actor's pharmacy, with its audit event."""
     if not actor.sees_patients:
         raise PermissionDenied
-    now = now or timezone.now()
-    with transaction.atomic():
-        patient = Patient.objects.filter(pk=patient_id, pharmacy_id=actor.tenant_id).first()
-        errors: dict[str, list[str]] = {}
-        if patient is None:
-            errors["patient"] = [_("This patient is not registered at your pharmacy: register or search them first.")]
-        try:
-            device = _check_input(data, now=now)
-        except ValidationError as exc:
-            errors.update(exc.message_dict)
-        if errors or patient is None:
-            raise ValidationError(errors)
-        screening = Screening.objects.create(
-            pharmacy_id=actor.tenant_id,
-            patient=patient,
-            device=device,
-            specimen_type=data.specimen_type,
-            sampled_at=data.sampled_at,
-            information_notice_given=True,
-            recorded_by=actor,
-        )
-        _save_results(screening, device, data.results)
-        outbox_enqueue(screening=screening)
-        if actor.pharmacy is not None and actor.pharmacy_id == screening.pharmacy_id:
-            screening.pharmacy = actor.pharmacy  # cached on the actor: no query per screening in a batch
-        certificate_issue(screening=screening, results=data.results, now=now)
-        notify_for_screening(actor=actor, screening=screening, now=now, fresh=True)
-        audit_record(
-            actor=actor,
-            action="screening.create",
-            object_type="screening",
-            object_ids=[screening.pk, screening.patient_id],
-        )
+    _require_transaction()
+    if patient.pharmacy_id != actor.tenant_id:
+        raise PermissionDenied
+    screening = Screening.objects.create(
+        pharmacy_id=actor.tenant_id,
+        patient=patient,
+        device=device,
+        specimen_type=data.specimen_type,
+        sampled_at=data.sampled_at,
+        information_notice_given=True,
+        recorded_by=actor,
+    )
+    _save_results(screening, device, data.results)
+    if actor.pharmacy is not None and actor.pharmacy_id == screening.pharmacy_id:
+        screening.pharmacy = actor.pharmacy  # cached on the actor: no query per screening in a batch
+    audit_record(actor=actor, action="screening.create", object_type="screening", object_ids=[screening.pk, screening.patient_id])
     return screening
 
 
-def screening_correct(
+def screening_version_add(
     *,
     actor: User,
     screening_id: uuid.UUID | str,
     reason: str,
     results: dict[str, str] | None = None,
     remove: bool = False,
-) -> Screening:
-    """Add a corrected (or removed) version; the original row keeps what was recorded."""
+) -> tuple[Screening, Screening, dict[str, str]]:
+    """Add a corrected (or removed) version; the original row keeps what was recorded. (original, new version, its results)"""
     if not actor.sees_patients:
         raise PermissionDenied
-    with transaction.atomic():
-        original = Screening.objects.select_for_update().select_related("device").get(pk=screening_id, pharmacy_id=actor.tenant_id)
-        errors: dict[str, list[str]] = {}
-        if not original.is_current or original.status == ScreeningStatus.REMOVED:
-            errors["__all__"] = [_("This result was already corrected or removed: open its latest version.")]
-        if not reason.strip():
-            errors["reason"] = [_("Say why the result is corrected or removed.")]
-        new_results = {r.analyte: r.result for r in original.results.all()}
-        if not remove:
-            results = results or {}
-            for analyte in original.device.analytes:
-                if results.get(analyte) not in RESULTS:
-                    errors[f"result_{analyte}"] = [_("Choose the corrected result for %(analyte)s.") % {"analyte": ANALYTES[analyte].label}]
-            if not errors and results == new_results:
-                errors["__all__"] = [_("The corrected result is the same as the recorded one.")]
-            new_results = results
-        if errors:
-            raise ValidationError(errors)
-        original.is_current = False
-        original.save(update_fields=["is_current"])
-        correction = Screening.objects.create(
-            series_id=original.series_id,
-            version=original.version + 1,
-            supersedes=original,
-            pharmacy_id=original.pharmacy_id,
-            patient_id=original.patient_id,
-            device=original.device,
-            specimen_type=original.specimen_type,
-            sampled_at=original.sampled_at,
-            information_notice_given=original.information_notice_given,
-            identity_withheld=original.identity_withheld,  # a test recorded under the old "no consent" stays pseudonymous
-            status=ScreeningStatus.REMOVED if remove else ScreeningStatus.CORRECTED,
-            correction_reason=reason.strip(),
-            recorded_by=actor,
-        )
-        _save_results(correction, original.device, new_results)
-        outbox_enqueue(screening=correction)
-        # The earlier certificate says something no longer true: revoke it, then issue one for the corrected result if allowed.
-        certificate_revoke_series(series_id=original.series_id, reason="removed" if remove else "corrected")
-        certificate_issue(screening=correction, results=new_results)
-        notify_for_screening(actor=actor, screening=correction)
-        audit_record(
-            actor=actor,
-            action="screening.remove" if remove else "screening.correct",
-            object_type="screening",
-            object_ids=[correction.pk, original.pk, original.patient_id],
-        )
-    return correction
+    _require_transaction()
+    original = Screening.objects.select_for_update().select_related("device").get(pk=screening_id, pharmacy_id=actor.tenant_id)
+    errors: dict[str, list[str]] = {}
+    if not original.is_current or original.status == ScreeningStatus.REMOVED:
+        errors["__all__"] = [_("This result was already corrected or removed: open its latest version.")]
+    if not reason.strip():
+        errors["reason"] = [_("Say why the result is corrected or removed.")]
+    new_results = {r.analyte: r.result for r in original.results.all()}
+    if not remove:
+        results = results or {}
+        for analyte in original.device.analytes:
+            if results.get(analyte) not in RESULTS:
+                errors[f"result_{analyte}"] = [_("Choose the corrected result for %(analyte)s.") % {"analyte": ANALYTES[analyte].label}]
+        if not errors and results == new_results:
+            errors["__all__"] = [_("The corrected result is the same as the recorded one.")]
+        new_results = results
+    if errors:
+        raise ValidationError(errors)
+    original.is_current = False
+    original.save(update_fields=["is_current"])
+    correction = Screening.objects.create(
+        series_id=original.series_id,
+        version=original.version + 1,
+        supersedes=original,
+        pharmacy_id=original.pharmacy_id,
+        patient_id=original.patient_id,
+        device=original.device,
+        specimen_type=original.specimen_type,
+        sampled_at=original.sampled_at,
+        information_notice_given=original.information_notice_given,
+        identity_withheld=original.identity_withheld,  # a test recorded under the old "no consent" stays pseudonymous
+        status=ScreeningStatus.REMOVED if remove else ScreeningStatus.CORRECTED,
+        correction_reason=reason.strip(),
+        recorded_by=actor,
+    )
+    _save_results(correction, original.device, new_results)
+    audit_record(
+        actor=actor,
+        action="screening.remove" if remove else "screening.correct",
+        object_type="screening",
+        object_ids=[correction.pk, original.pk, original.patient_id],
+    )
+    return original, correction, new_results

@@ -11,11 +11,12 @@ from django.utils.translation import gettext as _
 from relais.accounts.models import Pharmacy, Role, User
 from relais.certificates.services import certificate_for_screening
 from relais.core.forms import apply_service_errors
+from relais.intake import services as intake
 from relais.notify.services import notifications_for
 from relais.patients.forms import PatientSearchForm
 from relais.patients.selectors import patients_to_review_count
 from relais.patients.views import patient_or_404, staff_user
-from relais.screenings import selectors, services
+from relais.screenings import selectors
 from relais.screenings.forms import CorrectionForm, ScreeningForm
 from relais.screenings.models import Screening
 from relais.screenings.notice import notice_url
@@ -46,22 +47,18 @@ def screening_record(request: HttpRequest, patient_id: str) -> HttpResponse:
     patient = patient_or_404(user, patient_id, purpose="view_for_screening")
     last_device = Screening.objects.filter(pharmacy_id=user.tenant_id).order_by("-recorded_at").values_list("device_id", flat=True).first()
     form = ScreeningForm(request.POST or None, last_device=last_device, notice_url=notice_url(user.pharmacy))
+    duplicate = None
     if request.method == "POST" and form.is_valid():
-        data = services.ScreeningInput(
-            device_id=form.cleaned_data["device"],
-            specimen_type=form.cleaned_data["specimen_type"],
-            sampled_at=form.cleaned_data["sampled_at"],
-            results=form.results(),
-            information_notice_given=form.cleaned_data["information_notice_given"],
-        )
         try:
-            screening = services.screening_record(actor=user, patient_id=patient.pk, data=data)
+            outcome = intake.screening_intake(actor=user, data=form.screening_input(), patient_id=patient.pk)
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
-            messages.success(request, _("Test recorded."))
-            return redirect("screenings:detail", screening_id=screening.pk)
-    return render(request, "screenings/record.html", {"form": form, "patient": patient})
+            if not outcome.is_duplicate:
+                messages.success(request, _("Test recorded."))
+                return redirect("screenings:detail", screening_id=outcome.screening.pk)
+            duplicate = outcome  # nothing recorded: the pharmacist is shown the test already there
+    return render(request, "screenings/record.html", {"form": form, "patient": patient, "duplicate": duplicate})
 
 
 def information_notice(request: HttpRequest) -> HttpResponse:
@@ -87,7 +84,7 @@ def screening_correct(request: HttpRequest, screening_id: str) -> HttpResponse:
     form = CorrectionForm(request.POST or None, analytes=screening.device.analytes)
     if request.method == "POST" and form.is_valid():
         try:
-            correction = services.screening_correct(
+            correction = intake.screening_correct(
                 actor=user,
                 screening_id=screening.pk,
                 reason=form.cleaned_data["reason"],

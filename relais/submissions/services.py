@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -22,10 +22,10 @@ from django.utils.translation import gettext as _
 from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.core import queue
-from relais.patients.models import Patient
-from relais.patients.services import PatientIdentity, patient_resolve
-from relais.screenings.models import Screening, ScreeningStatus
-from relais.screenings.services import ScreeningInput, screening_record
+from relais.intake.services import screening_intake
+from relais.patients.services import PatientIdentity
+from relais.screenings import csv_import
+from relais.screenings.inputs import ScreeningInput
 from relais.submissions.models import ItemStatus, Submission, SubmissionItem, SubmissionKind, SubmissionStatus
 
 CHUNK = 100  # items per transaction: few fsyncs, short write locks
@@ -40,83 +40,6 @@ class ItemError:
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message, "value": self.value}
-
-
-@dataclass(frozen=True)
-class SubmitOutcome:
-    status: str  # ItemStatus.ACCEPTED or ItemStatus.DUPLICATE
-    screening: Screening  # the new screening, or the earlier one this submission duplicates
-    patient_id: uuid.UUID
-    note: str = ""
-
-    @property
-    def is_duplicate(self) -> bool:
-        return self.status == ItemStatus.DUPLICATE
-
-
-def _patient_for(*, actor: User, identity: PatientIdentity | None, patient_id: uuid.UUID | str | None) -> tuple[Patient, bool]:
-    """(patient, newly registered)."""
-    if patient_id is not None:
-        patient = Patient.objects.filter(pk=patient_id, pharmacy_id=actor.tenant_id).first()
-        if patient is None:
-            raise ValidationError({"patient_id": [_("No patient with this id at your pharmacy: register the patient first.")]})
-        if patient.merged_into_id is not None:  # the pharmacy found this record to be another's duplicate: follow it
-            patient = Patient.objects.get(pk=patient.merged_into_id, pharmacy_id=actor.tenant_id)
-        return patient, False
-    assert identity is not None
-    # The same person's record, or a new one (flagged when a look-alike exists): never another person's.
-    resolution = patient_resolve(actor=actor, identity=identity)
-    return resolution.patient, resolution.created
-
-
-def earlier_duplicate(*, pharmacy_id: uuid.UUID, patient_id: uuid.UUID, data: ScreeningInput) -> Screening | None:
-    """A current screening of the same patient with the same device and sampling time: the same test sent twice."""
-    return (
-        Screening.objects.filter(
-            pharmacy_id=pharmacy_id,
-            patient_id=patient_id,
-            device_id=str(data.device_id).strip(),
-            sampled_at=data.sampled_at,
-            is_current=True,
-        )
-        .exclude(status=ScreeningStatus.REMOVED)
-        .prefetch_related("results")
-        .first()
-    )
-
-
-def screening_submit(
-    *,
-    actor: User,
-    data: ScreeningInput,
-    identity: PatientIdentity | None = None,
-    patient_id: uuid.UUID | str | None = None,
-    now: datetime | None = None,
-) -> SubmitOutcome:
-    """Record a screening for a patient given by identity (matched or registered) or by id.
-
-    A resubmission of a test already recorded is answered with that test, flagged, not recorded twice.
-    All or nothing: a refused screening leaves no new patient behind."""
-    if not actor.sees_patients:
-        raise PermissionDenied
-    if (identity is None) == (patient_id is None):
-        raise ValueError("give exactly one of identity and patient_id")
-    with transaction.atomic():
-        patient, new = _patient_for(actor=actor, identity=identity, patient_id=patient_id)
-        if connection.vendor == "postgresql" and not new:
-            Patient.objects.select_for_update().filter(pk=patient.pk).first()  # serialise submissions for one patient
-        earlier = None if new else earlier_duplicate(pharmacy_id=actor.tenant_id, patient_id=patient.pk, data=data)
-        if earlier is not None:
-            recorded = {r.analyte: r.result for r in earlier.results.all()}
-            note = (
-                _("Already recorded: same patient, device and sampling time. Nothing was added.")
-                if recorded == dict(data.results)
-                else _("Already recorded with a different result: to change it, send a correction of that test.")
-            )
-            audit_record(actor=actor, action="screening.duplicate", object_type="screening", object_ids=[earlier.pk, patient.pk])
-            return SubmitOutcome(ItemStatus.DUPLICATE, earlier, patient.pk, note)
-        screening = screening_record(actor=actor, patient_id=patient.pk, data=data, now=now)
-    return SubmitOutcome(ItemStatus.ACCEPTED, screening, patient.pk)
 
 
 def validation_errors(exc: ValidationError, *, prefix: str = "") -> list[ItemError]:
@@ -265,7 +188,7 @@ def _record_item(*, actor: User, submission: Submission, item: Prepared, now: da
     errors = list(item.errors)
     if not errors and item.data is not None:
         try:
-            outcome = screening_submit(actor=actor, data=item.data, identity=item.identity, patient_id=item.patient_id, now=now)
+            outcome = screening_intake(actor=actor, data=item.data, identity=item.identity, patient_id=item.patient_id, now=now)
         except ValidationError as exc:
             errors = validation_errors(exc)
         else:
@@ -300,10 +223,9 @@ def submission_fail(*, submission: Submission, reason: str) -> None:
 
 
 def csv_prepare(submission: Submission) -> list[Prepared]:
-    """Parse the stored file as of the upload time; rows in error become rejected items with every problem listed."""
-    from relais.screenings.csv_import import parse_csv
-
-    result = parse_csv(submission.content.encode("utf-8"), now=submission.created_at)
+    """Parse the stored file, the only time its rows are parsed, as of the upload time; rows in error become rejected items
+    with every problem listed."""
+    result = csv_import.parse_csv(submission.content.encode("utf-8"), now=submission.created_at)
     prepared: dict[int, Prepared] = {}
     for error in result.errors:
         item = prepared.setdefault(error.row_number, Prepared(position=error.row_number))
@@ -314,16 +236,14 @@ def csv_prepare(submission: Submission) -> list[Prepared]:
 
 
 def csv_submit(*, actor: User, data: bytes, file_name: str, idempotency_key: str = "", request_hash: str = "") -> tuple[Submission, bool]:
-    """Check the file as a whole now (encoding, header, size) and queue it; rows are recorded by the submission worker.
+    """Check the file as a whole now (size, encoding, header, CSV syntax, row count) and queue it; its rows are parsed and
+    recorded by the submission worker.
 
     Raises ValidationError({"file": [...]}) when the file cannot be read at all; nothing is stored then."""
-    from relais.screenings.csv_import import parse_csv
-
-    result = parse_csv(data)
-    if result.file_errors:
-        raise ValidationError({"file": result.file_errors})
-    text = data.decode(result.encoding or "utf-8")
-    total = len(result.rows) + len(result.rows_in_error)
+    checked = csv_import.check_csv(data)
+    if checked.file_errors:
+        raise ValidationError({"file": checked.file_errors})
+    text, total = checked.text, checked.data_rows
     return submission_open(
         actor=actor,
         kind=SubmissionKind.CSV,

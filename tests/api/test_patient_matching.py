@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 
 from relais.audit.models import AuditEvent
 from relais.core.blind_index import identity_index, normalise_name
+from relais.intake.services import screening_intake, screening_record
 from relais.notify.models import Notification
 from relais.patients import services
 from relais.patients.forms import PatientForm
 from relais.patients.models import Patient
 from relais.screenings import csv_import
 from relais.screenings.models import Screening
-from relais.screenings.services import screening_record
 from relais.screenings.vocab import RESULT_DETECTED
 from relais.submissions import services as submissions
 from tests.api.conftest import _body
@@ -330,7 +330,7 @@ def test_a_submission_by_the_id_of_a_merged_record_goes_to_the_kept_record(owner
     earlier = services.patient_register(actor=owner, identity=identity(nir=""))
     twin = services.patient_resolve(actor=owner, identity=identity(nir="", sex="M")).patient
     services.patient_merge(actor=owner, duplicate_id=twin.pk, into_id=earlier.pk)
-    outcome = submissions.screening_submit(actor=owner, data=screening_input(), patient_id=twin.pk)
+    outcome = screening_intake(actor=owner, data=screening_input(), patient_id=twin.pk)
     assert outcome.patient_id == earlier.pk
 
 
@@ -362,8 +362,8 @@ def test_the_migration_reindexes_patients_registered_with_the_ascii_only_rule(ow
 def test_results_of_two_people_are_never_swapped_in_the_screening_record(owner: Any) -> None:
     him, her = PAIRS["chinese"]
     sampled_at = timezone.now() - timedelta(minutes=3)
-    a = submissions.screening_submit(actor=owner, data=screening_input(sampled_at=sampled_at), identity=_identity(him))
-    b = submissions.screening_submit(
+    a = screening_intake(actor=owner, data=screening_input(sampled_at=sampled_at), identity=_identity(him))
+    b = screening_intake(
         actor=owner, data=screening_input(sampled_at=sampled_at, results={"sars-cov-2": RESULT_DETECTED}), identity=_identity(her)
     )
     assert not a.is_duplicate and not b.is_duplicate and a.patient_id != b.patient_id

@@ -177,8 +177,8 @@ def test_correction_and_removal(client: Client, bearer: dict[str, str], screenin
 
 
 def test_correcting_another_pharmacys_screening_is_404(client: Client, bearer: dict[str, str], stranger: Any) -> None:
+    from relais.intake.services import screening_record
     from relais.patients.services import patient_register
-    from relais.screenings.services import screening_record
     from tests.conftest import identity, screening_input
 
     theirs = screening_record(actor=stranger, patient_id=patient_register(actor=stranger, identity=identity()).pk, data=screening_input())

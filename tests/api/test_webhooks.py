@@ -43,8 +43,8 @@ from relais.api.webhooks import (
     webhook_url_check,
 )
 from relais.core.secrets import generate_secret
+from relais.intake.services import screening_record
 from relais.patients.services import patient_register
-from relais.screenings.services import screening_record
 from relais.transfer.models import OutboxMessage
 from relais.transfer.outcome import Outcome
 from relais.transfer.services import outbox_claim, outbox_record

@@ -21,10 +21,10 @@ from relais.certificates.keys import SignerConfigError
 from relais.certificates.models import CertificateRefusal, RefusalReason
 from relais.certificates.services import certificate_for_screening, certificate_refusal_for_screening, signer
 from relais.certificates.verify import verify_hc1
+from relais.intake.services import screening_record
 from relais.patients.forms import PatientForm
 from relais.patients.services import patient_register
 from relais.screenings.models import Screening
-from relais.screenings.services import screening_record
 from tests.api.conftest import _assertion, _keypair, _token
 from tests.conftest import screening_input, verified_client
 
@@ -206,7 +206,7 @@ def test_a_missing_signer_is_shown_not_swallowed(owner: Any, monkeypatch: pytest
 
 
 def test_a_correction_of_a_refused_test_is_refused_again_with_its_reason(owner: Any) -> None:
-    from relais.screenings.services import screening_correct
+    from relais.intake.services import screening_correct
     from relais.screenings.vocab import RESULT_DETECTED
 
     original = _record(owner, date_of_birth="31/12/1899")

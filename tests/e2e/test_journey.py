@@ -494,7 +494,8 @@ from relais.accounts.models import Pharmacy, Role, User
 from relais.core.context import request_context
 from relais.notify.services import link_issue
 from relais.patients.services import PatientIdentity, patient_register
-from relais.screenings.services import ScreeningInput, screening_record
+from relais.intake.services import screening_record
+from relais.screenings.inputs import ScreeningInput
 pharmacy = Pharmacy.objects.get(finess="{FINESS}")
 user = User.objects.create_user("counter@e2e.test", "quartz-harbour-velvet-cinnamon", full_name="Counter",
     role=Role.PHARMACIST, pharmacy=pharmacy)

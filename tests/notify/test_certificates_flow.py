@@ -20,8 +20,8 @@ from django.utils import timezone
 from relais.certificates.models import Certificate
 from relais.certificates.services import certificate_for_screening, signer
 from relais.certificates.verify import verify_hc1
+from relais.intake.services import screening_correct, screening_record
 from relais.patients.services import patient_register
-from relais.screenings.services import screening_correct, screening_record
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED
 from tests.conftest import identity, screening_input
 

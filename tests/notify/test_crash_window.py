@@ -16,9 +16,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from relais.intake.services import screening_record
 from relais.notify import services
 from relais.notify.models import Channel, Notification, NotificationStatus
-from relais.screenings.services import screening_record
 from sandbox.messaging import SmsGateway
 from tests.conftest import screening_input
 

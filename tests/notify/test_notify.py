@@ -14,10 +14,10 @@ from django.test import Client
 from django.utils import timezone
 
 from relais.audit.models import AuditEvent
+from relais.intake.services import screening_correct, screening_record
 from relais.notify import services
 from relais.notify.models import Notification, NotificationKind, NotificationStatus, ResultLink
 from relais.patients.services import patient_register
-from relais.screenings.services import screening_correct, screening_record
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
 from tests.conftest import identity, screening_input
 

@@ -11,10 +11,10 @@ import pytest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from relais.intake.services import screening_correct, screening_record
 from relais.notify.pdf import result_pdf
 from relais.patients.services import patient_register
 from relais.screenings.models import Screening
-from relais.screenings.services import screening_correct, screening_record
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED
 from tests.conftest import identity, screening_input
 

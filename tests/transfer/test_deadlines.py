@@ -19,7 +19,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
-from relais.screenings.services import screening_record
+from relais.intake.services import screening_record
 from relais.transfer import delivery
 from relais.transfer.delivery import Deliverer
 from relais.transfer.destinations import Destination, destination

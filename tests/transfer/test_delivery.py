@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from relais.intake.services import screening_record
 from relais.screenings.models import ScreeningResult
-from relais.screenings.services import screening_record
 from relais.transfer.delivery import Deliverer
 from relais.transfer.destinations import Destination
 from relais.transfer.models import OutboxMessage

@@ -9,8 +9,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from relais.audit.models import AuditEvent
+from relais.intake.services import screening_correct, screening_record
 from relais.screenings.models import Screening
-from relais.screenings.services import screening_correct, screening_record
 from relais.screenings.vocab import RESULT_DETECTED
 from relais.transfer.models import OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome

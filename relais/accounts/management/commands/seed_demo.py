@@ -16,8 +16,9 @@ from django.utils import timezone
 from relais.accounts.models import Pharmacy, Role, User
 from relais.accounts.services import pharmacy_create
 from relais.core.context import request_context
+from relais.intake.services import screening_record
 from relais.patients.services import PatientIdentity, patient_register
-from relais.screenings.services import ScreeningInput, screening_record
+from relais.screenings.inputs import ScreeningInput
 from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_NOT_DETECTED
 
 DEMO_FINESS = "750000010"

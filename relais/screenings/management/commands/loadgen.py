@@ -14,8 +14,9 @@ from tqdm import tqdm
 from relais.accounts.models import Pharmacy, Role, User
 from relais.accounts.services import pharmacy_create
 from relais.core.context import request_context
+from relais.intake.services import screening_correct, screening_record
 from relais.patients.services import PatientIdentity, patient_register
-from relais.screenings.services import ScreeningInput, screening_correct, screening_record
+from relais.screenings.inputs import ScreeningInput
 from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_DETECTED, RESULT_NOT_DETECTED
 
 NAMES = ["MARTIN", "BERNARD", "THOMAS", "PETIT", "ROBERT", "RICHARD", "D'ARTAGNAN", "LEFÈVRE|PIPE", "O'NEIL^CARET", "GARCIA~TILDE"]

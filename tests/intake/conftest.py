@@ -1,0 +1,5 @@
+"""The API client fixtures, shared with tests/api."""
+
+from tests.api.conftest import bearer, registered
+
+__all__ = ["bearer", "registered"]
