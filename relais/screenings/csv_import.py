@@ -1,8 +1,9 @@
 """Parse and validate a CSV bulk upload of screenings. Pure: no database access, no writes.
 
 ``parse_csv(data)`` returns an :class:`ImportResult` holding, for each data row, either a :class:`ParsedRow`
-(ready for ``patient_register`` and ``screening_record``) or :class:`RowError` entries saying what to fix.
+(ready for ``relais.intake.services.screening_intake``) or :class:`RowError` entries saying what to fix.
 Problems with the file as a whole (encoding, header) go to ``ImportResult.file_errors`` and no row is parsed.
+``check_csv(data)`` runs only those whole-file checks, at upload: the rows are parsed once, by the worker that records them.
 
 Row numbers are those a spreadsheet shows: the header is row 1, the first data row is row 2.
 The device id is only checked for syntax here; whether it is in the EU catalogue is the service's job.
