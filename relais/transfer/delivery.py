@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
-from django.utils import timezone
-
 from relais.core.blind_index import patient_pseudonym
 from relais.screenings.models import Screening
 from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
 from relais.transfer.destinations import Destination
-from relais.transfer.formats import fhir, hl7v2
+from relais.transfer.formats import hl7v2
 from relais.transfer.models import OutboxMessage
 from relais.transfer.outcome import Outcome, TransientError
 from relais.transfer.payload import PatientPart, ResultPart, TransferPayload, UnmappableValue
-from relais.transfer.transports.https import HttpReply, HttpsTransport
-from relais.transfer.transports.mllp import MllpTransport
+from relais.transfer.registry import FORMATS, TRANSPORTS
+from relais.transfer.transports import Transport
 
-HL7_CONTENT_TYPE = "x-application/hl7-v2+er7"
-FHIR_CONTENT_TYPE = "application/fhir+json"
 OVERRUN_GRACE = 2.0  # seconds a send may run past its transport's deadline before the worker stops waiting for it
 RECORD_MARGIN = 2.0  # seconds kept at the end of a lease to record outcomes; no send starts that would eat into them
 
@@ -94,46 +88,6 @@ def build_payload(message: OutboxMessage, screening: Screening, *, pseudonymous:
     )
 
 
-def _interpret_hl7_ack(text: str, control_id: str) -> Outcome:
-    try:
-        ack = hl7v2.parse_ack(text)
-    except hl7v2.MalformedAck as exc:
-        return Outcome.transient(f"malformed acknowledgement: {exc}", transmitted=True)
-    return _ack_outcome(ack, control_id)
-
-
-def _ack_outcome(ack: hl7v2.Ack, control_id: str) -> Outcome:
-    if ack.control_id != control_id:
-        return Outcome.transient(f"acknowledgement for another message ({ack.control_id})", transmitted=True)
-    if ack.code in {"AA", "CA"}:
-        return Outcome.acknowledged(ack.code, ack.text)
-    return Outcome.rejected(ack.text or f"rejected ({ack.code})", ack_code=ack.code)
-
-
-def _http_rejection(reply: HttpReply) -> Outcome:
-    reason = reply.body.strip()[:300]
-    try:
-        outcome = json.loads(reply.body)
-        issues = outcome.get("issue", []) if isinstance(outcome, dict) else []
-        texts = [i.get("diagnostics") or (i.get("details") or {}).get("text", "") for i in issues if isinstance(i, dict)]
-        reason = "; ".join(t for t in texts if t) or reason
-    except ValueError:
-        pass
-    return Outcome.rejected(f"HTTP {reply.status}: {reason or 'no reason given'}", ack_code=str(reply.status))
-
-
-def _interpret_fhir(reply: HttpReply) -> Outcome:
-    if reply.status >= 400:
-        return _http_rejection(reply)
-    try:
-        body = json.loads(reply.body)
-    except ValueError:
-        return Outcome.transient("malformed answer: not JSON", transmitted=True)
-    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-        return Outcome.transient("malformed answer: not a FHIR Bundle", transmitted=True)
-    return Outcome.acknowledged(str(reply.status), body.get("type", ""))
-
-
 def _redacted(outcome: Outcome, screening: Screening | None) -> Outcome:
     """A receiver may quote what it refused; the patient's identity must not end up in our queue table."""
     if not outcome.detail or screening is None:
@@ -158,29 +112,19 @@ class Deliverer:
 
     def __init__(self, target: Destination, *, concurrency: int = 1) -> None:
         self.target = target
+        self.format = FORMATS[target.message_format]  # the destination in force decides, whatever was set when recorded
         self.concurrency = max(1, concurrency)
         self._local = threading.local()
-        self._transports: list[MllpTransport | HttpsTransport] = []
+        self._transports: list[Transport] = []
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="relais-send")
 
     @property
-    def transport(self) -> MllpTransport | HttpsTransport:
+    def transport(self) -> Transport:
         """This thread's connection (kept open between messages)."""
-        transport = getattr(self._local, "transport", None)
+        transport: Transport | None = getattr(self._local, "transport", None)
         if transport is None:
-            target = self.target
-            if target.transport == "mllp":
-                transport = MllpTransport(host=target.host, port=target.port, timeout=target.timeout, deadline=target.deadline)
-            else:
-                transport = HttpsTransport(
-                    url=target.url,
-                    timeout=target.timeout,
-                    deadline=target.deadline,
-                    ca_file=target.ca_file,
-                    cert_file=target.cert_file,
-                    key_file=target.key_file,
-                )
+            transport = TRANSPORTS[self.target.transport](self.target)
             self._local.transport = transport
             with self._lock:
                 self._transports.append(transport)
@@ -195,10 +139,7 @@ class Deliverer:
 
     def _render_one(self, message: OutboxMessage, screening: Screening) -> str | Outcome:
         try:
-            payload = build_payload(message, screening, pseudonymous=self.target.pseudonymous)
-            if message.message_format == "fhir":
-                return fhir.render_bundle(payload)
-            return hl7v2.render_oru_r01(payload)
+            return self.format.render(build_payload(message, screening, pseudonymous=self.target.pseudonymous))
         except UnmappableValue as exc:
             return Outcome.rejected(f"a value cannot be coded for the national platform ({exc})", transmitted=False)
         except hl7v2.RenderError as exc:
@@ -212,7 +153,9 @@ class Deliverer:
         screenings = Screening.objects.select_related("patient", "pharmacy", "device").prefetch_related("results")
         by_id = screenings.in_bulk([m.screening_id for m in messages])
         outcomes: dict[OutboxMessage, Outcome] = {}
-        batching = self.target.batch_size > 1 and self.target.message_format == "hl7v2"
+        for message in messages:  # what it goes out as, recorded with the outcome
+            message.destination, message.message_format = self.target.name, self.format.name
+        batching = self.target.batch_size > 1 and self.format.render_batch is not None
         rendered: dict[OutboxMessage, str] = {}
         in_flight: dict[Future[Outcome], tuple[OutboxMessage, float]] = {}
 
@@ -264,42 +207,18 @@ class Deliverer:
 
     def _deliver_one(self, message: OutboxMessage, body: str) -> Outcome:
         try:
-            if isinstance(self.transport, MllpTransport):
-                return _interpret_hl7_ack(self.transport.exchange(body), message.message_id)
-            content_type = FHIR_CONTENT_TYPE if message.message_format == "fhir" else HL7_CONTENT_TYPE
-            reply = self.transport.exchange(body, content_type=content_type, message_id=message.message_id)
+            reply = self.transport.send(body, content_type=self.format.content_type, message_id=message.message_id)
         except TransientError as exc:
             return Outcome.transient(exc.detail, transmitted=exc.transmitted, retry_after=exc.retry_after)
-        if message.message_format == "fhir":
-            return _interpret_fhir(reply)
-        if reply.status >= 400:
-            return _http_rejection(reply)
-        return _interpret_hl7_ack(reply.body, message.message_id)
+        return self.format.read_reply(reply, message.message_id)
 
     def _deliver_batch(self, rendered: dict[OutboxMessage, str]) -> dict[OutboxMessage, Outcome]:
+        assert self.format.render_batch is not None and self.format.read_batch_reply is not None
         messages = list(rendered)
-        batch = hl7v2.render_batch_text(list(rendered.values()), batch_id=secrets.token_hex(10), created_at=timezone.now())
         try:
-            if isinstance(self.transport, MllpTransport):
-                text = self.transport.exchange(batch)
-            else:
-                reply = self.transport.exchange(batch, content_type=HL7_CONTENT_TYPE)
-                if reply.status >= 400:
-                    rejection = _http_rejection(reply)
-                    return dict.fromkeys(messages, rejection)
-                text = reply.body
+            batch = self.format.render_batch(list(rendered.values()))
+            reply = self.transport.send(batch, content_type=self.format.content_type, message_id="")
         except TransientError as exc:
             return dict.fromkeys(messages, Outcome.transient(exc.detail, transmitted=exc.transmitted, retry_after=exc.retry_after))
-        try:
-            acks = {ack.control_id: ack for ack in hl7v2.parse_batch_acks(text)}
-        except hl7v2.MalformedAck as exc:
-            return dict.fromkeys(messages, Outcome.transient(f"malformed batch acknowledgement: {exc}", transmitted=True))
-        outcomes = {}
-        for message in messages:
-            ack = acks.get(message.message_id)
-            outcomes[message] = (
-                _ack_outcome(ack, message.message_id)
-                if ack
-                else Outcome.transient("no acknowledgement in the batch reply", transmitted=True)
-            )
-        return outcomes
+        by_id = self.format.read_batch_reply(reply, [m.message_id for m in messages])
+        return {m: by_id[m.message_id] for m in messages}

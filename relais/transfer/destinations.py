@@ -8,6 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from relais.transfer.registry import FORMATS, TRANSPORTS
+
 
 @dataclass(frozen=True)
 class Destination:
@@ -37,8 +39,16 @@ def destination(name: str | None = None) -> Destination:
     result = Destination(name=chosen, **{**defaults, **values})
     if not result.deadline > 0:
         raise ImproperlyConfigured(f"destination {chosen}: deadline must be a positive number of seconds")
-    if result.message_format not in {"hl7v2", "fhir"} or result.transport not in {"mllp", "https"}:
-        raise ImproperlyConfigured(f"destination {name}: format must be hl7v2|fhir and transport mllp|https")
-    if result.message_format == "fhir" and result.transport == "mllp":
-        raise ImproperlyConfigured(f"destination {name}: FHIR goes over HTTPS, not MLLP")
+    check_destination(result)
     return result
+
+
+def check_destination(target: Destination) -> None:
+    """The format and transport exist in the registry and go together."""
+    fmt = FORMATS.get(target.message_format)
+    if fmt is None or target.transport not in TRANSPORTS:
+        raise ImproperlyConfigured(
+            f"destination {target.name}: format must be one of {'|'.join(FORMATS)} and transport one of {'|'.join(TRANSPORTS)}"
+        )
+    if target.transport not in fmt.transports:
+        raise ImproperlyConfigured(f"destination {target.name}: {fmt.name} cannot go over {target.transport}")

@@ -38,6 +38,7 @@ class OutboxMessage(models.Model):
     series_id = models.UUIDField(db_index=True)
     version = models.PositiveIntegerField()
     pharmacy = models.ForeignKey(Pharmacy, on_delete=models.PROTECT, related_name="+")
+    # Where and as what it last went out: set by the worker that sends it (empty until then), never when recorded.
     destination = models.CharField(max_length=64)
     message_format = models.CharField(max_length=16)
     status = models.CharField(max_length=16, choices=TransferStatus.choices, default=TransferStatus.PENDING)

@@ -16,7 +16,6 @@ from relais.api.webhooks import webhook_enqueue_for_outcomes
 from relais.audit.services import audit_record
 from relais.core import queue
 from relais.screenings.models import Screening
-from relais.transfer.destinations import destination
 from relais.transfer.models import OPEN_STATUSES, OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome
 
@@ -25,14 +24,12 @@ def outbox_enqueue(*, screening: Screening) -> OutboxMessage:
     """Call inside the transaction that records the screening version: both commit or neither."""
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_enqueue must run in the screening's transaction")
-    target = destination()
+    # No destination nor format yet: the worker that sends it decides, from the destination in force then.
     return OutboxMessage.objects.create(
         screening=screening,
         series_id=screening.series_id,
         version=screening.version,
         pharmacy_id=screening.pharmacy_id,
-        destination=target.name,
-        message_format=target.message_format,
         next_attempt_at=timezone.now(),
     )
 
@@ -43,11 +40,7 @@ def backoff_seconds(attempts: int, *, retry_after: float | None = None) -> float
 
 
 def _open_earlier_version() -> Exists:
-    return Exists(
-        OutboxMessage.objects.filter(
-            series_id=OuterRef("series_id"), version__lt=OuterRef("version"), status__in=OPEN_STATUSES, destination=OuterRef("destination")
-        )
-    )
+    return Exists(OutboxMessage.objects.filter(series_id=OuterRef("series_id"), version__lt=OuterRef("version"), status__in=OPEN_STATUSES))
 
 
 QUEUE = queue.LeasedQueue(OutboxMessage, open=Q(status__in=OPEN_STATUSES), lease_seconds=lambda: settings.RELAIS_TRANSFER["lease_seconds"])
@@ -71,6 +64,7 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
         transmitted_ids = []
         for message, outcome in outcomes.items():
             fields: dict[str, object] = {"attempts": message.attempts + 1}
+            fields.update(destination=message.destination, message_format=message.message_format)  # as the worker sent it
             if outcome.transmitted:
                 fields["sent_at"] = now
                 transmitted_ids.append(message.screening_id)
@@ -124,9 +118,9 @@ def outbox_record_error(*, owner: str, message: OutboxMessage, error: str, now: 
 def _requeue(message: OutboxMessage) -> None:
     """Rejected -> pending, same message id; or superseded when a later version already went (or is going) out,
     because the receiver must never get an older version after a newer one."""
-    later_live = OutboxMessage.objects.filter(
-        series_id=message.series_id, destination=message.destination, version__gt=message.version
-    ).exclude(status=TransferStatus.REJECTED)
+    later_live = OutboxMessage.objects.filter(series_id=message.series_id, version__gt=message.version).exclude(
+        status=TransferStatus.REJECTED
+    )
     message.status = TransferStatus.SUPERSEDED if later_live.exists() else TransferStatus.PENDING
     message.next_attempt_at = timezone.now()
     message.rejection_reason = "" if message.status == TransferStatus.PENDING else message.rejection_reason
