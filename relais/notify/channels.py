@@ -1,4 +1,6 @@
-"""Email through Django's SMTP backend and SMS through a pluggable HTTP gateway. Messages carry a link, never health data."""
+"""Notification channels, looked up by name in CHANNELS: email through Django's SMTP backend, SMS through a pluggable
+HTTP gateway. Adding a channel is a class here (the patient's address for it, how to send a batch) and one line in
+CHANNELS (and its name in models.Channel). Messages carry a link, never health data."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from relais.core.queue import parse_retry_after
 from relais.notify.models import Channel, Notification, NotificationKind
-from relais.notify.services import SendOutcome, scrub
+from relais.notify.outcome import SendOutcome, scrub
 from relais.screenings.notice import notice_url
 
 log = logging.getLogger("relais.notify")
@@ -150,23 +152,25 @@ def _unexpected(exc: Exception) -> SendOutcome:
     return SendOutcome.retry(f"unexpected error: {type(exc).__name__}")
 
 
-def send_batch(notifications: list[Notification], *, on_outcome: Any = None, before_send: Any = None) -> dict[Notification, SendOutcome]:
-    """Send each message; emails share one SMTP connection. ``on_outcome`` is called after each (to record at once);
-    ``before_send`` may veto a message at the last moment (cancelled by a correction, lease lost)."""
-    outcomes: dict[Notification, SendOutcome] = {}
-    emails = [n for n in notifications if n.channel == Channel.EMAIL]
-    texts = [n for n in notifications if n.channel == Channel.SMS]
-    if emails:
+class EmailChannel:
+    """Emails share one SMTP connection per batch; each carries a stable Message-ID."""
+
+    @staticmethod
+    def address_of(patient: Any) -> str:
+        return str(patient.email or "")
+
+    def send_all(self, notifications: list[Notification], *, on_outcome: Any, before_send: Any) -> dict[Notification, SendOutcome]:
+        outcomes: dict[Notification, SendOutcome] = {}
         connection = get_connection(fail_silently=False)
         try:
             connection.open()
         except (OSError, smtplib.SMTPException) as exc:
-            for notification in emails:
+            for notification in notifications:
                 outcomes[notification] = _smtp_outcome(exc)
                 if on_outcome:
                     on_outcome(notification, outcomes[notification])
-            emails = []
-        for notification in emails:
+            return outcomes
+        for notification in notifications:
             if before_send is not None and not before_send(notification):
                 continue
             message = EmailMessage(subject=email_subject(), body=email_text(notification), to=[notification.address], connection=connection)
@@ -185,9 +189,20 @@ def send_batch(notifications: list[Notification], *, on_outcome: Any = None, bef
             if on_outcome:
                 on_outcome(notification, outcome)
         connection.close()
-    if texts:
+        return outcomes
+
+
+class SmsChannel:
+    """Texts go one by one to the configured gateway, with the notification id as client reference."""
+
+    @staticmethod
+    def address_of(patient: Any) -> str:
+        return str(patient.phone or "")
+
+    def send_all(self, notifications: list[Notification], *, on_outcome: Any, before_send: Any) -> dict[Notification, SendOutcome]:
+        outcomes: dict[Notification, SendOutcome] = {}
         backend = sms_backend()
-        for notification in texts:
+        for notification in notifications:
             if before_send is not None and not before_send(notification):
                 continue
             try:
@@ -197,4 +212,27 @@ def send_batch(notifications: list[Notification], *, on_outcome: Any = None, bef
             outcomes[notification] = outcome
             if on_outcome:
                 on_outcome(notification, outcome)
+        return outcomes
+
+
+class NotificationChannel(Protocol):
+    def address_of(self, patient: Any) -> str: ...
+
+    def send_all(self, notifications: list[Notification], *, on_outcome: Any, before_send: Any) -> dict[Notification, SendOutcome]: ...
+
+
+CHANNELS: dict[str, NotificationChannel] = {
+    Channel.EMAIL: EmailChannel(),
+    Channel.SMS: SmsChannel(),
+}
+
+
+def send_batch(notifications: list[Notification], *, on_outcome: Any = None, before_send: Any = None) -> dict[Notification, SendOutcome]:
+    """Send each message through its channel. ``on_outcome`` is called after each (to record at once);
+    ``before_send`` may veto a message at the last moment (cancelled by a correction, lease lost)."""
+    outcomes: dict[Notification, SendOutcome] = {}
+    for name, channel in CHANNELS.items():
+        mine = [n for n in notifications if n.channel == name]
+        if mine:
+            outcomes.update(channel.send_all(mine, on_outcome=on_outcome, before_send=before_send))
     return outcomes

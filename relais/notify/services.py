@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import cast
 
@@ -22,7 +20,9 @@ from django.utils.translation import gettext as _
 from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.core import queue
-from relais.notify.models import Channel, Notification, NotificationKind, NotificationStatus, ResultLink
+from relais.notify.channels import CHANNELS
+from relais.notify.models import Notification, NotificationKind, NotificationStatus, ResultLink
+from relais.notify.outcome import SendOutcome, scrub
 from relais.screenings.models import Screening, ScreeningStatus
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
 
@@ -79,8 +79,8 @@ def notify_for_screening(
         raise RuntimeError("notify_for_screening must run in the screening's transaction")
     now = now or timezone.now()
     patient = screening.patient
-    addresses = [(Channel.EMAIL, patient.email), (Channel.SMS, patient.phone)]
-    addresses = [(channel, address) for channel, address in addresses if address]
+    addresses = [(name, channel.address_of(patient)) for name, channel in CHANNELS.items()]
+    addresses = [(name, address) for name, address in addresses if address]
     if not addresses:
         return []
     if not fresh:
@@ -151,34 +151,6 @@ def notifications_for(*, actor: User, series_id: uuid.UUID) -> list[Notification
 
 
 # --- Worker side: claim with a lease, send, record with backoff -------------------------------------------------------
-
-
-PERSONAL = re.compile(r"\+?\d[\d\s().-]{4,}\d|\S+@\S+")
-
-
-def scrub(text: str) -> str:
-    """A provider's words may quote the number or address back: keep them out of stored errors, logs and figures."""
-    return PERSONAL.sub("…", text)
-
-
-@dataclass(frozen=True)
-class SendOutcome:
-    kind: str  # "sent", "retry" or "failed"
-    detail: str = ""
-    provider_id: str = ""
-    retry_after: float | None = None
-
-    @classmethod
-    def sent(cls, provider_id: str = "") -> SendOutcome:
-        return cls("sent", provider_id=provider_id)
-
-    @classmethod
-    def retry(cls, detail: str, *, retry_after: float | None = None) -> SendOutcome:
-        return cls("retry", detail=detail, retry_after=retry_after)
-
-    @classmethod
-    def failed(cls, detail: str) -> SendOutcome:
-        return cls("failed", detail=detail)
 
 
 def _config() -> dict[str, float]:
