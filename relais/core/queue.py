@@ -17,8 +17,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -69,7 +68,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None, limit: 
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt_timezone.utc)  # "-0000": the RFC says HTTP dates are in GMT
+        when = when.replace(tzinfo=UTC)  # "-0000": the RFC says HTTP dates are in GMT
     seconds = (when - (now or timezone.now())).total_seconds()
     return min(max(seconds, 0.0), limit)
 
