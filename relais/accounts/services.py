@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import Invitation, Pharmacy, Role, User
 from relais.audit.services import audit_record
+from relais.core.tenancy import get_for_actor
 from relais.core.validators import finess_normalise, postcode_normalise
 
 INVITATION_LIFETIME = timedelta(hours=72)
@@ -131,7 +132,7 @@ def staff_deactivate(*, actor: User, user_id: uuid.UUID | str) -> User:
     if actor.role != Role.PHARMACY_ADMIN:
         raise PermissionDenied
     with transaction.atomic():
-        user = User.objects.select_for_update().get(pk=user_id, pharmacy_id=actor.tenant_id)
+        user = get_for_actor(User.objects.select_for_update(), actor, user_id, patient_data=False)
         if user.pk == actor.pk:
             raise ValidationError({"__all__": [_("You cannot deactivate your own account.")]})
         user.is_active = False

@@ -7,8 +7,7 @@ import qrcode
 import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,20 +18,24 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from relais.accounts import services
+from relais.accounts.access import PUBLIC, public, staff_required
 from relais.accounts.forms import AcceptInvitationForm, EmailAuthenticationForm, InviteForm, PharmacyForm, TokenForm
 from relais.accounts.models import Pharmacy, Role, User
 from relais.audit.services import audit_record
 from relais.core.forms import apply_service_errors
+from relais.core.tenancy import for_actor
 
 
 class LoginView(auth_views.LoginView):
+    access_rule = PUBLIC
     form_class = EmailAuthenticationForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
 
+@staff_required(verified=False)
 @require_POST
-def logout_view(request: HttpRequest) -> HttpResponse:
+def logout_view(request: HttpRequest, user: User) -> HttpResponse:
     from django.contrib.auth import logout
 
     logout(request)
@@ -46,11 +49,9 @@ def _qr_svg(data: str) -> str:
     return buffer.getvalue().decode()
 
 
-@login_required
-def mfa(request: HttpRequest) -> HttpResponse:
+@staff_required(verified=False)
+def mfa(request: HttpRequest, user: User) -> HttpResponse:
     """Enrol a TOTP device at first login, verify it at every later one."""
-    user = request.user
-    assert isinstance(user, User)
     if user.is_verified():  # type: ignore[attr-defined]
         return redirect("home")
     confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).first()
@@ -100,6 +101,7 @@ def _mfa_enrol(request: HttpRequest, user: User) -> HttpResponse:
     )
 
 
+@public
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = services.invitation_from_token(token=token)
     if invitation is None:
@@ -120,12 +122,8 @@ def _invite_url(request: HttpRequest, token: str) -> str:
     return request.build_absolute_uri(reverse("accounts:invitation", args=[token]))
 
 
-@login_required
-def team(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    assert isinstance(user, User)
-    if user.role != Role.PHARMACY_ADMIN:
-        raise PermissionDenied
+@staff_required(Role.PHARMACY_ADMIN)
+def team(request: HttpRequest, user: User) -> HttpResponse:
     form = InviteForm(request.POST or None)
     invite_link = None
     if request.method == "POST" and form.is_valid():
@@ -138,15 +136,13 @@ def team(request: HttpRequest) -> HttpResponse:
         else:
             invite_link = _invite_url(request, issued.token)
             form = InviteForm()
-    staff = User.objects.filter(pharmacy_id=user.tenant_id).order_by("email")
+    staff = for_actor(User, user, patient_data=False).order_by("email")
     return render(request, "accounts/team.html", {"form": form, "staff": staff, "invite_link": invite_link})
 
 
-@login_required
+@staff_required(Role.PHARMACY_ADMIN)
 @require_POST
-def staff_deactivate(request: HttpRequest, user_id: str) -> HttpResponse:
-    user = request.user
-    assert isinstance(user, User)
+def staff_deactivate(request: HttpRequest, user: User, user_id: str) -> HttpResponse:
     try:
         services.staff_deactivate(actor=user, user_id=user_id)
     except User.DoesNotExist as exc:
@@ -158,12 +154,8 @@ def staff_deactivate(request: HttpRequest, user_id: str) -> HttpResponse:
     return redirect("accounts:team")
 
 
-@login_required
-def operator_pharmacies(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    assert isinstance(user, User)
-    if user.role != Role.PLATFORM_OPERATOR:
-        raise PermissionDenied
+@staff_required(Role.PLATFORM_OPERATOR)
+def operator_pharmacies(request: HttpRequest, user: User) -> HttpResponse:
     form = PharmacyForm(request.POST or None)
     invite_link = None
     if request.method == "POST" and form.is_valid():

@@ -6,9 +6,11 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from relais.accounts.access import public
 from relais.certificates.services import revocation_hashes
 
 
+@public
 @require_GET
 def revocation_list(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(

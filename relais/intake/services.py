@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
+from relais.core.tenancy import for_actor, get_for_actor
 from relais.intake import effects
 from relais.patients.models import Patient
 from relais.patients.services import PatientIdentity, patient_resolve
@@ -39,9 +40,9 @@ class IntakeOutcome:
 
 
 def _patient_by_id(*, actor: User, patient_id: uuid.UUID | str) -> Patient | None:
-    patient = Patient.objects.filter(pk=patient_id, pharmacy_id=actor.tenant_id).first()
+    patient = for_actor(Patient, actor).filter(pk=patient_id).first()
     if patient is not None and patient.merged_into_id is not None:  # the pharmacy found it to be another's duplicate: follow it
-        patient = Patient.objects.get(pk=patient.merged_into_id, pharmacy_id=actor.tenant_id)
+        patient = get_for_actor(Patient, actor, patient.merged_into_id)
     return patient
 
 

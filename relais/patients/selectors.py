@@ -5,30 +5,25 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.core import blind_index
+from relais.core.tenancy import for_actor, get_for_actor
 from relais.core.validators import nir_normalise
 from relais.patients.models import Patient
 
 
-def _scoped(actor: User):  # type: ignore[no-untyped-def]
-    if not actor.sees_patients:
-        raise PermissionDenied
-    return Patient.objects.filter(pharmacy_id=actor.tenant_id)
-
-
-def _searchable(actor: User):  # type: ignore[no-untyped-def]
-    return _scoped(actor).filter(merged_into__isnull=True)  # a merged record's tests live on the record it was merged into
+def _searchable(actor: User) -> QuerySet[Patient]:
+    return for_actor(Patient, actor).filter(merged_into__isnull=True)  # a merged record's tests live on the record it was merged into
 
 
 def patient_get(*, actor: User, patient_id: uuid.UUID | str, purpose: str = "view") -> Patient:
     """Another pharmacy's patient raises Patient.DoesNotExist, which views turn into 404."""
     with transaction.atomic():
-        patient = _scoped(actor).get(pk=patient_id)
+        patient = get_for_actor(Patient, actor, patient_id)
         audit_record(actor=actor, action=f"patient.{purpose}", object_type="patient", object_ids=[patient.pk])
     return patient
 

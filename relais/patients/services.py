@@ -13,6 +13,7 @@ from django.utils import timezone
 from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.core import blind_index
+from relais.core.tenancy import get_for_actor
 from relais.patients.models import Patient
 
 
@@ -171,7 +172,7 @@ class MergeRefused(Exception):
 
 
 def _scoped_for_update(actor: User, patient_id: uuid.UUID | str) -> Patient:
-    return Patient.objects.select_for_update().get(pk=patient_id, pharmacy_id=actor.tenant_id, merged_into__isnull=True)
+    return get_for_actor(Patient.objects.select_for_update().filter(merged_into__isnull=True), actor, patient_id)
 
 
 def patient_merge(*, actor: User, duplicate_id: uuid.UUID | str, into_id: uuid.UUID | str, now: datetime | None = None) -> Patient:

@@ -5,19 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, time
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
+from relais.core.tenancy import for_actor
 from relais.screenings.models import Screening
 
 
-def _scoped(actor: User):  # type: ignore[no-untyped-def]
-    if not actor.sees_patients:
-        raise PermissionDenied
-    return Screening.objects.filter(pharmacy_id=actor.tenant_id).select_related("patient", "device")
+def _scoped(actor: User) -> QuerySet[Screening]:
+    return for_actor(Screening, actor).select_related("patient", "device")
 
 
 def screenings_today(*, actor: User, now: datetime | None = None) -> list[Screening]:

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
+from relais.core.tenancy import get_for_actor
 from relais.patients.models import Patient
 from relais.screenings.inputs import ScreeningInput, sampling_time_problem
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
@@ -103,10 +104,8 @@ def screening_version_add(
     remove: bool = False,
 ) -> tuple[Screening, Screening, dict[str, str]]:
     """Add a corrected (or removed) version; the original row keeps what was recorded. (original, new version, its results)"""
-    if not actor.sees_patients:
-        raise PermissionDenied
     _require_transaction()
-    original = Screening.objects.select_for_update().select_related("device").get(pk=screening_id, pharmacy_id=actor.tenant_id)
+    original = get_for_actor(Screening.objects.select_for_update().select_related("device"), actor, screening_id)
     errors: dict[str, list[str]] = {}
     if not original.is_current or original.status == ScreeningStatus.REMOVED:
         errors["__all__"] = [_("This result was already corrected or removed: open its latest version.")]

@@ -8,30 +8,30 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
+from relais.accounts.access import public, staff_required
 from relais.accounts.models import Pharmacy, Role, User
 from relais.certificates.services import certificate_for_screening
 from relais.core.forms import apply_service_errors
+from relais.core.tenancy import for_actor
 from relais.intake import services as intake
 from relais.notify.services import notifications_for
 from relais.patients.forms import PatientSearchForm
 from relais.patients.selectors import patients_to_review_count
-from relais.patients.views import patient_or_404, staff_user
+from relais.patients.views import patient_or_404
 from relais.screenings import selectors
 from relais.screenings.forms import CorrectionForm, ScreeningForm
 from relais.screenings.models import Screening
 from relais.screenings.notice import notice_url
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    assert isinstance(user, User)
+@staff_required()
+def home(request: HttpRequest, user: User) -> HttpResponse:
     if user.role == Role.PLATFORM_OPERATOR:
         return redirect("accounts:operator_pharmacies")
     if user.role == Role.AUDITOR:
         return redirect("audit:events")
-    staff = staff_user(request)
-    screenings = selectors.screenings_today(actor=staff)
-    context = {"screenings": screenings, "search_form": PatientSearchForm(), "to_review": patients_to_review_count(actor=staff)}
+    screenings = selectors.screenings_today(actor=user)  # refuses anyone who sees no patients
+    context = {"screenings": screenings, "search_form": PatientSearchForm(), "to_review": patients_to_review_count(actor=user)}
     return render(request, "screenings/today.html", context)
 
 
@@ -42,10 +42,10 @@ def _screening_or_404(user: User, screening_id: uuid.UUID | str) -> Screening:
         raise Http404 from exc
 
 
-def screening_record(request: HttpRequest, patient_id: str) -> HttpResponse:
-    user = staff_user(request)
+@staff_required(sees_patients=True)
+def screening_record(request: HttpRequest, user: User, patient_id: str) -> HttpResponse:
     patient = patient_or_404(user, patient_id, purpose="view_for_screening")
-    last_device = Screening.objects.filter(pharmacy_id=user.tenant_id).order_by("-recorded_at").values_list("device_id", flat=True).first()
+    last_device = for_actor(Screening, user).order_by("-recorded_at").values_list("device_id", flat=True).first()
     form = ScreeningForm(request.POST or None, last_device=last_device, notice_url=notice_url(user.pharmacy))
     duplicate = None
     if request.method == "POST" and form.is_valid():
@@ -61,6 +61,7 @@ def screening_record(request: HttpRequest, patient_id: str) -> HttpResponse:
     return render(request, "screenings/record.html", {"form": form, "patient": patient, "duplicate": duplicate})
 
 
+@public
 def information_notice(request: HttpRequest) -> HttpResponse:
     """Public page, no login, no personal data: what happens to the patient's data, in French and in English, printable."""
     finess = request.GET.get("pharmacy", "")
@@ -68,8 +69,8 @@ def information_notice(request: HttpRequest) -> HttpResponse:
     return render(request, "screenings/notice.html", {"pharmacy": pharmacy, "languages": ["fr", "en"]})
 
 
-def screening_detail(request: HttpRequest, screening_id: str) -> HttpResponse:
-    user = staff_user(request)
+@staff_required(sees_patients=True)
+def screening_detail(request: HttpRequest, user: User, screening_id: str) -> HttpResponse:
     screening = _screening_or_404(user, screening_id)
     history = selectors.screening_history(actor=user, screening=screening)
     notifications = notifications_for(actor=user, series_id=screening.series_id)
@@ -78,8 +79,8 @@ def screening_detail(request: HttpRequest, screening_id: str) -> HttpResponse:
     return render(request, "screenings/detail.html", context)
 
 
-def screening_correct(request: HttpRequest, screening_id: str) -> HttpResponse:
-    user = staff_user(request)
+@staff_required(sees_patients=True)
+def screening_correct(request: HttpRequest, user: User, screening_id: str) -> HttpResponse:
     screening = _screening_or_404(user, screening_id)
     form = CorrectionForm(request.POST or None, analytes=screening.device.analytes)
     if request.method == "POST" and form.is_valid():

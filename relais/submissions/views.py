@@ -11,11 +11,12 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
+from relais.accounts.access import staff_required
 from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.core.context import request_context
 from relais.core.forms import apply_service_errors
-from relais.patients.views import staff_user
+from relais.core.tenancy import for_actor
 from relais.screenings import csv_import
 from relais.submissions import services
 from relais.submissions.forms import UploadForm
@@ -25,7 +26,7 @@ SHOWN_PROBLEMS = 500  # more are in the downloadable report
 
 
 def _submission_or_404(user: User, submission_id: uuid.UUID) -> Submission:
-    submission = Submission.objects.filter(pk=submission_id, pharmacy_id=user.tenant_id).first()
+    submission = for_actor(Submission, user).filter(pk=submission_id).first()
     if submission is None:
         raise Http404
     return submission
@@ -37,8 +38,8 @@ def _csv(text: str, filename: str) -> HttpResponse:
     return response
 
 
-def upload(request: HttpRequest) -> HttpResponse:
-    user = staff_user(request)
+@staff_required(sees_patients=True)
+def upload(request: HttpRequest, user: User) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -49,22 +50,22 @@ def upload(request: HttpRequest) -> HttpResponse:
             apply_service_errors(form, exc)
         else:
             return redirect("submissions:detail", submission_id=submission.pk)
-    recent = Submission.objects.filter(pharmacy_id=user.tenant_id, kind=SubmissionKind.CSV).order_by("-created_at")[:10]
+    recent = for_actor(Submission, user).filter(kind=SubmissionKind.CSV).order_by("-created_at")[:10]
     return render(request, "submissions/upload.html", {"form": form, "recent": recent, "columns": csv_import.COLUMNS})
 
 
-def template(request: HttpRequest) -> HttpResponse:
-    staff_user(request)
+@staff_required(sees_patients=True)
+def template(request: HttpRequest, user: User) -> HttpResponse:
     return _csv(csv_import.template_csv(), "relais-template.csv")
 
 
-def example(request: HttpRequest) -> HttpResponse:
-    staff_user(request)
+@staff_required(sees_patients=True)
+def example(request: HttpRequest, user: User) -> HttpResponse:
     return _csv(csv_import.example_csv(), "relais-example.csv")
 
 
-def detail(request: HttpRequest, submission_id: uuid.UUID) -> HttpResponse:
-    user = staff_user(request)
+@staff_required(sees_patients=True)
+def detail(request: HttpRequest, user: User, submission_id: uuid.UUID) -> HttpResponse:
     submission = _submission_or_404(user, submission_id)
     problems: list[tuple[Any, services.ItemError]] = []
     if submission.rejected or submission.duplicates:
@@ -84,9 +85,9 @@ def detail(request: HttpRequest, submission_id: uuid.UUID) -> HttpResponse:
     )
 
 
+@staff_required(sees_patients=True)
 @never_cache
-def status(request: HttpRequest, submission_id: uuid.UUID) -> JsonResponse:
-    user = staff_user(request)
+def status(request: HttpRequest, user: User, submission_id: uuid.UUID) -> JsonResponse:
     s = _submission_or_404(user, submission_id)
     return JsonResponse(
         {
@@ -102,8 +103,8 @@ def status(request: HttpRequest, submission_id: uuid.UUID) -> JsonResponse:
     )
 
 
-def errors_csv(request: HttpRequest, submission_id: uuid.UUID) -> HttpResponse:
-    user = staff_user(request)
+@staff_required(sees_patients=True)
+def errors_csv(request: HttpRequest, user: User, submission_id: uuid.UUID) -> HttpResponse:
     submission = _submission_or_404(user, submission_id)
     with transaction.atomic():
         audit_record(actor=user, action="submission.error_report", object_type="submission", object_ids=[submission.pk])

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from relais.accounts.access import staff_required
 from relais.accounts.models import Role, User
 from relais.notify.selectors import notify_summary
 from relais.transfer import selectors, services
@@ -24,10 +24,8 @@ def _bars(values: list[int]) -> list[dict[str, float]]:
     ]
 
 
-def operator_queue(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    if not isinstance(user, User) or user.role != Role.PLATFORM_OPERATOR:
-        raise PermissionDenied
+@staff_required(Role.PLATFORM_OPERATOR)
+def operator_queue(request: HttpRequest, user: User) -> HttpResponse:
     summary = selectors.queue_summary()
     peak_reason = max((n for _r, n in summary.rejections_by_reason), default=1)
     messages_summary = notify_summary()
@@ -48,11 +46,9 @@ def operator_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
+@staff_required(Role.PLATFORM_OPERATOR, Role.PHARMACIST, Role.PHARMACY_ADMIN)
 @require_POST
-def resend(request: HttpRequest, outbox_id: str) -> HttpResponse:
-    user = request.user
-    if not isinstance(user, User):
-        raise PermissionDenied
+def resend(request: HttpRequest, user: User, outbox_id: str) -> HttpResponse:
     try:
         message = services.outbox_resend(actor=user, message_id=outbox_id)
     except OutboxMessage.DoesNotExist as exc:
