@@ -9,6 +9,7 @@ signal the worker while a row is in hand; ``-`` runs the worker as it is.
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import sys
@@ -28,7 +29,6 @@ def _mark(marker: str) -> None:
 
 
 def _slow(queue: str, marker: str) -> None:
-    from relais.api.management.commands import webhook_worker
     from relais.notify.management.commands import notify_worker
     from relais.submissions.management.commands import submission_worker
 
@@ -41,13 +41,14 @@ def _slow(queue: str, marker: str) -> None:
 
         notify_worker.notify_touch = slow_touch  # type: ignore[assignment]
     elif queue == "webhooks":
+        webhook_worker = importlib.import_module(f"{_webhooks_app()}.management.commands.webhook_worker")
         deliver = webhook_worker.webhook_deliver_one
 
         def slow_deliver(delivery: Any) -> Any:
             _mark(marker)
             return deliver(delivery)
 
-        webhook_worker.webhook_deliver_one = slow_deliver  # type: ignore[assignment]
+        webhook_worker.webhook_deliver_one = slow_deliver
     elif queue == "csv":
         process = submission_worker.csv_process
 
@@ -62,16 +63,23 @@ def _slow(queue: str, marker: str) -> None:
     # transfer: the sandbox is put in its slow mode by the test
 
 
+def _webhooks_app() -> str:
+    """Webhooks move from the api app to their own (issue 11, point 4): follow them wherever they are."""
+    from django.apps import apps
+
+    return "relais.webhooks" if apps.is_installed("relais.webhooks") else "relais.api"
+
+
 COMMANDS = {"transfer": "transfer_worker", "notify": "notify_worker", "webhooks": "webhook_worker", "csv": "submission_worker"}
 
 
 def _model(queue: str) -> Any:
-    from relais.api.models import WebhookDelivery
     from relais.notify.models import Notification
     from relais.submissions.models import Submission
     from relais.transfer.models import OutboxMessage
 
-    return {"transfer": OutboxMessage, "notify": Notification, "webhooks": WebhookDelivery, "csv": Submission}[queue]
+    webhooks = importlib.import_module(f"{_webhooks_app()}.models")
+    return {"transfer": OutboxMessage, "notify": Notification, "webhooks": webhooks.WebhookDelivery, "csv": Submission}[queue]
 
 
 def _seed(queue: str, count: int) -> None:
@@ -80,16 +88,19 @@ def _seed(queue: str, count: int) -> None:
 
     call_command("loadgen", "--screenings", str(count if queue != "csv" else 1), "--patients", "2", "--correct-share", "0", "--no-progress")
     from relais.accounts.models import User
-    from relais.api.models import ApiClient, Webhook, WebhookDelivery
+    from relais.api.models import ApiClient
     from relais.screenings.models import Screening
 
     actor = User.objects.get(email__startswith="loadgen-")
     if queue == "webhooks":
         service = User.objects.create_user("service@relais.test", None, role=actor.role, pharmacy=actor.pharmacy)
         client = ApiClient.objects.create(pharmacy=actor.pharmacy, name="harness", service_user=service)
-        hook = Webhook.objects.create(client=client, url=os.environ["TEST_WEBHOOK_URL"])
+        webhooks = importlib.import_module(f"{_webhooks_app()}.models")
+        hook = webhooks.Webhook.objects.create(client=client, url=os.environ["TEST_WEBHOOK_URL"])
         for screening in Screening.objects.all():
-            delivery = WebhookDelivery(webhook=hook, event="screening.acknowledged", screening=screening, next_attempt_at=timezone.now())
+            delivery = webhooks.WebhookDelivery(
+                webhook=hook, event="screening.acknowledged", screening=screening, next_attempt_at=timezone.now()
+            )
             delivery.payload = {"event_id": str(delivery.pk), "screening_id": str(screening.pk)}
             delivery.save()
     elif queue == "csv":
