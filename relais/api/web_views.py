@@ -6,47 +6,39 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from relais.accounts.access import staff_required
 from relais.accounts.models import Role, User
 from relais.api import services
 from relais.api.forms import ClientCreateForm, KeyAddForm, WebhookForm
 from relais.api.models import ApiClient, ApiClientKey, DeliveryStatus, Webhook, WebhookDelivery
 from relais.api.webhooks import webhook_disable, webhook_register
 from relais.core.forms import apply_service_errors
+from relais.core.tenancy import for_actor
 
 DELIVERY_LOG_ROWS = 50
 TOKEN_PATH = "/api/v1/token"  # noqa: S105 (a URL path, not a secret): the audience the token endpoint checks (relais.api.views._audience)
 
 
-def _admin(request: HttpRequest) -> User:
-    user = request.user
-    if not isinstance(user, User) or user.role != Role.PHARMACY_ADMIN or user.pharmacy_id is None:
-        raise PermissionDenied
-    return user
-
-
 def _client_or_404(user: User, client_id: uuid.UUID) -> ApiClient:
-    client = ApiClient.objects.filter(pk=client_id, pharmacy_id=user.tenant_id).select_related("pharmacy").first()
-    if client is None:
-        raise Http404
-    return client
+    return get_object_or_404(for_actor(ApiClient, user).select_related("pharmacy"), pk=client_id)
 
 
 def _active_webhook(client: ApiClient) -> Webhook | None:
     return Webhook.objects.filter(client=client, disabled_at__isnull=True).order_by("-created_at").first()
 
 
-def client_list(request: HttpRequest) -> HttpResponse:
-    user = _admin(request)
+@staff_required(Role.PHARMACY_ADMIN)
+def client_list(request: HttpRequest, user: User) -> HttpResponse:
     form = ClientCreateForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        assert user.pharmacy is not None  # _admin refuses admins without a pharmacy
+        assert user.pharmacy is not None  # a pharmacy admin always has one (pharmacy_roles_have_pharmacy constraint)
         try:
             client = services.apiclient_create(
                 actor=user, pharmacy=user.pharmacy, name=form.cleaned_data["name"], public_key_pem=form.cleaned_data["pem"]
@@ -57,13 +49,13 @@ def client_list(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("The software is registered. Give its client id to your software vendor."))
             return redirect("apiclients:detail", client_id=client.pk)
     clients = (
-        ApiClient.objects.filter(pharmacy_id=user.tenant_id)
+        for_actor(ApiClient, user)
         .annotate(active_keys=Count("keys", filter=Q(keys__revoked_at__isnull=True)))
         .order_by("revoked_at", "-created_at")
     )
     hooks = {
         w.client_id: w.url
-        for w in Webhook.objects.filter(client__pharmacy_id=user.tenant_id, disabled_at__isnull=True).order_by("created_at")
+        for w in for_actor(Webhook, user, field="client__pharmacy").filter(disabled_at__isnull=True).order_by("created_at")
     }
     rows = [(c, hooks.get(c.pk)) for c in clients]
     return render(request, "api/client_list.html", {"form": form, "rows": rows})
@@ -111,8 +103,8 @@ def _render_detail(
     return render(request, "api/client_detail.html", context)
 
 
-def client_detail(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    user = _admin(request)
+@staff_required(Role.PHARMACY_ADMIN)
+def client_detail(request: HttpRequest, user: User, client_id: uuid.UUID) -> HttpResponse:
     return _render_detail(request, _client_or_404(user, client_id))
 
 
@@ -123,9 +115,9 @@ def _refuse_if_revoked(request: HttpRequest, client: ApiClient) -> HttpResponse 
     return redirect("apiclients:detail", client_id=client.pk)
 
 
+@staff_required(Role.PHARMACY_ADMIN)
 @require_POST
-def key_add(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    user = _admin(request)
+def key_add(request: HttpRequest, user: User, client_id: uuid.UUID) -> HttpResponse:
     client = _client_or_404(user, client_id)
     form = KeyAddForm(request.POST, request.FILES)
     if form.is_valid():
@@ -142,9 +134,9 @@ def key_add(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     return _render_detail(request, client, key_form=form)
 
 
+@staff_required(Role.PHARMACY_ADMIN)
 @require_POST
-def key_revoke(request: HttpRequest, client_id: uuid.UUID, key_id: uuid.UUID) -> HttpResponse:
-    user = _admin(request)
+def key_revoke(request: HttpRequest, user: User, client_id: uuid.UUID, key_id: uuid.UUID) -> HttpResponse:
     client = _client_or_404(user, client_id)
     try:
         key = services.apiclient_revoke_client_key(actor=user, client=client, key_id=key_id)
@@ -156,18 +148,18 @@ def key_revoke(request: HttpRequest, client_id: uuid.UUID, key_id: uuid.UUID) ->
     return redirect("apiclients:detail", client_id=client.pk)
 
 
+@staff_required(Role.PHARMACY_ADMIN)
 @require_POST
-def client_revoke(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    user = _admin(request)
+def client_revoke(request: HttpRequest, user: User, client_id: uuid.UUID) -> HttpResponse:
     client = _client_or_404(user, client_id)
     services.apiclient_revoke(actor=user, client=client)
     messages.success(request, _("The software is revoked: its tokens stopped working and it cannot get new ones."))
     return redirect("apiclients:detail", client_id=client.pk)
 
 
+@staff_required(Role.PHARMACY_ADMIN)
 @require_POST
-def webhook_set(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    user = _admin(request)
+def webhook_set(request: HttpRequest, user: User, client_id: uuid.UUID) -> HttpResponse:
     client = _client_or_404(user, client_id)
     refused = _refuse_if_revoked(request, client)
     if refused is not None:
@@ -184,9 +176,9 @@ def webhook_set(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
     return _render_detail(request, client, webhook_form=form)
 
 
+@staff_required(Role.PHARMACY_ADMIN)
 @require_POST
-def webhook_off(request: HttpRequest, client_id: uuid.UUID) -> HttpResponse:
-    user = _admin(request)
+def webhook_off(request: HttpRequest, user: User, client_id: uuid.UUID) -> HttpResponse:
     client = _client_or_404(user, client_id)
     webhook = _active_webhook(client)
     if webhook is None:

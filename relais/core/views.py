@@ -7,7 +7,10 @@ from django.views.decorators.http import require_GET
 from django.views.defaults import bad_request as default_bad_request
 from django.views.defaults import page_not_found
 
+from relais.accounts.access import public
 
+
+@public
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     try:
