@@ -53,6 +53,7 @@ class TransferWorker(Worker):
             outcomes = self.deliverer.deliver(claimed, stopping=self.stopping, until=lease_ends)
         except Exception:
             # One message raised (a decryption error, a bug): find it by sending one at a time, the others go out as usual.
+            # A message the failed batch had already sent goes again under the same message id: the receiver keeps one.
             outcomes = self._one_at_a_time(claimed, lease_ends, errored)
         if outcomes:
             outbox_record(owner=self.owner, outcomes=outcomes)
