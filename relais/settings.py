@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "relais.api",
     "relais.submissions",
     "relais.notify",
+    "relais.results",
     "relais.certificates",
     "ninja",
 ]

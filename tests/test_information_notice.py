@@ -170,7 +170,7 @@ def test_the_patient_message_and_result_page_link_the_notice(owner: Any, patient
     assert f"/notice/?pharmacy={pharmacy.finess}" in text
     assert "notice d'information" in text.lower() and "information notice" in text.lower()
     assert not mail.outbox  # nothing sent here: the worker sends
-    template = (ROOT / "relais" / "templates" / "notify" / "result.html").read_text()
+    template = (ROOT / "relais" / "templates" / "results" / "result.html").read_text()
     assert "screenings:notice" in template
 
 

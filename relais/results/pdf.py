@@ -17,7 +17,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
-from relais.notify.services import result_guidance
+from relais.results.services import result_guidance
 from relais.screenings.models import Screening, ScreeningStatus
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")

@@ -12,8 +12,8 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from relais.intake.services import screening_correct, screening_record
-from relais.notify.pdf import result_pdf
 from relais.patients.services import patient_register
+from relais.results.pdf import result_pdf
 from relais.screenings.models import Screening
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED
 from tests.conftest import identity, screening_input
@@ -110,7 +110,7 @@ def test_long_names_and_values_wrap_instead_of_running_off(owner: Any, language:
 
 @pytest.mark.parametrize("kind", ["positive", "outdated"])
 def test_the_same_without_dejavu_fonts(owner: Any, patient: Any, kind: str, monkeypatch: Any) -> None:
-    monkeypatch.setattr("relais.notify.pdf._fonts", lambda: ("Helvetica", "Helvetica-Bold"))
+    monkeypatch.setattr("relais.results.pdf._fonts", lambda: ("Helvetica", "Helvetica-Bold"))
     screening, sentences = _screening(owner, patient, kind)
     with translation.override("fr"):
         _check(result_pdf(screening=screening), sentences)
