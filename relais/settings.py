@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "relais.notify",
     "relais.results",
     "relais.certificates",
+    "relais.webhooks",
     "ninja",
 ]
 

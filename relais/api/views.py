@@ -17,7 +17,7 @@ from ninja.files import UploadedFile
 from ninja.security import HttpBearer
 
 from relais.api import idempotency, services
-from relais.api.models import ApiClient, Webhook
+from relais.api.models import ApiClient
 from relais.api.schemas import (
     BatchIn,
     CorrectionIn,
@@ -39,7 +39,6 @@ from relais.api.schemas import (
     WebhookOut,
     error_message,
 )
-from relais.api.webhooks import webhook_disable, webhook_jwks, webhook_register
 from relais.audit.services import audit_record
 from relais.core.context import request_context
 from relais.intake.services import screening_correct, screening_intake
@@ -50,6 +49,9 @@ from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Screening
 from relais.submissions import services as submissions
 from relais.submissions.models import Submission, SubmissionKind
+from relais.webhooks.models import Webhook
+from relais.webhooks.services import webhook_disable, webhook_register
+from relais.webhooks.signing import webhook_jwks
 
 MAX_CSV_BYTES = csv_import.MAX_BYTES
 ItemStatusName = Literal["accepted", "duplicate", "rejected"]

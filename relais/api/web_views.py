@@ -17,10 +17,11 @@ from relais.accounts.access import staff_required
 from relais.accounts.models import Role, User
 from relais.api import services
 from relais.api.forms import ClientCreateForm, KeyAddForm, WebhookForm
-from relais.api.models import ApiClient, ApiClientKey, DeliveryStatus, Webhook, WebhookDelivery
-from relais.api.webhooks import webhook_disable, webhook_register
+from relais.api.models import ApiClient, ApiClientKey
 from relais.core.forms import apply_service_errors
 from relais.core.tenancy import for_actor
+from relais.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
+from relais.webhooks.services import webhook_disable, webhook_register
 
 DELIVERY_LOG_ROWS = 50
 TOKEN_PATH = "/api/v1/token"  # noqa: S105 (a URL path, not a secret): the audience the token endpoint checks (relais.api.views._audience)

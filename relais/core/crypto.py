@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from relais.core.models import DataKey
 from relais.core.secrets import decode_key
 
 PREFIX = "v1"
@@ -65,8 +66,6 @@ def _unwrap(wrapped: str, key_id: str, master: bytes) -> bytes:
 
 def create_data_key() -> str:
     """Create a new data key wrapped by the current master key and return its id."""
-    from relais.core.models import DataKey
-
     key_id = "dk" + uuid.uuid4().hex[:16]
     data_key = AESGCM.generate_key(bit_length=256)
     masters = master_keys()
@@ -77,8 +76,6 @@ def create_data_key() -> str:
 
 def rewrap_data_key(key_id: str) -> bool:
     """Rewrap a data key under the current master key; True when it changed."""
-    from relais.core.models import DataKey
-
     row = DataKey.objects.select_for_update().get(key_id=key_id)
     masters = master_keys()
     current_id = next(iter(masters))
@@ -92,8 +89,6 @@ def rewrap_data_key(key_id: str) -> bool:
 
 
 def _data_key(key_id: str) -> bytes:
-    from relais.core.models import DataKey
-
     with _lock:
         cached = _unwrapped.get(key_id)
     if cached is not None:
@@ -114,8 +109,6 @@ def _data_key(key_id: str) -> bytes:
 def active_key_id() -> str:
     """The newest unretired data key under the current master key, created on first use."""
     global _active
-    from relais.core.models import DataKey
-
     now = time.monotonic()
     if _active is not None and _active[1] > now:
         return _active[0]
@@ -169,8 +162,6 @@ def decrypt(token: str, *, aad: bytes) -> str:
 
 
 def retire_unused_keys(*, in_use: set[str]) -> list[str]:
-    from relais.core.models import DataKey
-
     retired = list(DataKey.objects.filter(retired_at__isnull=True).exclude(key_id__in=in_use).values_list("key_id", flat=True))
     DataKey.objects.filter(key_id__in=retired).update(retired_at=timezone.now())
     return retired

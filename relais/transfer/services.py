@@ -12,10 +12,10 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from relais.accounts.models import Role, User
-from relais.api.webhooks import webhook_enqueue_for_outcomes
 from relais.audit.services import audit_record
 from relais.core import queue
 from relais.screenings.models import Screening
+from relais.transfer.hooks import outcomes_settled
 from relais.transfer.models import OPEN_STATUSES, OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome
 
@@ -85,7 +85,7 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
                 )
             updated += QUEUE.settle(owner=owner, pk=message.pk, **fields)
         # Same transaction: a client is notified if and only if the outcome was recorded.
-        webhook_enqueue_for_outcomes(messages=[m for m, o in outcomes.items() if o.kind != "transient"], now=now)
+        outcomes_settled(messages=[m for m, o in outcomes.items() if o.kind != "transient"], now=now)
         if transmitted_ids:
             audit_record(
                 actor=None,
@@ -111,7 +111,7 @@ def outbox_record_error(*, owner: str, message: OutboxMessage, error: str, now: 
             now=now,
         )
         if parked:
-            webhook_enqueue_for_outcomes(messages=[message], now=now)  # the pharmacy's software hears of it like any rejection
+            outcomes_settled(messages=[message], now=now)  # the pharmacy's software hears of it like any rejection
     return parked
 
 

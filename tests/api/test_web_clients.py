@@ -12,9 +12,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from relais.accounts.models import Role, User
-from relais.api.models import AccessToken, ApiClient, ApiClientKey, DeliveryStatus, Webhook, WebhookDelivery
+from relais.api.models import AccessToken, ApiClient, ApiClientKey
 from relais.api.services import TokenError, apiclient_create, client_for_token, token_issue
 from relais.audit.models import AuditEvent
+from relais.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from tests.api.conftest import AUDIENCE, _assertion, _keypair
 from tests.conftest import make_user
 

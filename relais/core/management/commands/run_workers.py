@@ -11,11 +11,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from relais.api.management.commands.webhook_worker import WebhookWorker
 from relais.core.worker import Worker, add_common_arguments, install_signals, run_options, run_together
 from relais.notify.management.commands.notify_worker import NotifyWorker
 from relais.submissions.management.commands.submission_worker import SubmissionWorker
 from relais.transfer.management.commands.transfer_worker import TransferWorker
+from relais.webhooks.management.commands.webhook_worker import WebhookWorker
 
 WORKERS: dict[str, type[Worker]] = {w.name: w for w in (TransferWorker, NotifyWorker, WebhookWorker, SubmissionWorker)}
 

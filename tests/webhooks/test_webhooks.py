@@ -27,27 +27,20 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from relais.api import webhooks
-from relais.api.models import ApiClient, DeliveryStatus, Webhook, WebhookDelivery
-from relais.api.webhooks import (
-    WebhookSignatureError,
-    verify_webhook_signature,
-    webhook_claim,
-    webhook_deliver_one,
-    webhook_disable,
-    webhook_enqueue_for_outcomes,
-    webhook_jwks,
-    webhook_record,
-    webhook_register,
-    webhook_sign,
-    webhook_url_check,
-)
+from relais.api.models import ApiClient
 from relais.core.secrets import generate_secret
 from relais.intake.services import screening_record
 from relais.patients.services import patient_register
 from relais.transfer.models import OutboxMessage
 from relais.transfer.outcome import Outcome
 from relais.transfer.services import outbox_claim, outbox_record
+from relais.webhooks import addresses
+from relais.webhooks import delivery as delivery_module
+from relais.webhooks.addresses import webhook_url_check
+from relais.webhooks.delivery import webhook_claim, webhook_deliver_one, webhook_record
+from relais.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
+from relais.webhooks.services import webhook_disable, webhook_enqueue_for_outcomes, webhook_register
+from relais.webhooks.signing import WebhookSignatureError, verify_webhook_signature, webhook_jwks, webhook_sign
 from tests.conftest import identity, screening_input
 
 PERSONAL = ["DURAND", "Camille", "294037512000591", "1994-03-12", "camille.durand", "612345678", "rue de la Paix"]
@@ -97,11 +90,6 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
-
-
-@pytest.fixture
-def api_client(registered: tuple[ApiClient, Any]) -> ApiClient:
-    return registered[0]
 
 
 @pytest.fixture
@@ -318,7 +306,7 @@ def test_delivery_refuses_a_name_that_now_resolves_inside(
 ) -> None:
     hook = Webhook.objects.create(client=api_client, url=f"https://hooks.example.org:{receiver.port}/hook", created_by=admin)
     record_and_settle(api_client.service_user)
-    monkeypatch.setattr(webhooks, "_resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])  # DNS rebinding
+    monkeypatch.setattr(addresses, "_resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])  # DNS rebinding
     with override_settings(PRODUCTION=True):
         [delivery] = run_once()
     assert delivery.webhook_id == hook.pk and delivery.status == DeliveryStatus.PENDING
@@ -360,8 +348,8 @@ def test_https_connects_to_the_checked_address_and_verifies_the_name(
         webhook_register(actor=admin, client=api_client, url=f"https://hooks.example.test:{tls_receiver.port}/hook")
         record_and_settle(api_client.service_user)
         # The name does not exist: reaching the receiver proves the socket went to the checked address, TLS to the name.
-        monkeypatch.setattr(webhooks, "_resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
-        monkeypatch.setattr(webhooks, "_tls_context", lambda: client_tls)
+        monkeypatch.setattr(addresses, "_resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
+        monkeypatch.setattr(delivery_module, "_tls_context", lambda: client_tls)
         [delivery] = run_once()
         assert delivery.status == DeliveryStatus.DELIVERED and len(tls_receiver.requests) == 1
         assert tls_receiver.requests[0]["headers"]["Host"] == f"hooks.example.test:{tls_receiver.port}"

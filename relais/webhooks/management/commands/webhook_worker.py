@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from relais.api.models import WebhookDelivery
-from relais.api.webhooks import (
+from relais.core.queue import log_unexpected, unstarted
+from relais.core.worker import Worker, worker_command
+from relais.webhooks.delivery import (
     CLAIM_BATCH,
     WebhookOutcome,
     webhook_claim,
@@ -17,8 +18,7 @@ from relais.api.webhooks import (
     webhook_record_error,
     webhook_release,
 )
-from relais.core.queue import log_unexpected, unstarted
-from relais.core.worker import Worker, worker_command
+from relais.webhooks.models import WebhookDelivery
 
 
 class WebhookWorker(Worker):
