@@ -71,14 +71,15 @@ class Command(BaseCommand):
             ]
             corrected = 0
             now = timezone.now()
-            for _ in tqdm(range(options["screenings"]), unit="test", disable=options["no_progress"], file=self.stderr):
+            for index in tqdm(range(options["screenings"]), unit="test", disable=options["no_progress"], file=self.stderr):
                 screening = screening_record(
                     actor=actor,
                     patient_id=rng.choice(patients).pk,
                     data=ScreeningInput(
                         device_id="1232",
                         specimen_type=DEFAULT_SPECIMEN,
-                        sampled_at=now - timedelta(minutes=rng.randrange(1, 600)),
+                        # One second apart: never the same patient, device and time twice (intake would call it a duplicate).
+                        sampled_at=now - timedelta(minutes=1, seconds=index),
                         results={"sars-cov-2": rng.choice([RESULT_NOT_DETECTED, RESULT_DETECTED])},
                         information_notice_given=True,
                     ),
