@@ -74,7 +74,7 @@ def staff_required(*roles: Role, sees_patients: bool = False, verified: bool = T
         def guarded(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
             user = request.user
             if not user.is_authenticated:
-                return redirect_to_login(request.get_full_path(), "/login/")
+                return redirect_to_login(request.path, "/login/")  # as the middleware: the path, never its query
             if not isinstance(user, User):
                 raise PermissionDenied
             if rule.verified and not getattr(user, "is_verified", lambda: False)():
