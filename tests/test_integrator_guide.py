@@ -31,7 +31,8 @@ from tests.transfer.live import Relais, relais_env, start_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "integrators.md"
-VIEWS = ROOT / "relais" / "api" / "views.py"
+API = ROOT / "relais" / "api"
+VIEWS = [API / "api.py", API / "common.py", *sorted((API / "routers").glob("*.py"))]  # the NinjaAPI and its routers
 SERVICES = ROOT / "relais" / "api" / "services.py"
 CORE_VIEWS = ROOT / "relais" / "core" / "views.py"  # JSON errors for /api/ paths outside django-ninja (404, 413)
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -158,7 +159,7 @@ def test_python_client_runs(live: Live) -> None:
 
 
 def _error_codes() -> set[str]:
-    views = VIEWS.read_text()
+    views = "\n".join(path.read_text() for path in VIEWS)
     codes = set(re.findall(r'\berror="([a-z_]+)"', views)) | set(re.findall(r'_error\(\s*\d+,\s*"([a-z_]+)"', views))
     codes |= set(re.findall(r'TokenError\(\s*"([a-z_]+)"', SERVICES.read_text()))
     codes |= set(re.findall(r'"error":\s*"([a-z_]+)"', CORE_VIEWS.read_text()))

@@ -1,5 +1,5 @@
 from django.urls import path
 
-from relais.api.views import api
+from relais.api.api import api
 
 urlpatterns = [path("api/v1/", api.urls)]
