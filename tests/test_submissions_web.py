@@ -26,7 +26,6 @@ def _with_bad_rows() -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-
 def test_upload_then_worker_then_report(as_user: Any, owner: Any) -> None:
     web = as_user(owner)
     page = web.get("/imports/")

@@ -36,4 +36,3 @@ def messaging(smtp: SmtpServer, sms: SmsGateway, settings: Any) -> tuple[SmtpSer
 
 
 __all__ = ["settings"]
-
