@@ -24,7 +24,7 @@ from relais.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from relais.webhooks.services import webhook_disable, webhook_register
 
 DELIVERY_LOG_ROWS = 50
-TOKEN_PATH = "/api/v1/token"  # noqa: S105 (a URL path, not a secret): the audience the token endpoint checks (relais.api.views._audience)
+TOKEN_PATH = "/api/v1/token"  # noqa: S105 (a URL path, not a secret): the audience the token endpoint checks (relais.api.routers.auth._audience)
 
 
 def _client_or_404(user: User, client_id: uuid.UUID) -> ApiClient:
