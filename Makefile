@@ -56,7 +56,7 @@ pytest: install-dev messages browser-deps
 pytest-postgres: install-dev messages postgres-deps
 	url=$$(scripts/pg-test-server start) && trap 'scripts/pg-test-server stop' EXIT && \
 	  DATABASE_URL=$$url RELAIS_ENV=test $(VENV)/bin/pytest -n 2 --ignore=tests/e2e \
-	  --deselect tests/test_encryption_proof.py --deselect tests/test_production_settings.py $(PYTEST_ARGS)
+	  --deselect tests/core/test_encryption_proof.py --deselect tests/core/test_production_settings.py $(PYTEST_ARGS)
 
 test: lint typecheck pytest pytest-postgres
 

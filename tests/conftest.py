@@ -1,25 +1,23 @@
-"""Shared fixtures: two pharmacies and named users (owner, colleague, stranger, admin, operator, auditor)."""
+"""Shared fixtures: two pharmacies, named users (owner, colleague, stranger, admin, operator, auditor), API clients.
+
+The builders they use live in tests/factories.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
-from django.utils import timezone, translation
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django.utils import translation
 
 from relais.accounts.models import Pharmacy, Role, User
-from relais.accounts.services import pharmacy_create
+from relais.api.models import ApiClient
+from relais.api.services import apiclient_create
 from relais.core.context import request_context
 from relais.intake.services import screening_record
-from relais.patients.services import PatientIdentity, patient_register
-from relais.screenings.inputs import ScreeningInput
-from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_NOT_DETECTED
-
-STRONG_PASSWORD = "violet-tramway-cactus-41"
+from relais.patients.services import patient_register
+from tests.factories import _assertion, _keypair, _token, identity, make_pharmacy, make_user, screening_input, verified_client
 
 
 @pytest.fixture(autouse=True)
@@ -27,14 +25,6 @@ def _test_context() -> Iterator[None]:
     # Service messages are asserted in English; pages pick their language per request.
     with request_context(request_id="test", client_ip="127.0.0.1", channel="test"), translation.override("en"):
         yield
-
-
-def make_pharmacy(finess: str, name: str) -> Pharmacy:
-    return pharmacy_create(actor=None, name=name, finess=finess, address_line="1 rue du Test", postcode="75010", city="Paris")
-
-
-def make_user(email: str, role: str, pharmacy: Pharmacy | None) -> User:
-    return User.objects.create_user(email, STRONG_PASSWORD, full_name=email.split("@")[0], role=role, pharmacy=pharmacy)
 
 
 @pytest.fixture
@@ -77,55 +67,14 @@ def auditor(db: Any) -> User:
     return make_user("auditor@test.example", Role.AUDITOR, None)
 
 
-def identity(**overrides: Any) -> PatientIdentity:
-    values: dict[str, Any] = {
-        "last_name": "DURAND-TESTEUR",
-        "first_names": "Camille",
-        "sex": "F",
-        "date_of_birth": date(1994, 3, 12),
-        "nir": "294037512000591",
-        "address_line": "12 rue de la Paix",
-        "postcode": "75002",
-        "city": "Paris",
-        "country": "FR",
-        "phone": "+33612345678",
-        "email": "camille.durand@example.org",
-    }
-    values.update(overrides)
-    return PatientIdentity(**values)
-
-
 @pytest.fixture
 def patient(owner: User) -> Any:
     return patient_register(actor=owner, identity=identity())
 
 
-def screening_input(**overrides: Any) -> ScreeningInput:
-    values: dict[str, Any] = {
-        "device_id": "1232",
-        "specimen_type": DEFAULT_SPECIMEN,
-        "sampled_at": timezone.now() - timedelta(minutes=10),
-        "results": {"sars-cov-2": RESULT_NOT_DETECTED},
-        "information_notice_given": True,
-    }
-    values.update(overrides)
-    return ScreeningInput(**values)
-
-
 @pytest.fixture
 def screening(owner: User, patient: Any) -> Any:
     return screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-
-
-def verified_client(user: User) -> Client:
-    """A client logged in with password and a confirmed TOTP device, as after a real login."""
-    device, _ = TOTPDevice.objects.get_or_create(user=user, name="test", defaults={"confirmed": True})
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session["otp_device_id"] = device.persistent_id
-    session.save()
-    return client
 
 
 @pytest.fixture
@@ -154,3 +103,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     ]
     for line in lines:
         terminalreporter.write_line(line)
+
+
+# --- API clients (private_key_jwt) --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registered(pharmacy: Any, admin: Any) -> tuple[ApiClient, Any]:
+    private, public = _keypair()
+    return apiclient_create(actor=admin, pharmacy=pharmacy, name="LGO test", public_key_pem=public), private
+
+
+@pytest.fixture
+def bearer(client: Client, registered: tuple[ApiClient, Any]) -> dict[str, str]:
+    api_client, private = registered
+    response = _token(client, str(api_client.pk), _assertion(private, str(api_client.pk)))
+    assert response.status_code == 200, response.content
+    return {"HTTP_AUTHORIZATION": f"Bearer {response.json()['access_token']}", "HTTP_ACCEPT_LANGUAGE": "en"}

@@ -1,7 +1,7 @@
 """Who may open a page: one decorator on every staff view, one marker on every public one.
 
 RequireVerifiedStaffMiddleware already sends anonymous and not-yet-verified users away from non-public paths; the
-decorator checks again (a view must not depend on where its URL is mounted) and adds the role. tests/test_access.py
+decorator checks again (a view must not depend on where its URL is mounted) and adds the role. tests/accounts/test_access.py
 walks the URL conf and fails on any view that declares neither.
 """
 

@@ -19,7 +19,7 @@ from relais.api.models import AccessToken, ApiClient
 from relais.api.services import apiclient_add_key, apiclient_create, apiclient_revoke_key
 from relais.audit.models import AuditEvent
 from relais.screenings.models import Screening
-from tests.api.conftest import AUDIENCE, BODY, _assertion, _body, _keypair, _token  # noqa: F401  (re-exported)
+from tests.factories import AUDIENCE, BODY, _assertion, _body, _keypair, _token  # noqa: F401  (re-exported)
 
 
 def test_token_then_submit_then_status(client: Client, bearer: dict[str, str], registered: tuple[ApiClient, Any]) -> None:

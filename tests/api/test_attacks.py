@@ -11,7 +11,7 @@ from django.test import Client
 
 from relais.patients.models import Patient
 from relais.screenings.models import Screening
-from tests.api.conftest import _body
+from tests.factories import _body
 
 JSON = "application/json"
 INJECTIONS = [

@@ -14,7 +14,7 @@ from relais.screenings.models import Screening
 from relais.submissions import services as submissions
 from relais.transfer.delivery import build_payload
 from relais.transfer.formats import fhir, hl7v2
-from tests.api.conftest import _body
+from tests.factories import _body
 
 JSON = "application/json"
 

@@ -19,7 +19,7 @@ from relais.screenings import csv_import
 from relais.screenings.models import Screening
 from relais.submissions import services as submissions
 from relais.submissions.models import Submission, SubmissionItem, SubmissionStatus
-from tests.api.conftest import _body
+from tests.factories import _body
 
 JSON = "application/json"
 
@@ -152,7 +152,7 @@ def test_register_patient_then_submit_by_id(client: Client, bearer: dict[str, st
 
 def test_patient_of_another_pharmacy_cannot_be_used(client: Client, bearer: dict[str, str], stranger: Any) -> None:
     from relais.patients.services import patient_register
-    from tests.conftest import identity
+    from tests.factories import identity
 
     theirs = patient_register(actor=stranger, identity=identity())
     body = _body(patient_id=str(theirs.pk))
@@ -179,7 +179,7 @@ def test_correction_and_removal(client: Client, bearer: dict[str, str], screenin
 def test_correcting_another_pharmacys_screening_is_404(client: Client, bearer: dict[str, str], stranger: Any) -> None:
     from relais.intake.services import screening_record
     from relais.patients.services import patient_register
-    from tests.conftest import identity, screening_input
+    from tests.factories import identity, screening_input
 
     theirs = screening_record(actor=stranger, patient_id=patient_register(actor=stranger, identity=identity()).pk, data=screening_input())
     response = _post(client, f"/api/v1/screenings/{theirs.pk}/removal", {"reason": "x"}, bearer)

@@ -16,8 +16,7 @@ from relais.api.models import AccessToken, ApiClient, ApiClientKey
 from relais.api.services import TokenError, apiclient_create, client_for_token, token_issue
 from relais.audit.models import AuditEvent
 from relais.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
-from tests.api.conftest import AUDIENCE, _assertion, _keypair
-from tests.conftest import make_user
+from tests.factories import AUDIENCE, _assertion, _keypair, make_user
 
 LIST = "/settings/api/"
 

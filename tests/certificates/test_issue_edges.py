@@ -25,8 +25,7 @@ from relais.intake.services import screening_record
 from relais.patients.forms import PatientForm
 from relais.patients.services import patient_register
 from relais.screenings.models import Screening
-from tests.api.conftest import _assertion, _keypair, _token
-from tests.conftest import screening_input, verified_client
+from tests.factories import _assertion, _keypair, _token, screening_input, verified_client
 
 pytestmark = pytest.mark.django_db
 

@@ -23,8 +23,7 @@ from relais.screenings.models import Screening
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_NOT_DETECTED
 from relais.submissions import services as submissions
 from relais.transfer.models import OutboxMessage
-from tests.api.conftest import _body
-from tests.conftest import screening_input
+from tests.factories import _body, screening_input
 
 ROOT = Path(__file__).resolve().parents[2]
 

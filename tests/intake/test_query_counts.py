@@ -16,7 +16,7 @@ from django.utils import timezone
 from relais.screenings import csv_import
 from relais.screenings.models import Screening
 from relais.screenings.vocab import RESULT_NOT_DETECTED
-from tests.api.conftest import _body
+from tests.factories import _body
 
 # Queries per screening, whole request or whole item. Raise one only with a reason in the commit that raises it.
 # Web form: was 24 before issue 11; +1 for the duplicate check it lacked (+1 more on PostgreSQL: the patient's row lock).

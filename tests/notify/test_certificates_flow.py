@@ -23,7 +23,7 @@ from relais.certificates.verify import verify_hc1
 from relais.intake.services import screening_correct, screening_record
 from relais.patients.services import patient_register
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED
-from tests.conftest import identity, screening_input
+from tests.factories import identity, screening_input
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]

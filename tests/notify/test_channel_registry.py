@@ -8,7 +8,7 @@ from relais.intake.services import screening_record
 from relais.notify import channels
 from relais.notify.models import Channel, Notification
 from relais.notify.outcome import SendOutcome
-from tests.conftest import screening_input
+from tests.factories import screening_input
 
 
 def test_every_channel_choice_has_a_registered_channel() -> None:

@@ -20,7 +20,7 @@ from relais.intake.services import screening_record
 from relais.notify import services
 from relais.notify.models import Channel, Notification, NotificationStatus
 from sandbox.messaging import SmsGateway
-from tests.conftest import screening_input
+from tests.factories import screening_input
 
 pytestmark = pytest.mark.django_db
 

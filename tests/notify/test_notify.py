@@ -19,7 +19,7 @@ from relais.notify import services
 from relais.notify.models import Notification, NotificationKind, NotificationStatus
 from relais.patients.services import patient_register
 from relais.screenings.vocab import RESULT_DETECTED
-from tests.conftest import identity, screening_input
+from tests.factories import identity, screening_input
 
 pytestmark = pytest.mark.django_db
 LINK = re.compile(r"http://testserver(/r/[A-Za-z0-9_-]{40,})")

@@ -16,7 +16,7 @@ from relais.patients.services import patient_register
 from relais.results.pdf import result_pdf
 from relais.screenings.models import Screening
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED
-from tests.conftest import identity, screening_input
+from tests.factories import identity, screening_input
 
 pytestmark = pytest.mark.django_db
 MM = 72 / 25.4

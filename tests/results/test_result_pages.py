@@ -16,7 +16,7 @@ from relais.intake.services import screening_correct, screening_record
 from relais.notify.models import ResultLink
 from relais.results import services
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
-from tests.conftest import screening_input
+from tests.factories import screening_input
 
 pytestmark = pytest.mark.django_db
 LINK = re.compile(r"http://testserver(/r/[A-Za-z0-9_-]{40,})")

@@ -26,7 +26,7 @@ from relais.transfer.destinations import Destination, destination
 from relais.transfer.models import OutboxMessage, TransferStatus
 from relais.transfer.services import outbox_claim, outbox_record
 from sandbox.server import tls_context
-from tests.conftest import screening_input
+from tests.factories import screening_input
 from tests.transfer.live import PY, ROOT, Relais, relais_env, start_sandbox
 from tests.transfer.peers import HTTP_TRICKLE, MLLP_TRICKLE, TricklingPeer
 

@@ -12,7 +12,7 @@ from relais.screenings.models import ScreeningResult
 from relais.transfer.delivery import Deliverer
 from relais.transfer.destinations import Destination
 from relais.transfer.models import OutboxMessage
-from tests.conftest import screening_input
+from tests.factories import screening_input
 from tests.transfer.live import Sandbox, start_sandbox
 
 

@@ -23,7 +23,7 @@ from relais.transfer.delivery import Deliverer
 from relais.transfer.destinations import Destination, check_destination, destination
 from relais.transfer.models import OutboxMessage, TransferStatus
 from relais.transfer.registry import FORMATS, TRANSPORTS
-from tests.conftest import screening_input
+from tests.factories import screening_input
 from tests.transfer.live import Relais, Sandbox, relais_env, start_sandbox
 
 NAMES = ["sandbox-mllp-hl7v2", "sandbox-https-hl7v2", "sandbox-https-hl7v2-batch", "sandbox-https-fhir"]

@@ -15,7 +15,7 @@ from relais.screenings.vocab import RESULT_DETECTED
 from relais.transfer.models import OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome
 from relais.transfer.services import backoff_seconds, outbox_claim, outbox_record, outbox_release, outbox_resend
-from tests.conftest import screening_input
+from tests.factories import screening_input
 
 
 def test_recording_writes_its_outbox_row_in_the_same_transaction(screening: Any) -> None:

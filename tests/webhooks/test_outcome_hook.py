@@ -16,7 +16,7 @@ from relais.transfer.outcome import Outcome
 from relais.transfer.services import outbox_claim, outbox_record, outbox_record_error
 from relais.webhooks.models import Webhook, WebhookDelivery
 from relais.webhooks.services import webhook_enqueue_for_outcomes
-from tests.conftest import identity, screening_input
+from tests.factories import identity, screening_input
 
 
 @pytest.fixture

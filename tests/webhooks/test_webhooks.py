@@ -41,7 +41,7 @@ from relais.webhooks.delivery import webhook_claim, webhook_deliver_one, webhook
 from relais.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from relais.webhooks.services import webhook_disable, webhook_enqueue_for_outcomes, webhook_register
 from relais.webhooks.signing import WebhookSignatureError, verify_webhook_signature, webhook_jwks, webhook_sign
-from tests.conftest import identity, screening_input
+from tests.factories import identity, screening_input
 
 PERSONAL = ["DURAND", "Camille", "294037512000591", "1994-03-12", "camille.durand", "612345678", "rue de la Paix"]
 

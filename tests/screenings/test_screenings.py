@@ -11,7 +11,7 @@ from relais.intake.services import screening_correct, screening_record
 from relais.screenings.catalogue import split_display
 from relais.screenings.models import Device, Screening, ScreeningResult
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_NOT_DETECTED
-from tests.conftest import screening_input
+from tests.factories import screening_input
 
 
 def test_catalogue_is_loaded_from_the_eu_value_set(db: Any) -> None:

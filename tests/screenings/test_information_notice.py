@@ -33,10 +33,10 @@ from relais.transfer.delivery import Deliverer, build_payload
 from relais.transfer.destinations import Destination, destination
 from relais.transfer.formats import fhir, hl7v2
 from relais.transfer.models import OutboxMessage
-from tests.conftest import screening_input
+from tests.factories import screening_input
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IDENTITY_VALUES = ["DURAND-TESTEUR", "Camille", "294037512000591", "19940312", "12 rue de la Paix", "+33612345678"]
 
 

@@ -12,7 +12,7 @@ import pytest
 from relais.certificates.keys import generate_dev_signer, write_signer
 from relais.core.secrets import SECRET_NAMES, generate_secret
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -27,8 +27,7 @@ from relais.screenings import csv_import
 from relais.screenings.models import Screening
 from relais.screenings.vocab import RESULT_DETECTED
 from relais.submissions import services as submissions
-from tests.api.conftest import _body
-from tests.conftest import identity, screening_input
+from tests.factories import _body, identity, screening_input
 
 JSON = "application/json"
 DOB = "1985-04-02"

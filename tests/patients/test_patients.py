@@ -10,7 +10,7 @@ from relais.audit.models import AuditEvent
 from relais.patients.models import Patient
 from relais.patients.selectors import patient_search
 from relais.patients.services import LikelyDuplicate, patient_register
-from tests.conftest import identity
+from tests.factories import identity
 
 FORM = {
     "last_name": "Lefèvre",

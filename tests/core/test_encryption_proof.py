@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from django_otp.oath import totp
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 NEEDLES = [
     b"DURAND",

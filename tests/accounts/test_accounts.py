@@ -14,7 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from relais.accounts.models import Invitation, Role, User
 from relais.accounts.services import invitation_accept, invitation_create
-from tests.conftest import STRONG_PASSWORD
+from tests.factories import STRONG_PASSWORD
 
 
 def _code(device: TOTPDevice, offset: int = 0) -> str:

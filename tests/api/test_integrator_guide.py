@@ -29,7 +29,7 @@ from relais.accounts.management.commands.seed_demo import DEMO_FINESS
 from relais.screenings import csv_import
 from tests.transfer.live import Relais, relais_env, start_sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "integrators.md"
 API = ROOT / "relais" / "api"
 VIEWS = [API / "api.py", API / "common.py", *sorted((API / "routers").glob("*.py"))]  # the NinjaAPI and its routers

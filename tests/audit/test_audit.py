@@ -10,7 +10,7 @@ from relais.audit.services import AuditError, audit_record
 from relais.patients import selectors
 from relais.patients.models import Patient
 from relais.patients.services import patient_register
-from tests.conftest import identity
+from tests.factories import identity
 
 DB_REFUSALS = DatabaseError
 
