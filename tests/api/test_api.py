@@ -143,3 +143,11 @@ def test_openapi_document(client: Client, db: Any) -> None:
     paths = response.json()["paths"]
     assert {"/api/v1/token", "/api/v1/screenings", "/api/v1/screenings/{screening_id}"} <= set(paths)
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_reading_a_screening_through_the_api_is_audited(client: Client, bearer: dict[str, str], owner: Any, screening: Any) -> None:
+    """Issue 12: GET /screenings/{id} wrote no audit event."""
+    response = client.get(f"/api/v1/screenings/{screening.pk}", **bearer)
+    assert response.status_code == 200
+    [event] = AuditEvent.objects.filter(action="screening.api_read")
+    assert event.object_ids == [str(screening.pk), str(screening.patient_id)] and event.channel == "api"

@@ -25,6 +25,7 @@ from relais.core.context import request_context
 from relais.intake.services import screening_correct, screening_intake
 from relais.patients.services import PatientIdentity
 from relais.screenings.models import Screening
+from relais.screenings.selectors import screening_get
 
 router = Router()
 
@@ -62,8 +63,13 @@ def submit_screening(request: HttpRequest, body: ScreeningIn, response: HttpResp
 def get_screening(request: HttpRequest, screening_id: uuid.UUID) -> Any:
     """A test's status, including the national platform's acknowledgement when it has arrived."""
     client = api_client(request)
-    screening = Screening.objects.filter(pk=screening_id, pharmacy_id=client.pharmacy_id).prefetch_related("outbox").first()
-    if screening is None:
+    actor = client.service_user
+    try:
+        if actor.pharmacy_id != client.pharmacy_id:  # the client's pharmacy is the tenant; its service user must agree
+            raise Screening.DoesNotExist
+        with request_context(channel="api"):
+            screening = screening_get(actor=actor, screening_id=screening_id, purpose="api_read")  # audited, like every read
+    except Screening.DoesNotExist:
         return Status(404, ErrorOut(error="not_found", message="No test with this id at your pharmacy."))
     return Status(200, ScreeningOut(**screening_fields(screening)))
 
