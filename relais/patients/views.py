@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -11,18 +11,11 @@ from django.utils.translation import gettext as _
 from relais.accounts.access import staff_required
 from relais.accounts.models import User
 from relais.core.forms import apply_service_errors
+from relais.notify.views import resend_after_contact_change
 from relais.patients import selectors, services
 from relais.patients.forms import ContactForm, PatientForm, PatientSearchForm
 from relais.patients.models import Patient, Sex
 from relais.screenings.selectors import patient_screenings
-
-
-def staff_user(request: HttpRequest) -> User:
-    """For relais.notify's two staff pages until they carry @staff_required(sees_patients=True) (moving to relais.results)."""
-    user = request.user
-    if not isinstance(user, User) or not user.sees_patients:
-        raise PermissionDenied
-    return user
 
 
 def patient_or_404(user: User, patient_id: uuid.UUID | str, purpose: str = "view") -> Patient:
@@ -127,8 +120,6 @@ def patient_contact(request: HttpRequest, user: User, patient_id: str) -> HttpRe
         services.patient_update_contact(actor=user, patient=patient, phone=form.cleaned_data["phone"], email=form.cleaned_data["email"])
         messages.success(request, _("Contact details saved."))
         if resend_for is not None:
-            from relais.notify.views import resend_after_contact_change
-
             return resend_after_contact_change(request, user=user, screening_id=resend_for, patient_id=patient.pk)
         return redirect("patients:detail", patient_id=patient.pk)
     return render(request, "patients/contact.html", {"form": form, "patient": patient, "resend_for": resend_for})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -20,35 +19,10 @@ from relais.notify.models import Notification, NotificationKind, NotificationSta
 from relais.patients.services import patient_register
 from relais.screenings.vocab import RESULT_DETECTED
 from tests.factories import identity, screening_input
+from tests.notify.helpers import audited, link_in, open_link, send_messages, unlock
 
 pytestmark = pytest.mark.django_db
-LINK = re.compile(r"http://testserver(/r/[A-Za-z0-9_-]{40,})")
 HEALTH_WORDS = ["positi", "négati", "negati", "detect", "détect", "covid", "sars", "DURAND", "Camille", "1994", "12/03"]
-
-
-def _audited(action: str, object_id: Any) -> bool:
-    return any(str(object_id) in ids for ids in AuditEvent.objects.filter(action=action).values_list("object_ids", flat=True))
-
-
-def _send() -> None:
-    call_command("notify_worker", "--once")
-
-
-def _link_in(text: str) -> str:
-    match = LINK.search(text)
-    assert match, text
-    return match.group(1)
-
-
-def _open(link: str, client: Client | None = None) -> Client:
-    client = client or Client()
-    response = client.get(link)
-    assert response.status_code == 302 and response["Location"] == "/r/" and response["Referrer-Policy"] == "no-referrer"
-    return client
-
-
-def _unlock(client: Client, dob: str = "12/03/1994") -> Any:
-    return client.post("/r/", {"date_of_birth": dob})
 
 
 def test_result_is_sent_by_email_and_sms_with_a_link_and_no_health_data(messaging: Any, owner: Any, patient: Any) -> None:
@@ -56,7 +30,7 @@ def test_result_is_sent_by_email_and_sms_with_a_link_and_no_health_data(messagin
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input(results={"sars-cov-2": RESULT_DETECTED}))
     queued = Notification.objects.filter(screening=screening)
     assert sorted(queued.values_list("channel", flat=True)) == ["email", "sms"]
-    _send()
+    send_messages()
     assert set(queued.values_list("status", flat=True)) == {NotificationStatus.SENT}
     assert set(queued.values_list("link_url", flat=True)) == {""}  # the link is forgotten once sent: only its hash remains
     [mail] = smtp.store.messages
@@ -66,9 +40,9 @@ def test_result_is_sent_by_email_and_sms_with_a_link_and_no_health_data(messagin
         lowered = body.lower()
         assert not [w for w in HEALTH_WORDS if w.lower() in lowered], body
         assert "Pharmacie du Test" in body
-    assert _link_in(mail["text"]) == _link_in(text["text"])
+    assert link_in(mail["text"]) == link_in(text["text"])
     assert AuditEvent.objects.filter(action="notification.send").exists()
-    assert _audited("notification.queue", screening.pk)
+    assert audited("notification.queue", screening.pk)
 
 
 def test_no_contact_means_no_message(messaging: Any, owner: Any) -> None:
@@ -81,25 +55,25 @@ def test_sms_gateway_failures_are_retried_with_backoff_or_shown_as_failed(messag
     _smtp, sms = messaging
     sms.mode = "http500"
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
+    send_messages()
     text = Notification.objects.get(screening=screening, channel="sms")
     assert text.status == NotificationStatus.PENDING and text.attempts == 1 and "500" in text.last_error
     assert text.next_attempt_at > timezone.now() and text.link_url  # kept until sent
     sms.mode = "reject"
     Notification.objects.filter(pk=text.pk).update(next_attempt_at=timezone.now())
-    _send()
+    send_messages()
     text.refresh_from_db()
     assert text.status == NotificationStatus.FAILED and "400" in text.last_error and not text.link_url
     sms.mode = "ok"
     Notification.objects.filter(pk=text.pk).update(next_attempt_at=timezone.now())
-    _send()
+    send_messages()
     assert sms.messages == []  # a failed message stays failed; the pharmacist sends a new link
 
 
 def test_sms_rate_limit_honours_retry_after(messaging: Any, owner: Any, patient: Any) -> None:
     messaging[1].mode = "http429"
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
+    send_messages()
     text = Notification.objects.get(screening=screening, channel="sms")
     assert text.status == NotificationStatus.PENDING and "429" in text.last_error
 
@@ -107,14 +81,14 @@ def test_sms_rate_limit_honours_retry_after(messaging: Any, owner: Any, patient:
 def test_refused_email_address_fails_visibly_and_unreachable_server_is_retried(messaging: Any, owner: Any, settings: Any) -> None:
     patient = patient_register(actor=owner, identity=identity(email="nobody@example.invalid", phone="", nir="", last_name="REFUS"))
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
+    send_messages()
     mail = Notification.objects.get(screening=screening)
     assert mail.status == NotificationStatus.FAILED and "550" in mail.last_error
     assert "example.invalid" not in mail.last_error
     settings.EMAIL_PORT = 1  # nothing listens there
     other = patient_register(actor=owner, identity=identity(email="a@example.org", phone="", nir="", last_name="PANNE"))
     screening = screening_record(actor=owner, patient_id=other.pk, data=screening_input())
-    _send()
+    send_messages()
     mail = Notification.objects.get(screening=screening)
     assert mail.status == NotificationStatus.PENDING and mail.attempts == 1 and "unreachable" in mail.last_error
 
@@ -123,10 +97,10 @@ def test_a_killed_worker_loses_nothing(messaging: Any, owner: Any, patient: Any)
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
     claimed = services.notify_claim(owner="killed-worker")
     assert len(claimed) == 2
-    _send()  # the leases are still held: nothing sent twice
+    send_messages()  # the leases are still held: nothing sent twice
     assert messaging[0].store.messages == []
     Notification.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
-    _send()
+    send_messages()
     assert len(messaging[0].store.messages) == 1 and len(messaging[1].messages) == 1
     assert set(Notification.objects.filter(screening=screening).values_list("status", flat=True)) == {NotificationStatus.SENT}
 
@@ -141,25 +115,25 @@ def test_a_late_lease_holder_cannot_overwrite(owner: Any, patient: Any) -> None:
 def test_correction_tells_the_patient_and_the_old_link_is_replaced(messaging: Any, owner: Any, patient: Any) -> None:
     smtp, _ = messaging
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
-    old_link = _link_in(smtp.store.messages[0]["text"])
+    send_messages()
+    old_link = link_in(smtp.store.messages[0]["text"])
     correction = screening_correct(actor=owner, screening_id=screening.pk, reason="inverted", results={"sars-cov-2": RESULT_DETECTED})
     assert Notification.objects.filter(screening=correction, kind=NotificationKind.CORRECTED).count() == 2
-    _send()
+    send_messages()
     mail = smtp.store.messages[-1]["text"]
     assert "corrigé" in mail and "corrected" in mail
     assert Client().get(old_link).status_code == 410
-    client = _open(_link_in(mail))
-    _unlock(client)
+    client = open_link(link_in(mail))
+    unlock(client)
     assert "guidance positive" in client.get("/r/").content.decode()
 
 
 def test_removal_tells_the_patient_the_result_was_withdrawn(messaging: Any, owner: Any, patient: Any) -> None:
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
     screening_correct(actor=owner, screening_id=screening.pk, reason="wrong patient", remove=True)
-    _send()
-    client = _open(_link_in(messaging[0].store.messages[-1]["text"]))
-    _unlock(client)
+    send_messages()
+    client = open_link(link_in(messaging[0].store.messages[-1]["text"]))
+    unlock(client)
     html = client.get("/r/").content.decode()
     assert "removed" in html and 'data-testid="result"' not in html
 
@@ -167,7 +141,7 @@ def test_removal_tells_the_patient_the_result_was_withdrawn(messaging: Any, owne
 def test_pharmacist_sees_message_status_and_corrects_the_address_then_resends(messaging: Any, owner: Any, as_user: Any) -> None:
     patient = patient_register(actor=owner, identity=identity(email="typo@example.invalid", phone="", nir="", last_name="TYPO"))
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
+    send_messages()
     web = as_user(owner)
     page = web.get(f"/screenings/{screening.pk}/").content.decode()
     assert 'data-testid="notification"' in page and "status failed" in page and "t•••@example.invalid" in page
@@ -175,7 +149,7 @@ def test_pharmacist_sees_message_status_and_corrects_the_address_then_resends(me
     assert contact.status_code == 200
     response = web.post(f"/patients/{patient.pk}/contact/?screening={screening.pk}", {"phone": "", "email": "fixed@example.org"})
     assert response.status_code == 302 and response["Location"] == f"/screenings/{screening.pk}/"
-    _send()
+    send_messages()
     assert messaging[0].store.messages[-1]["to"] == ["fixed@example.org"]
 
 
@@ -193,7 +167,7 @@ def test_tenancy_of_resend_and_printed_document(owner: Any, colleague: Any, stra
 def test_operator_sees_message_queue_figures_without_addresses(messaging: Any, owner: Any, operator: Any, as_user: Any) -> None:
     patient = patient_register(actor=owner, identity=identity(email="gone@example.invalid", phone="", nir="", last_name="OPS"))
     screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
+    send_messages()
     page = as_user(operator).get("/operator/transfer/").content.decode()
     assert 'data-testid="messages-waiting"' in page and "550" in page and "example.invalid" not in page
     out = io.StringIO()
@@ -244,21 +218,21 @@ def test_any_2xx_from_the_gateway_means_sent_once(owner: Any, settings: Any, bod
     message = _sms_only(owner, gateway, settings)
     for _round in range(3):
         Notification.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
-        _send()
+        send_messages()
     message.refresh_from_db()
     assert gateway.hits == 1 and message.status == NotificationStatus.SENT
 
 
 def test_huge_retry_after_is_capped_and_the_attempt_counts(owner: Any, settings: Any) -> None:
     message = _sms_only(owner, _OddGateway(429, b'{"error": "slow down"}', {"Retry-After": "1e12"}), settings)
-    _send()
+    send_messages()
     message.refresh_from_db()
     assert message.attempts == 1 and message.next_attempt_at < timezone.now() + timedelta(hours=2)
 
 
 def test_a_number_quoted_back_by_the_gateway_is_not_stored(owner: Any, settings: Any) -> None:
     message = _sms_only(owner, _OddGateway(400, b'{"error": "destination +33 6 12 34 56 78 is not a mobile number"}'), settings)
-    _send()
+    send_messages()
     message.refresh_from_db()
     assert message.status == NotificationStatus.FAILED and "56 78" not in message.last_error and "mobile" in message.last_error
 
@@ -277,6 +251,6 @@ def test_a_message_cancelled_or_reclaimed_after_the_claim_is_not_sent(messaging:
     assert messaging[0].store.messages == [] and messaging[1].messages == []
 
 
-def test_staff_reading_message_addresses_is_audited(messaging: Any, owner: Any, screening: Any, as_user: Any) -> None:
+def test_staff_reading_message_addresses_isaudited(messaging: Any, owner: Any, screening: Any, as_user: Any) -> None:
     assert as_user(owner).get(f"/screenings/{screening.pk}/").status_code == 200
     assert AuditEvent.objects.filter(action="notification.list", actor_id=owner.pk).exists()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -17,56 +15,31 @@ from relais.notify.models import ResultLink
 from relais.results import services
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
 from tests.factories import screening_input
+from tests.notify.helpers import audited, link_in, open_link, send_messages, unlock
 
 pytestmark = pytest.mark.django_db
-LINK = re.compile(r"http://testserver(/r/[A-Za-z0-9_-]{40,})")
-
-
-def _audited(action: str, object_id: Any) -> bool:
-    return any(str(object_id) in ids for ids in AuditEvent.objects.filter(action=action).values_list("object_ids", flat=True))
-
-
-def _send() -> None:
-    call_command("notify_worker", "--once")
-
-
-def _link_in(text: str) -> str:
-    match = LINK.search(text)
-    assert match, text
-    return match.group(1)
-
-
-def _open(link: str, client: Client | None = None) -> Client:
-    client = client or Client()
-    response = client.get(link)
-    assert response.status_code == 302 and response["Location"] == "/r/" and response["Referrer-Policy"] == "no-referrer"
-    return client
-
-
-def _unlock(client: Client, dob: str = "12/03/1994") -> Any:
-    return client.post("/r/", {"date_of_birth": dob})
 
 
 def test_patient_opens_the_link_proves_the_birth_date_and_reads_the_result(messaging: Any, owner: Any, patient: Any) -> None:
     smtp, _ = messaging
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input(results={"sars-cov-2": RESULT_DETECTED}))
-    _send()
-    link = _link_in(smtp.store.messages[0]["text"])
-    client = _open(link)
+    send_messages()
+    link = link_in(smtp.store.messages[0]["text"])
+    client = open_link(link)
     form = client.get("/r/")
     assert form.status_code == 200 and b"date_of_birth" in form.content
     assert "no-store" in form["Cache-Control"] and form["Referrer-Policy"] == "same-origin"
     assert b"DURAND" not in form.content  # nothing personal before the date of birth
-    wrong = _unlock(client, "13/03/1994")
+    wrong = unlock(client, "13/03/1994")
     assert wrong.status_code == 400 and b"9" in wrong.content
     assert AuditEvent.objects.filter(action="result_link.wrong_birth_date").count() == 1
-    assert _unlock(client).status_code == 302
+    assert unlock(client).status_code == 302
     page = client.get("/r/")
     assert page.status_code == 200 and "no-store" in page["Cache-Control"]
     html = page.content.decode()
     assert "Pharmacie du Test" in html and 'data-testid="result"' in html
     assert "guidance positive" in html and "<svg" in html  # guidance for a positive result, and the certificate's QR code
-    assert _audited("result.patient_view", screening.pk)
+    assert audited("result.patient_view", screening.pk)
     pdf = client.get("/r/document.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and "no-store" in pdf["Cache-Control"]
     assert AuditEvent.objects.filter(action="result.patient_pdf").exists()
@@ -77,9 +50,9 @@ def test_patient_opens_the_link_proves_the_birth_date_and_reads_the_result(messa
 
 def test_pages_in_english_and_french(messaging: Any, owner: Any, patient: Any) -> None:
     screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
-    link = _link_in(messaging[0].store.messages[0]["text"])
-    client = _open(link)
+    send_messages()
+    link = link_in(messaging[0].store.messages[0]["text"])
+    client = open_link(link)
     assert "Votre date de naissance" in client.get("/r/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     client.cookies["django_language"] = "en"
     assert "Your date of birth" in client.get("/r/").content.decode()
@@ -88,39 +61,39 @@ def test_pages_in_english_and_french(messaging: Any, owner: Any, patient: Any) -
 @pytest.mark.parametrize(("code", "guidance"), [(RESULT_INVALID, "invalid"), ("260415000", "negative")])
 def test_guidance_follows_the_result(messaging: Any, owner: Any, patient: Any, code: str, guidance: str) -> None:
     screening_record(actor=owner, patient_id=patient.pk, data=screening_input(results={"sars-cov-2": code}))
-    _send()
-    client = _open(_link_in(messaging[0].store.messages[0]["text"]))
-    _unlock(client)
+    send_messages()
+    client = open_link(link_in(messaging[0].store.messages[0]["text"]))
+    unlock(client)
     assert f"guidance {guidance}" in client.get("/r/").content.decode()
 
 
 def test_ten_wrong_dates_lock_the_link_until_the_pharmacist_sends_a_new_one(messaging: Any, owner: Any, patient: Any, as_user: Any) -> None:
     smtp, _ = messaging
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
-    old_link = _link_in(smtp.store.messages[0]["text"])
-    client = _open(old_link)
+    send_messages()
+    old_link = link_in(smtp.store.messages[0]["text"])
+    client = open_link(old_link)
     for _attempt in range(9):
-        assert _unlock(client, "01/01/2000").status_code == 400
-    locked = _unlock(client, "01/01/2000")
+        assert unlock(client, "01/01/2000").status_code == 400
+    locked = unlock(client, "01/01/2000")
     assert locked.status_code == 410 and b'data-reason="locked"' in locked.content
-    assert _unlock(client).status_code in (404, 410)  # even the right date no longer opens it
+    assert unlock(client).status_code in (404, 410)  # even the right date no longer opens it
     assert Client().get(old_link).status_code == 410
     assert AuditEvent.objects.filter(action="result_link.locked").count() == 1
     response = as_user(owner).post(f"/screenings/{screening.pk}/resend/")
     assert response.status_code == 302
-    _send()
-    new_link = _link_in(smtp.store.messages[-1]["text"])
+    send_messages()
+    new_link = link_in(smtp.store.messages[-1]["text"])
     assert new_link != old_link
-    fresh = _open(new_link)
-    assert _unlock(fresh).status_code == 302 and fresh.get("/r/").status_code == 200
+    fresh = open_link(new_link)
+    assert unlock(fresh).status_code == 302 and fresh.get("/r/").status_code == 200
     assert AuditEvent.objects.filter(action="notification.resend", actor_id=owner.pk).exists()
 
 
 def test_links_expire_after_ten_days(messaging: Any, owner: Any, patient: Any) -> None:
     screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
-    link = _link_in(messaging[0].store.messages[0]["text"])
+    send_messages()
+    link = link_in(messaging[0].store.messages[0]["text"])
     ResultLink.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     response = Client().get(link)
     assert response.status_code == 410 and b'data-reason="expired"' in response.content
@@ -135,9 +108,9 @@ def test_unknown_or_truncated_links_answer_404_without_detail() -> None:
 
 def test_birth_date_is_checked_without_leaking_which_part_is_wrong(messaging: Any, owner: Any, patient: Any) -> None:
     screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
-    client = _open(_link_in(messaging[0].store.messages[0]["text"]))
-    bad_format = _unlock(client, "1994/31/31")
+    send_messages()
+    client = open_link(link_in(messaging[0].store.messages[0]["text"]))
+    bad_format = unlock(client, "1994/31/31")
     assert bad_format.status_code == 400 and b"31/12/1980" in bad_format.content
     assert ResultLink.objects.get().failed_attempts == 0  # a typo in the format is not an attempt
     assert services.link_check_birth_date(link_id=ResultLink.objects.get().pk, date_of_birth=date(1994, 3, 12))
@@ -198,10 +171,10 @@ def test_printing_an_older_version_says_it_is_outdated(owner: Any, patient: Any,
     assert any("OUTDATED" in text for text in drawn)
 
 
-def test_opening_a_locked_or_expired_link_is_audited(messaging: Any, owner: Any, patient: Any) -> None:
+def test_opening_a_locked_or_expired_link_isaudited(messaging: Any, owner: Any, patient: Any) -> None:
     screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
-    link = _link_in(messaging[0].store.messages[0]["text"])
+    send_messages()
+    link = link_in(messaging[0].store.messages[0]["text"])
     ResultLink.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert Client().get(link).status_code == 410
     assert AuditEvent.objects.filter(action="result_link.open_expired").count() == 1
@@ -209,8 +182,8 @@ def test_opening_a_locked_or_expired_link_is_audited(messaging: Any, owner: Any,
 
 def test_a_bad_link_fetched_by_another_site_does_not_end_the_open_result(messaging: Any, owner: Any, patient: Any) -> None:
     screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    _send()
-    client = _open(_link_in(messaging[0].store.messages[0]["text"]))
-    _unlock(client)
+    send_messages()
+    client = open_link(link_in(messaging[0].store.messages[0]["text"]))
+    unlock(client)
     assert client.get("/r/" + "B" * 43).status_code == 404
     assert 'data-testid="result"' in client.get("/r/").content.decode()
