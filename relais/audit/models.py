@@ -30,3 +30,18 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+
+class AuditSubject(models.Model):
+    """One (event, object id) pair: answers "who touched this object" from an index, on SQLite and PostgreSQL alike.
+
+    Written with its event, in the same transaction; append-only like the events (migration 0003)."""
+
+    event_id = models.BigIntegerField()
+    object_id = models.UUIDField()
+
+    class Meta:
+        indexes = [models.Index(fields=["object_id", "event_id"], name="audit_subject_object")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.object_id}"

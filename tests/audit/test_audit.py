@@ -92,3 +92,12 @@ def test_who_saw_this_patient_is_one_command(as_user: Any, owner: Any, colleague
     assert {(r["actor"], r["action"]) for r in rows} >= {(owner.email, "patient.create"), (colleague.email, "patient.view")}
     assert stranger.email not in {r["actor"] for r in rows}
     assert any(r["ip"] == "198.51.100.9" for r in rows)
+
+
+def test_each_event_indexes_the_objects_it_names(owner: Any, patient: Any, screening: Any) -> None:
+    from relais.audit.models import AuditSubject
+
+    event = AuditEvent.objects.filter(action="screening.create").latest("id")
+    assert set(AuditSubject.objects.filter(event_id=event.pk).values_list("object_id", flat=True)) == {screening.pk, patient.pk}
+    with pytest.raises(DB_REFUSALS), transaction.atomic():
+        AuditSubject.objects.filter(event_id=event.pk).delete()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
-from relais.audit.models import AuditEvent
+from relais.audit.models import AuditEvent, AuditSubject
 
 
 def _when(value: str | None) -> datetime | None:
@@ -41,12 +42,14 @@ class Command(BaseCommand):
             events = events.filter(occurred_at__gte=since)
         if until := _when(options["until"]):
             events = events.filter(occurred_at__lt=until)
-        wanted = options["object"]
+        if options["object"]:
+            try:
+                wanted = uuid.UUID(options["object"])
+            except ValueError as exc:
+                raise CommandError(f"--object: not a UUID: {options['object']}") from exc
+            events = events.filter(id__in=AuditSubject.objects.filter(object_id=wanted).values("event_id"))
         count = 0
-        # object_ids is a JSON list; filtered here so the query works the same on SQLite and PostgreSQL.
         for event in events.iterator():
-            if wanted and wanted not in event.object_ids:
-                continue
             count += 1
             row = {
                 "time": event.occurred_at.isoformat(),
