@@ -17,3 +17,26 @@ class DataKey(models.Model):
 
     def __str__(self) -> str:
         return self.key_id
+
+
+class ScheduledJob(models.Model):
+    """One periodic job (the retention purge, the unusual-access rules): claimed through the leased queue, so one
+    run per period however many workers poll it. See relais/core/schedule.py."""
+
+    name = models.CharField(max_length=64, unique=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # when it is next due
+    lease_owner = models.CharField(max_length=80, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_report = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
