@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "relais.results",
     "relais.certificates",
     "relais.webhooks",
+    "relais.breach",
     "ninja",
 ]
 
@@ -270,6 +271,18 @@ RELAIS_SMS: dict[str, Any] = {
     "timeout": 10,
 }
 RELAIS_NOTIFY: dict[str, Any] = {"lease_seconds": 120, "backoff_base": 30, "backoff_cap": 3600, "max_attempts": 10}
+# Breach response (Art. 33/34 GDPR): the data-protection officer named in notifications and letters; drafts written under "dir".
+RELAIS_BREACH: dict[str, Any] = {
+    "dpo_name": os.environ.get("RELAIS_DPO_NAME", "Délégué à la protection des données"),
+    "dpo_email": os.environ.get("RELAIS_DPO_EMAIL", "dpo@relais.localhost"),
+    "dpo_phone": os.environ.get("RELAIS_DPO_PHONE", ""),
+    "controller": os.environ.get("RELAIS_CONTROLLER_NAME", "Relais"),
+    "dir": os.environ.get("RELAIS_BREACH_DIR", str(VAR_DIR / "breach")),
+    "lease_seconds": 120,
+    "backoff_base": 30,
+    "backoff_cap": 3600,
+    "max_attempts": 10,
+}
 
 # EU DCC document signer: protected files in production (RELAIS_DCC_SIGNER_KEY_FILE, mode 0600); generated into var/ otherwise.
 _DCC_DIR = VAR_DIR / "dcc-signer"
