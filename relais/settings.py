@@ -59,6 +59,24 @@ if RELAIS_WEBHOOK_SIGNING_KEY in {RELAIS_MASTER_KEY, RELAIS_BLIND_INDEX_KEY}:
     raise ImproperlyConfigured(
         "Refusing to start: RELAIS_WEBHOOK_SIGNING_KEY must differ from RELAIS_MASTER_KEY and RELAIS_BLIND_INDEX_KEY"
     )
+# Ed25519 seed that signs audit checkpoints (relais/audit/seal.py); kept out of the database it vouches for.
+RELAIS_AUDIT_SIGNING_KEY = _secret("RELAIS_AUDIT_SIGNING_KEY")
+if RELAIS_AUDIT_SIGNING_KEY in {RELAIS_MASTER_KEY, RELAIS_BLIND_INDEX_KEY, RELAIS_WEBHOOK_SIGNING_KEY}:
+    raise ImproperlyConfigured("Refusing to start: RELAIS_AUDIT_SIGNING_KEY must differ from the other keys")
+# Public halves (base64) of former audit signing keys: checkpoints they signed still verify after a rotation.
+RELAIS_AUDIT_TRUSTED_PUBLIC_KEYS = [k.strip() for k in os.environ.get("RELAIS_AUDIT_TRUSTED_PUBLIC_KEYS", "").split(",") if k.strip()]
+# Checkpoints are also appended outside the database: a file (none by default in tests) and an optional second copy.
+_AUDIT_CHECKPOINT_FILE = os.environ.get(
+    "RELAIS_AUDIT_CHECKPOINT_FILE", "" if RELAIS_ENV == "test" else str(VAR_DIR / "audit-checkpoints.jsonl")
+)
+if PRODUCTION and not _AUDIT_CHECKPOINT_FILE:
+    raise ImproperlyConfigured("Refusing to start: RELAIS_AUDIT_CHECKPOINT_FILE must name a file outside the database")
+RELAIS_AUDIT_SEAL: dict[str, Any] = {
+    "every_events": int(os.environ.get("RELAIS_AUDIT_SEAL_EVERY_EVENTS", "1000")),  # checkpoint after this many events
+    "every_seconds": int(os.environ.get("RELAIS_AUDIT_SEAL_EVERY_SECONDS", "60")),  # ... or once the oldest is this old
+    "delay_seconds": int(os.environ.get("RELAIS_AUDIT_SEAL_DELAY_SECONDS", "300")),  # older unsealed events are an alarm
+    "files": [f for f in (_AUDIT_CHECKPOINT_FILE, os.environ.get("RELAIS_AUDIT_CHECKPOINT_COPY", "")) if f],
+}
 
 DEBUG = os.environ.get("RELAIS_DEBUG") == "1" and not PRODUCTION
 if PRODUCTION:

@@ -45,3 +45,61 @@ class AuditSubject(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.object_id}"
+
+
+class AuditSeal(models.Model):
+    """An event's place in the sealed chain: seq is the order the sealer saw it committed, not its id.
+
+    content_hash = SHA-256 of the event's canonical content; chain_hash = SHA-256(previous chain_hash || content_hash).
+    Append-only (migration 0004): only rows of a purged segment may be deleted."""
+
+    seq = models.BigIntegerField(unique=True)
+    event_id = models.BigIntegerField(unique=True)
+    content_hash = models.CharField(max_length=64)
+    chain_hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"seal {self.seq} event {self.event_id}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed summary of the segment seq_first..seq_last: Merkle root (RFC 9162) of its content hashes, the chain
+    hash at seq_last and the previous checkpoint's hash. Also appended to files outside the database. Append-only."""
+
+    seq_first = models.BigIntegerField(unique=True)
+    seq_last = models.BigIntegerField(unique=True)
+    count = models.IntegerField()
+    merkle_root = models.CharField(max_length=64)
+    chain_hash = models.CharField(max_length=64)
+    previous_checkpoint_hash = models.CharField(max_length=64)
+    checkpoint_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["seq_last"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.seq_first}-{self.seq_last}"
+
+
+class AuditPurgedSegment(models.Model):
+    """Permit for deleting one whole checkpointed segment's events, subjects and seals (retention).
+
+    Inserted in the purge's own transaction; the delete triggers only let through rows whose seq it covers."""
+
+    seq_first = models.BigIntegerField(unique=True)
+    seq_last = models.BigIntegerField(unique=True)
+    checkpoint_hash = models.CharField(max_length=64, unique=True)
+    purged_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq_last"]
+
+    def __str__(self) -> str:
+        return f"purged {self.seq_first}-{self.seq_last}"

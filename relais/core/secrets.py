@@ -8,10 +8,17 @@ import secrets as pysecrets
 import stat
 from pathlib import Path
 
-SECRET_NAMES = ("DJANGO_SECRET_KEY", "RELAIS_MASTER_KEY", "RELAIS_BLIND_INDEX_KEY", "RELAIS_WEBHOOK_SIGNING_KEY")
+SECRET_NAMES = (
+    "DJANGO_SECRET_KEY",
+    "RELAIS_MASTER_KEY",
+    "RELAIS_BLIND_INDEX_KEY",
+    "RELAIS_WEBHOOK_SIGNING_KEY",
+    "RELAIS_AUDIT_SIGNING_KEY",
+)
 # Values that must never protect real data: documentation examples and framework defaults.
 KNOWN_DEFAULTS = {"", "changeme", "change-me", "secret", "password", "dev", "development", "test"}
-KEY_NAMES = ("RELAIS_MASTER_KEY", "RELAIS_BLIND_INDEX_KEY", "RELAIS_WEBHOOK_SIGNING_KEY")
+# RELAIS_AUDIT_SIGNING_KEY is the 32-byte Ed25519 seed that signs audit checkpoints.
+KEY_NAMES = ("RELAIS_MASTER_KEY", "RELAIS_BLIND_INDEX_KEY", "RELAIS_WEBHOOK_SIGNING_KEY", "RELAIS_AUDIT_SIGNING_KEY")
 
 
 class SecretError(Exception):
