@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "relais.certificates",
     "relais.webhooks",
     "relais.breach",
+    "relais.subject_access",
     "ninja",
 ]
 

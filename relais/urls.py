@@ -16,6 +16,7 @@ urlpatterns = [
     path("imports/", include("relais.submissions.urls")),
     path("settings/api/", include("relais.api.web_urls")),
     path("", include("relais.notify.urls")),
+    path("", include("relais.subject_access.urls")),
     path("", include("relais.results.urls")),
     path("dcc/", include("relais.certificates.urls")),
 ]

@@ -77,6 +77,12 @@ def _verified(request: HttpRequest, link_id: str) -> bool:
     return bool(verified.get("link") == link_id and verified.get("until", 0) > time.time())
 
 
+def verified_link(request: HttpRequest) -> str | None:
+    """The session's result link once its date of birth was checked (and not yet expired), else None."""
+    link_id = request.session.get(SESSION_LINK)
+    return link_id if link_id and _verified(request, link_id) else None
+
+
 def _result_context(screening: Screening) -> dict[str, Any]:
     results = list(screening.results.all())
     guidance = services.result_guidance({r.result for r in results})
