@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("relais.subject_access.urls")),
     path("", include("relais.results.urls")),
     path("dcc/", include("relais.certificates.urls")),
+    path("breach/", include("relais.breach.urls")),
 ]
 handler404 = "relais.core.views.not_found"
 handler400 = "relais.core.views.bad_request"
