@@ -10,43 +10,37 @@ files outside the database. ``verify`` re-derives all of it. Retention deletes w
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from relais.audit.models import AuditCheckpoint, AuditEvent, AuditPurgedSegment, AuditSeal
-
-GENESIS = "0" * 64  # the chain hash before seq 1 and the previous hash of the first checkpoint
-COLUMNS = (
-    "id",
-    "public_id",
-    "occurred_at",
-    "actor_id",
-    "actor_label",
-    "actor_role",
-    "pharmacy_id",
-    "action",
-    "object_type",
-    "object_ids",
-    "detail",
-    "request_id",
-    "client_ip",
-    "channel",
+from relais.audit.sealcrypto import (
+    CHECKPOINT_FIELDS,
+    COLUMNS,
+    GENESIS,
+    _b64,
+    _time_text,
+    _unb64,
+    canonical,
+    chain,
+    check_signature,
+    checkpoint_body,
+    content_hash,
+    key_id,
+    merkle_root,
+    public_key_bytes,
 )
+
 _SELECT_EVENT = ", ".join(f"e.{c}" for c in COLUMNS)
 _LOCK_ID = 0x52454C4149534C  # PostgreSQL advisory lock serialising sealers ("RELAISL")
 
@@ -77,24 +71,8 @@ def seal_config() -> SealConfig:
     )
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text.strip().encode())
-
-
 def signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(_unb64(settings.RELAIS_AUDIT_SIGNING_KEY))
-
-
-def public_key_bytes(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def key_id(public: bytes) -> str:
-    return hashlib.sha256(public).hexdigest()
 
 
 def trusted_keys() -> dict[str, bytes]:
@@ -104,142 +82,13 @@ def trusted_keys() -> dict[str, bytes]:
     return {key_id(k): k for k in keys}
 
 
-# ---------------------------------------------------------------- canonical content and hashes
-
-
-def _uuid_text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return str(uuid.UUID(str(value)))  # SQLite stores 32 hex digits
-
-
-def _time_text(value: Any) -> str:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # naive values from SQLite are UTC (USE_TZ)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _json_value(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-def canonical(row: Sequence[Any]) -> bytes:
-    """Deterministic serialisation of an event's columns, in COLUMNS order, as read raw from either database."""
-    (event_id, public_id, occurred_at, actor_id, label, role, pharmacy_id, action, otype, oids, detail, rid, ip, chan) = row
-    content = {
-        "id": int(event_id),
-        "public_id": _uuid_text(public_id),
-        "occurred_at": _time_text(occurred_at),
-        "actor_id": _uuid_text(actor_id),
-        "actor_label": label,
-        "actor_role": role,
-        "pharmacy_id": _uuid_text(pharmacy_id),
-        "action": action,
-        "object_type": otype,
-        "object_ids": _json_value(oids),
-        "detail": _json_value(detail),
-        "request_id": rid,
-        "client_ip": None if ip is None else str(ip),
-        "channel": chan,
-    }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def db_time(value: datetime) -> Any:
+    """A datetime as the raw cursor of this database compares it with stored values."""
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def canonical_event(event: AuditEvent) -> bytes:
     return canonical([getattr(event, c) for c in COLUMNS])
-
-
-def content_hash(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
-def chain(previous: str, content_digest: str) -> str:
-    return hashlib.sha256(bytes.fromhex(previous) + bytes.fromhex(content_digest)).digest().hex()
-
-
-# ---------------------------------------------------------------- Merkle tree (RFC 9162, section 2.1)
-
-
-def leaf_hash(data: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def _root_of(nodes: list[bytes]) -> bytes:
-    # Pairing level by level and lifting the odd last node gives the RFC's split at the largest power of two below n.
-    if not nodes:
-        return hashlib.sha256(b"").digest()
-    while len(nodes) > 1:
-        paired = [node_hash(nodes[i], nodes[i + 1]) for i in range(0, len(nodes) - 1, 2)]
-        if len(nodes) % 2:
-            paired.append(nodes[-1])
-        nodes = paired
-    return nodes[0]
-
-
-def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) over the leaves' data (here: each event's 32-byte content hash)."""
-    return _root_of([leaf_hash(d) for d in leaves])
-
-
-def _split(n: int) -> int:
-    return 1 << ((n - 1).bit_length() - 1)  # largest power of two smaller than n (n > 1)
-
-
-def _path(m: int, hashes: list[bytes]) -> list[bytes]:
-    if len(hashes) <= 1:
-        return []
-    k = _split(len(hashes))
-    if m < k:
-        return [*_path(m, hashes[:k]), _root_of(hashes[k:])]
-    return [*_path(m - k, hashes[k:]), _root_of(hashes[:k])]
-
-
-def audit_path(index: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """PATH(m, D[n]) of RFC 9162 2.1.3.1."""
-    return _path(index, [leaf_hash(d) for d in leaves])
-
-
-def verify_inclusion(*, index: int, size: int, leaf: bytes, path: Sequence[bytes], root: bytes) -> bool:
-    """RFC 9162 2.1.3.2 on the leaf's data."""
-    if index >= size:
-        return False
-    fn, sn, r = index, size - 1, leaf_hash(leaf)
-    for p in path:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
-
-
-# ---------------------------------------------------------------- checkpoints
-
-
-CHECKPOINT_FIELDS = ("seq_first", "seq_last", "count", "merkle_root", "chain_hash", "previous_checkpoint_hash", "created_at", "key_id")
-
-
-def checkpoint_body(fields: dict[str, Any]) -> bytes:
-    """The signed bytes of a checkpoint: its fields as canonical JSON."""
-    body = {name: fields[name] for name in CHECKPOINT_FIELDS}
-    if not isinstance(body["created_at"], str):
-        body["created_at"] = _time_text(body["created_at"])
-    body["v"] = 1
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def checkpoint_line(checkpoint: AuditCheckpoint) -> dict[str, Any]:
@@ -256,17 +105,6 @@ def checkpoint_line(checkpoint: AuditCheckpoint) -> dict[str, Any]:
 
 def _cp_fields(checkpoint: AuditCheckpoint) -> dict[str, Any]:
     return {name: getattr(checkpoint, name) for name in CHECKPOINT_FIELDS}
-
-
-def check_signature(fields: dict[str, Any], signature_hex: str, keys: dict[str, bytes]) -> bool:
-    public = keys.get(str(fields.get("key_id")))
-    if public is None:
-        return False
-    try:
-        Ed25519PublicKey.from_public_bytes(public).verify(bytes.fromhex(signature_hex), checkpoint_body(fields))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 def _write_checkpoint(*, seq_first: int, seq_last: int, now: datetime) -> AuditCheckpoint:
@@ -347,7 +185,7 @@ def _seal_batch(*, limit: int, now: datetime, full: bool, cfg: SealConfig) -> in
     last = AuditSeal.objects.order_by("-seq").values_list("seq", "chain_hash", "event_id").first()
     seq, previous, last_event = last or (0, GENESIS, 0)
     with connection.cursor() as cursor:
-        params: list[Any] = [] if full else [last_event, now - cfg.horizon]
+        params: list[Any] = [] if full else [last_event, db_time(now - cfg.horizon)]
         cursor.execute(_unsealed_sql(incremental=not full), [*params, limit])
         rows = cursor.fetchall()
     seals = []
@@ -423,7 +261,7 @@ def seal_status(*, now: datetime | None = None) -> SealStatus:
         cursor.execute(
             "SELECT COUNT(*), MIN(e.occurred_at) FROM audit_auditevent e "
             "WHERE NOT EXISTS (SELECT 1 FROM audit_auditseal s WHERE s.event_id = e.id) AND (e.id > %s OR e.occurred_at >= %s)",
-            [last_event, now - cfg.horizon],
+            [last_event, db_time(now - cfg.horizon)],
         )
         count, oldest_raw = cursor.fetchone()
     oldest = datetime.fromisoformat(_time_text(oldest_raw).replace("Z", "+00:00")) if oldest_raw is not None else None
