@@ -270,13 +270,13 @@ def _encrypted_rows(prefix: str) -> tuple[dict[str, int], set[str]]:
             continue
         table = model._meta.db_table
         counts = model._default_manager.aggregate(
-            **{name: Count("pk", filter=Q(**{f"{name}__startswith": prefix})) for name in names},
-            any=Count("pk", filter=_key_condition(model, prefix)),
+            **{f"n_{name}": Count("pk", filter=Q(**{f"{name}__startswith": prefix})) for name in names},
+            n_any=Count("pk", filter=_key_condition(model, prefix)),
         )
-        if counts["any"]:
-            rows[model._meta.label_lower] = counts["any"]
+        if counts["n_any"]:
+            rows[model._meta.label_lower] = counts["n_any"]
             for name in names:
-                if counts[name]:
+                if counts[f"n_{name}"]:
                     column = str(model._meta.get_field(name).column)  # type: ignore[union-attr]
                     categories.add(_COLUMN_CATEGORIES.get((table, column), "other"))
     return rows, categories
