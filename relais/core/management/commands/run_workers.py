@@ -12,6 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from relais.audit.seal_worker import AuditSealWorker
+from relais.breach.management.commands.breach_letter_worker import BreachLetterWorker
 from relais.core.schedule import ScheduleWorker
 from relais.core.worker import Worker, add_common_arguments, install_signals, run_options, run_together
 from relais.notify.management.commands.notify_worker import NotifyWorker
@@ -20,12 +21,12 @@ from relais.transfer.management.commands.transfer_worker import TransferWorker
 from relais.webhooks.management.commands.webhook_worker import WebhookWorker
 
 WORKERS: dict[str, type[Worker]] = {
-    w.name: w for w in (TransferWorker, NotifyWorker, WebhookWorker, SubmissionWorker, ScheduleWorker, AuditSealWorker)
+    w.name: w for w in (TransferWorker, NotifyWorker, WebhookWorker, SubmissionWorker, ScheduleWorker, AuditSealWorker, BreachLetterWorker)
 }
 
 
 class Command(BaseCommand):
-    help = "Run all queue workers in one process (transfer, notify, webhooks, csv, scheduled jobs, audit sealer)."
+    help = "Run all queue workers in one process (transfer, notify, webhooks, csv, scheduled jobs, audit sealer, breach letters)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_common_arguments(parser)
