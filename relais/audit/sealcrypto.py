@@ -58,21 +58,29 @@ def key_id(public: bytes) -> str:
 def _uuid_text(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return str(uuid.UUID(str(value)))  # SQLite stores 32 hex digits
+    if isinstance(value, str) and len(value) == 32:  # SQLite stores 32 hex digits: format without parsing (hot path)
+        v = value.lower()
+        return f"{v[:8]}-{v[8:12]}-{v[12:16]}-{v[16:20]}-{v[20:]}"
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
 def _time_text(value: Any) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # naive values from SQLite are UTC (USE_TZ)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)  # naive values (SQLite) are already UTC (USE_TZ)
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def _json_value(value: Any) -> Any:
+    if value == "[]":
+        return []
+    if value == "{}":
+        return {}
     return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def canonical(row: Sequence[Any]) -> bytes:
@@ -94,7 +102,7 @@ def canonical(row: Sequence[Any]) -> bytes:
         "client_ip": None if ip is None else str(ip),
         "channel": chan,
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODE(content).encode()
 
 
 def content_hash(content: bytes) -> str:
