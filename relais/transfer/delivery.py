@@ -18,6 +18,7 @@ from relais.transfer.models import OutboxMessage
 from relais.transfer.outcome import Outcome, TransientError
 from relais.transfer.payload import PatientPart, ResultPart, TransferPayload, UnmappableValue
 from relais.transfer.registry import FORMATS, TRANSPORTS
+from relais.transfer.replies import IdentityValues, redact_identity
 from relais.transfer.transports import Transport
 
 OVERRUN_GRACE = 2.0  # seconds a send may run past its transport's deadline before the worker stops waiting for it
@@ -93,15 +94,13 @@ def _redacted(outcome: Outcome, screening: Screening | None) -> Outcome:
     if not outcome.detail or screening is None:
         return outcome
     patient = screening.patient
-    detail = outcome.detail
-    values = [patient.last_name, patient.first_names, patient.nir, patient.phone, patient.email, patient.address_line, patient.city]
-    for value in filter(None, values):
-        for form in {value, value.upper(), hl7v2.escape(value), hl7v2.escape(value).upper()}:
-            detail = detail.replace(form, "[redacted]")
-    dob = patient.date_of_birth
-    if dob:
-        for form in (dob.isoformat(), dob.strftime("%Y%m%d")):  # type: ignore[attr-defined]
-            detail = detail.replace(form, "[redacted]")
+    values = IdentityValues(
+        names=(patient.last_name, patient.first_names),
+        texts=(patient.email, patient.address_line, patient.city),
+        digits=(patient.nir, patient.phone, patient.postcode),
+        birth_date=patient.date_of_birth,  # type: ignore[arg-type]  # EncryptedDateField gives a date
+    )
+    detail = redact_identity(outcome.detail, values)
     return outcome if detail == outcome.detail else replace(outcome, detail=detail)
 
 
