@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from relais.audit.models import AuditCheckpoint, AuditEvent, AuditPurgedSegment, AuditSeal
@@ -221,13 +221,22 @@ def seal_pending(*, limit: int = 1000, full: bool = True, checkpoint: bool = Fal
     ``full=False`` only looks at events newer than the last sealed one or recent ones (the worker's cheap rounds)."""
     cfg = seal_config()
     report = SealReport()
+    collisions = 0
     while True:
         moment = now or timezone.now()
-        with transaction.atomic():
-            _lock()
-            sealed = _seal_batch(limit=limit, now=moment, full=full, cfg=cfg)
-            report.sealed += sealed
-            report.checkpoints += _checkpoint_due(now=moment, cfg=cfg, tail=checkpoint and sealed < limit)
+        try:
+            with transaction.atomic():
+                _lock()
+                sealed = _seal_batch(limit=limit, now=moment, full=full, cfg=cfg)
+                written = _checkpoint_due(now=moment, cfg=cfg, tail=checkpoint and sealed < limit)
+        except IntegrityError:
+            # Another sealer took the same sequence numbers first (SQLite has no advisory lock): read again and go on.
+            collisions += 1
+            if collisions > 5:
+                raise
+            continue
+        report.sealed += sealed
+        report.checkpoints += written
         if sealed < limit:
             break
     if cfg.files:

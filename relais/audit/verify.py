@@ -163,6 +163,8 @@ class _Segments:
     def add(self, seq: int, leaf: bytes, chain_hash: str, damaged: bool) -> None:
         while self.pending and seq > self.pending[0]["seq_last"]:
             self.close(None)
+        if not self.pending or seq < self.pending[0]["seq_first"]:
+            return  # not under a signed checkpoint (a deleted one, or the tail): reported elsewhere
         self.leaves.append(leaf)
         self.damaged = self.damaged or damaged
         if self.pending and seq == self.pending[0]["seq_last"]:
