@@ -55,6 +55,8 @@ def _columns(model: Any, overrides: dict[str, str], sql: dict[str, str], now: st
     names, values = [], []
     for field in model._meta.concrete_fields:
         column = field.column
+        if isinstance(field, models.AutoField | models.BigAutoField):
+            continue  # the database numbers the rows
         if column in overrides:
             value = overrides[column]
         elif field.primary_key and isinstance(field, models.UUIDField):
@@ -133,7 +135,7 @@ def generate(*, patients: int, pharmacies: int) -> dict[str, Any]:
                 q(adapt(held_at)),
             )
             spread = f"FROM ({series}) s JOIN bench_shop ON bench_shop.n = s.n % {pharmacies}"
-            cursor.execute(f"INSERT INTO {Patient._meta.db_table} ({names}) SELECT {values} {spread}")  # noqa: S608
+            cursor.execute(f"INSERT INTO {Patient._meta.db_table} ({names}) SELECT {values} {spread}")
             names, values = _columns(
                 Screening,
                 {
