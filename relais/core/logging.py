@@ -9,17 +9,46 @@ from pathlib import Path
 
 from relais.core.context import current_context
 
-RESULT_LINK = re.compile(r"/r/[^/?\s\"']{8,}")
+# Credentials that travel in a path: a patient's result link (/r/<token>) and a staff invitation (/invite/<token>/).
+SECRET_PATHS = (
+    (re.compile(r"/r/[^/?\s\"'\\]{8,}"), "/r/[link]"),
+    (re.compile(r"/invite/[^/?\s\"'\\]{8,}"), "/invite/[token]"),
+)
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators (any of them can start a forged log line), the
+# bidirectional overrides (which make a line read differently from what it holds), and the backslash itself, so that
+# an escape in the log always stands for a character that was escaped.
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\\]")
+
+
+def redact_secrets(text: str) -> str:
+    for pattern, replacement in SECRET_PATHS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: a control character becomes its escape (\\x0a, \\x1b, \\u2028), a backslash \\\\."""
+    return CONTROLS.sub(_escape, text)
 
 
 class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_context().request_id or "-"
-        # A patient's result-link token is a credential: never written to a log (e.g. Django's "Gone: /r/<token>").
+        # Values put into a message come from requests (Django's "Not Found: <path>", runserver's request line): a
+        # token there is a credential, and a decoded %0a there would forge a second line. The message text is ours.
         if isinstance(record.args, tuple):
-            record.args = tuple(RESULT_LINK.sub("/r/[link]", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(escape_controls(redact_secrets(a)) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: escape_controls(redact_secrets(v)) if isinstance(v, str) else v for k, v in record.args.items()}
         if isinstance(record.msg, str):
-            record.msg = RESULT_LINK.sub("/r/[link]", record.msg)
+            record.msg = redact_secrets(record.msg)
         return True
 
 
