@@ -163,3 +163,16 @@ def test_roles(tmp_path: Path, owner: Any, colleague: Any, stranger: Any, audito
     assert "ZEBRA" not in body and "example.org" not in body
     case_page = as_user(operator).get(f"/breach/{case.pk}/").content.decode()
     assert "Art. 33" in case_page and 'data-testid="breach-patients">4<' in case_page
+
+
+def test_pages_in_french_and_the_worker_in_run_workers(
+    tmp_path: Path, owner: Any, colleague: Any, stranger: Any, operator: Any, as_user: Any
+) -> None:
+    from relais.core.management.commands.run_workers import WORKERS
+
+    assert WORKERS["breach"] is BreachLetterWorker
+    case, _h = _case(tmp_path, owner, colleague, stranger)
+    page = as_user(operator)
+    page.cookies["django_language"] = "fr"
+    body = page.get(f"/breach/{case.pk}/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Violation de données" in body and "Approuver toutes les lettres" in body and "RGPD, art. 33" in body
