@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "relais.webhooks",
     "relais.breach",
     "relais.subject_access",
+    "relais.oversight",
     "ninja",
 ]
 
@@ -290,6 +291,23 @@ RELAIS_SMS: dict[str, Any] = {
     "timeout": 10,
 }
 RELAIS_NOTIFY: dict[str, Any] = {"lease_seconds": 120, "backoff_base": 30, "backoff_cap": 3600, "max_attempts": 10}
+# Unusual-access rules (relais/oversight/rules.py, hourly): opening hours in local time, thresholds per rule.
+RELAIS_OVERSIGHT: dict[str, Any] = {
+    "timezone": os.environ.get("RELAIS_OVERSIGHT_TIMEZONE", "Europe/Paris"),
+    "opening_time": os.environ.get("RELAIS_OVERSIGHT_OPENING", "07:00"),
+    "closing_time": os.environ.get("RELAIS_OVERSIGHT_CLOSING", "21:00"),
+    "closed_weekdays": [int(d) for d in os.environ.get("RELAIS_OVERSIGHT_CLOSED_WEEKDAYS", "6").split(",") if d.strip()],  # 6 = Sunday
+    "volume_factor": 3.0,
+    "volume_floor": 30,
+    "volume_baseline_days": 14,
+    "foreign_grace_minutes": 120,
+    "birth_date_failures": 5,
+    "birth_date_failures_per_ip": 10,
+    "new_key_days": 7,
+    "new_key_bulk_reads": 200,
+    "lookback_days": 2,
+    "max_event_ids": 1000,
+}
 # Breach response (Art. 33/34 GDPR): the data-protection officer named in notifications and letters; drafts written under "dir".
 RELAIS_BREACH: dict[str, Any] = {
     "dpo_name": os.environ.get("RELAIS_DPO_NAME", "Délégué à la protection des données"),

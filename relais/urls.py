@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("relais.accounts.urls")),
     path("patients/", include("relais.patients.urls")),
     path("", include("relais.screenings.urls")),
+    path("audit/alerts/", include("relais.oversight.urls")),
     path("audit/", include("relais.audit.urls")),
     path("", include("relais.transfer.urls")),
     path("", include("relais.api.urls")),
