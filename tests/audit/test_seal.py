@@ -15,6 +15,7 @@ from django.utils import timezone
 from relais.audit import seal
 from relais.audit.models import AuditCheckpoint, AuditEvent, AuditPurgedSegment, AuditSeal, AuditSubject
 from relais.audit.services import audit_record
+from tests.core.test_production_settings import _check, prod_env  # noqa: F401 - the fixture
 
 
 @pytest.fixture
@@ -114,3 +115,15 @@ def test_purge_stops_at_a_segment_with_a_recent_event(db: Any, sealing: dict[str
     record(10)
     seal.seal_pending()
     assert seal.purge_sealed_segments(before=timezone.now() - timedelta(days=1))["segments"] == 0
+
+
+def test_production_refuses_to_start_without_a_distinct_signing_key_or_a_checkpoint_file(request: Any) -> None:
+    base: dict[str, str] = request.getfixturevalue("prod_env")
+    assert _check(base).returncode == 0
+    env = dict(base)
+    del env["RELAIS_AUDIT_SIGNING_KEY_FILE"]
+    assert "RELAIS_AUDIT_SIGNING_KEY is missing" in _check(env).stderr
+    env = dict(base, RELAIS_AUDIT_SIGNING_KEY_FILE=base["RELAIS_MASTER_KEY_FILE"])
+    assert "RELAIS_AUDIT_SIGNING_KEY must differ" in _check(env).stderr
+    env = dict(base, RELAIS_AUDIT_CHECKPOINT_FILE="")
+    assert "RELAIS_AUDIT_CHECKPOINT_FILE" in _check(env).stderr
