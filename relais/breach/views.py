@@ -41,7 +41,6 @@ def case(request: HttpRequest, user: User, case_id: uuid.UUID) -> HttpResponse:
     letters = services.letters_for(user, found)
     counts = services.letter_status_counts(letters)
     pharmacies = Pharmacy.objects.in_bulk(list(counts))
-    samples = dict(letters.order_by().values_list("pharmacy_id", "id").distinct()) if len(counts) <= 200 else {}
     rows = [
         {
             "pharmacy": pharmacies.get(pharmacy_id),
@@ -49,7 +48,8 @@ def case(request: HttpRequest, user: User, case_id: uuid.UUID) -> HttpResponse:
             "total": sum(c.values()),
             "counts": {status: c.get(status, 0) for status in LetterStatus.values},
             "queued": letters.filter(pharmacy_id=pharmacy_id, status=LetterStatus.APPROVED, send_requested_at__isnull=False).count(),
-            "sample": samples.get(pharmacy_id),
+            # One letter to preview per pharmacy (all of a pharmacy's letters read the same), found through the index.
+            "sample": letters.filter(pharmacy_id=pharmacy_id).values_list("id", flat=True).first(),
         }
         for pharmacy_id, c in sorted(counts.items(), key=lambda item: -sum(item[1].values()))[:200]
     ]
