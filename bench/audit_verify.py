@@ -24,6 +24,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv" / "bin" / "python")
@@ -60,7 +61,8 @@ def _generate(n: int, folder: Path) -> float:
     now = datetime.now(UTC)
     stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
     started = time.perf_counter()
-    raw = connection.connection if connection.connection is not None else (connection.ensure_connection() or connection.connection)
+    connection.ensure_connection()
+    raw: Any = connection.connection  # the sqlite3 connection itself: executemany without Django's per-row wrapping
     raw.execute("PRAGMA journal_mode=OFF")
     raw.execute("PRAGMA synchronous=OFF")
     tables = ("audit_auditevent", "audit_auditseal", "audit_auditcheckpoint")
