@@ -12,6 +12,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from relais.core.secrets import SecretError, read_secret
+from relais.retention.config import parse_retention
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RELAIS_ENV = os.environ.get("RELAIS_ENV", "development")
@@ -49,6 +50,13 @@ RELAIS_BLIND_INDEX_KEY = _secret("RELAIS_BLIND_INDEX_KEY")
 RELAIS_OLD_MASTER_KEYS = [k for k in os.environ.get("RELAIS_OLD_MASTER_KEYS", "").split(",") if k.strip()]
 if RELAIS_BLIND_INDEX_KEY == RELAIS_MASTER_KEY:
     raise ImproperlyConfigured("Refusing to start: RELAIS_BLIND_INDEX_KEY must differ from RELAIS_MASTER_KEY")
+# Secrets of the retention keys (crypto-shredding): outside the database and any served folder; the purge destroys them.
+RELAIS_KEY_DIR = Path(os.environ.get("RELAIS_KEY_DIR", VAR_DIR / ("keys-test" if RELAIS_ENV == "test" else "keys")))
+if any(RELAIS_KEY_DIR.resolve().is_relative_to(Path(d).resolve()) for d in SERVED_DIRS):
+    raise ImproperlyConfigured("Refusing to start: RELAIS_KEY_DIR is inside a served folder; move it out")
+# Days each class of data is kept (relais/retention/config.py lists the classes); RELAIS_RETENTION_JSON or
+# RELAIS_RETENTION_<CLASS> override them; an unknown class or a non-positive value refuses to start.
+RELAIS_RETENTION = parse_retention(os.environ.get("RELAIS_RETENTION_JSON", ""), os.environ)
 # Seed of the EC key that signs webhook notifications (public half at /api/v1/webhook-keys).
 RELAIS_WEBHOOK_SIGNING_KEY = _secret("RELAIS_WEBHOOK_SIGNING_KEY")
 # Former webhook keys, comma-separated: their public halves stay published for a while after a rotation.
@@ -109,6 +117,7 @@ INSTALLED_APPS = [
     "relais.certificates",
     "relais.webhooks",
     "relais.breach",
+    "relais.retention",
     "relais.subject_access",
     "relais.oversight",
     "ninja",

@@ -2,6 +2,10 @@
 
 A stored value looks like ``v1.<key_id>.<base64(nonce || ciphertext+tag)>``. The associated data
 binds it to its table, column and row, so a ciphertext copied to another row fails to decrypt.
+
+Retention keys (``DataKey.expires_on`` set) encrypt the personal data whose retention ends that day. They are wrapped
+by a key derived from the master key AND a random secret in a file of ``RELAIS_KEY_DIR`` (outside the database), so
+destroying that file (``destroy_key``) makes every copy of the database, backups included, unable to decrypt them.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import os
 import threading
 import time
 import uuid
+from datetime import date, timedelta
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from relais.core.models import DataKey
@@ -27,6 +35,7 @@ _ACTIVE_KEY_TTL_SECONDS = 60
 _lock = threading.Lock()
 _unwrapped: dict[str, bytes] = {}
 _active: tuple[str, float] | None = None
+_retention_ids: dict[date, str] = {}
 
 
 class DecryptionError(Exception):
@@ -64,6 +73,98 @@ def _unwrap(wrapped: str, key_id: str, master: bytes) -> bytes:
     return AESGCM(master).decrypt(blob[:12], blob[12:], f"datakey|{key_id}".encode())
 
 
+def key_dir() -> Path:
+    """Where retention-key secrets live (mode 0700, files 0600); never inside the database or a served folder."""
+    path = Path(settings.RELAIS_KEY_DIR)
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _secret_path(key_id: str) -> Path:
+    return key_dir() / f"{key_id}.secret"
+
+
+def _kek(key_id: str, master: bytes, expires_on: date | None) -> bytes:
+    """The key that wraps a data key: the master key, or for a retention key the master key mixed with its secret."""
+    if expires_on is None:
+        return master
+    try:
+        secret = _secret_path(key_id).read_bytes()
+    except FileNotFoundError as exc:
+        raise DecryptionError(f"data key {key_id} was destroyed (its secret is gone)") from exc
+    return HKDF(algorithm=SHA256(), length=32, salt=secret, info=f"relais-retention-kek|{key_id}".encode()).derive(master)
+
+
+def retention_key_id(day: date) -> str:
+    """The retention key of ``day`` (never before tomorrow: past days' keys are the purge's to destroy), created once."""
+    day = max(day, timezone.localdate() + timedelta(days=1))
+    with _lock:
+        cached = _retention_ids.get(day)
+    if cached is not None:
+        return cached
+    key_id = DataKey.objects.filter(expires_on=day).values_list("key_id", flat=True).first()
+    if key_id is not None:
+        with _lock:
+            _retention_ids[day] = key_id
+        return key_id
+    key_id = _create_retention_key(day)
+    # Cache only once committed: a rolled-back key must never be handed out again.
+    transaction.on_commit(lambda: _retention_ids.__setitem__(day, key_id))
+    return key_id
+
+
+def _create_retention_key(day: date) -> str:
+    key_id = "dk" + uuid.uuid4().hex[:16]  # same shape as any data key: tools read ids, not kinds
+    data_key = AESGCM.generate_key(bit_length=256)
+    path = _secret_path(key_id)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, os.urandom(32))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    masters = master_keys()
+    current_id = next(iter(masters))
+    wrapped = _wrap(data_key, key_id, _kek(key_id, masters[current_id], day))
+    try:
+        with transaction.atomic():
+            DataKey.objects.create(key_id=key_id, wrapped_key=wrapped, master_key_id=current_id, expires_on=day)
+    except IntegrityError:
+        # Another process created this day's key first: use theirs, so the day has one key.
+        path.unlink(missing_ok=True)
+        return DataKey.objects.get(expires_on=day).key_id
+    with _lock:
+        _unwrapped[key_id] = data_key
+    return key_id
+
+
+def retention_day_of(key_id: str) -> date | None:
+    """The day a retention key expires (None for an ordinary key or an unknown one)."""
+    with _lock:
+        for day, known in _retention_ids.items():
+            if known == key_id:
+                return day
+    return DataKey.objects.filter(key_id=key_id).values_list("expires_on", flat=True).first()
+
+
+def destroy_key(key_id: str) -> None:
+    """Crypto-shred a retention key: overwrite and remove its secret, then delete its row. Secret first: a run killed
+    in between leaves a row nobody can unwrap, which the next purge deletes."""
+    path = _secret_path(key_id)
+    if path.exists():
+        with open(path, "r+b") as handle:
+            handle.write(os.urandom(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        path.unlink()
+    DataKey.objects.filter(key_id=key_id).delete()
+    with _lock:
+        _unwrapped.pop(key_id, None)
+        for day in [d for d, k in _retention_ids.items() if k == key_id]:
+            del _retention_ids[day]
+
+
 def create_data_key() -> str:
     """Create a new data key wrapped by the current master key and return its id."""
     key_id = "dk" + uuid.uuid4().hex[:16]
@@ -82,7 +183,7 @@ def rewrap_data_key(key_id: str) -> bool:
     if row.master_key_id == current_id:
         return False
     data_key = _data_key(key_id)
-    row.wrapped_key = _wrap(data_key, key_id, masters[current_id])
+    row.wrapped_key = _wrap(data_key, key_id, _kek(key_id, masters[current_id], row.expires_on))
     row.master_key_id = current_id
     row.save(update_fields=["wrapped_key", "master_key_id"])
     return True
@@ -100,7 +201,10 @@ def _data_key(key_id: str) -> bytes:
     master = master_keys().get(row.master_key_id)
     if master is None:
         raise DecryptionError(f"data key {key_id} is wrapped by master key {row.master_key_id}, which is not configured")
-    data_key = _unwrap(row.wrapped_key, key_id, master)
+    try:
+        data_key = _unwrap(row.wrapped_key, key_id, _kek(key_id, master, row.expires_on))
+    except InvalidTag as exc:
+        raise DecryptionError(f"data key {key_id} cannot be unwrapped (wrong master key or secret)") from exc
     with _lock:
         _unwrapped[key_id] = data_key
     return data_key
@@ -112,7 +216,11 @@ def active_key_id() -> str:
     now = time.monotonic()
     if _active is not None and _active[1] > now:
         return _active[0]
-    key_id = DataKey.objects.filter(retired_at__isnull=True, master_key_id=current_master_key_id()).values_list("key_id", flat=True).first()
+    key_id = (
+        DataKey.objects.filter(retired_at__isnull=True, master_key_id=current_master_key_id(), expires_on__isnull=True)
+        .values_list("key_id", flat=True)
+        .first()
+    )
     if key_id is None:
         with transaction.atomic():
             key_id = create_data_key()
@@ -133,6 +241,7 @@ def forget_keys() -> None:
     global _active
     with _lock:
         _unwrapped.clear()
+        _retention_ids.clear()
     _active = None
 
 
@@ -162,6 +271,8 @@ def decrypt(token: str, *, aad: bytes) -> str:
 
 
 def retire_unused_keys(*, in_use: set[str]) -> list[str]:
-    retired = list(DataKey.objects.filter(retired_at__isnull=True).exclude(key_id__in=in_use).values_list("key_id", flat=True))
+    # Retention keys are never "active", so never retired: the purge destroys them on their day.
+    ordinary = DataKey.objects.filter(retired_at__isnull=True, expires_on__isnull=True)
+    retired = list(ordinary.exclude(key_id__in=in_use).values_list("key_id", flat=True))
     DataKey.objects.filter(key_id__in=retired).update(retired_at=timezone.now())
     return retired

@@ -63,7 +63,10 @@ class EncryptedTextField(models.TextField):
             return raw
         if model_instance.pk is None:
             raise ValueError("encrypted fields need the primary key before saving (use a UUID default)")
-        token = crypto.encrypt(self.to_plain(raw), aad=self.aad(model_instance))
+        # A row with a retention key (patients, notifications) is encrypted under it, so the purge can shred it.
+        token = crypto.encrypt(
+            self.to_plain(raw), aad=self.aad(model_instance), key_id=getattr(model_instance, "retention_key", "") or None
+        )
         model_instance.__dict__[self.attname] = Ciphertext(token)
         model_instance.__dict__.setdefault("_relais_plain", {})[self.attname] = (model_instance.__dict__[self.attname], raw)
         return token

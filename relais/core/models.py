@@ -11,6 +11,9 @@ class DataKey(models.Model):
     master_key_id = models.CharField(max_length=16)
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True)
+    # A retention key: encrypts the personal data whose retention ends this day; its wrapping also needs a secret kept
+    # outside the database (RELAIS_KEY_DIR), destroyed by the purge, so a backup cannot decrypt purged identities.
+    expires_on = models.DateField(null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-created_at"]

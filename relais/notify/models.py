@@ -64,6 +64,8 @@ class Notification(models.Model):
     channel = models.CharField(max_length=8, choices=Channel.choices)
     address = EncryptedTextField()
     link_url = EncryptedTextField(blank=True, default="")
+    # The patient's retention key when written (set by relais.retention.keys), so the purge can shred the address too.
+    retention_key = models.CharField(max_length=32, blank=True, default="", db_index=True)
     status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()

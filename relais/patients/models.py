@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from relais.accounts.models import Pharmacy, User
+from relais.core import crypto
 from relais.core.fields import EncryptedDateField, EncryptedTextField
 
 
@@ -43,6 +48,9 @@ class Patient(models.Model):
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The retention key (relais.core.crypto) encrypting the identity: the day its latest test's retention ends; moved to a
+    # later day's key when a newer test comes, destroyed by the purge once no row uses it.
+    retention_key = models.CharField(max_length=32, blank=True, default="", db_index=True)
 
     class Meta:
         indexes = [
@@ -54,6 +62,15 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return f"patient {self.pk}"  # never the name: str() ends up in logs
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.retention_key:
+            # Registered before any test: kept as long as a negative test of today would be.
+            days = settings.RELAIS_RETENTION["identities"]
+            self.retention_key = crypto.retention_key_id(timezone.localdate() + timedelta(days=days))
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = [*kwargs["update_fields"], "retention_key"]
+        super().save(*args, **kwargs)
 
     @property
     def display_name(self) -> str:

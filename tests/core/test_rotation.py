@@ -26,15 +26,19 @@ def _rotate() -> str:
 
 def test_rotation_reencrypts_everything_under_a_new_key(owner: Any, patient: Any, screening: Any) -> None:
     screening_correct(actor=owner, screening_id=screening.pk, reason="typo", remove=True)
-    old_keys = set(DataKey.objects.values_list("key_id", flat=True))
+    old_keys = set(DataKey.objects.filter(expires_on__isnull=True).values_list("key_id", flat=True))
+    before = Patient.objects.filter(pk=patient.pk).values_list("last_name", flat=True).get()
     report = _rotate()
-    new_key = (set(DataKey.objects.values_list("key_id", flat=True)) - old_keys).pop()
+    new_key = (set(DataKey.objects.filter(expires_on__isnull=True).values_list("key_id", flat=True)) - old_keys).pop()
     assert f"new data key: {new_key}" in report
     assert "re-encrypted 1 patients.Patient rows" in report
     assert "re-encrypted 2 screenings.Screening rows" in report
     crypto.forget_keys()
     fresh = Patient.objects.get(pk=patient.pk)
-    assert crypto.key_id_of(Patient.objects.filter(pk=patient.pk).values_list("last_name", flat=True).get()) == new_key
+    # Identity stays under its retention key (one per day, destroyed by the purge), re-encrypted with a fresh nonce.
+    stored = Patient.objects.filter(pk=patient.pk).values_list("last_name", flat=True).get()
+    assert crypto.key_id_of(stored) == fresh.retention_key != new_key and stored != before
+    assert crypto.key_id_of(Screening.objects.filter(status="removed").values_list("correction_reason", flat=True).get()) == new_key
     assert fresh.last_name == "DURAND-TESTEUR" and fresh.email == "camille.durand@example.org"
     assert Screening.objects.get(status="removed").correction_reason == "typo"
     assert DataKey.objects.filter(key_id__in=old_keys, retired_at__isnull=False).count() == len(old_keys)
