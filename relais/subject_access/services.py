@@ -14,8 +14,7 @@ from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from relais.accounts.models import Pharmacy, Role, User
 from relais.audit.models import AuditEvent, AuditSubject
@@ -74,6 +73,11 @@ ACTION_LABELS: dict[str, Any] = {
     "transfer.resend": gettext_lazy("sent a test to the national platform again"),
 }
 ROLE_LABELS: dict[str, Any] = {str(value): label for value, label in Role.choices}
+
+
+def _s(text: str) -> str:
+    # A context of its own: short words such as "Identity" may get other translations elsewhere in the .po.
+    return pgettext("subject access", text)
 
 
 class ExportRefused(Exception):
@@ -283,12 +287,12 @@ def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
 def _who(event: AuditEvent) -> str:
     """The role that acted, never the staff member's name: what a data-protection officer answers the patient with."""
     if event.channel == "api" and event.actor_id is not None:
-        return _("Pharmacy software (API)")
+        return _s("Pharmacy software (API)")
     if event.actor_role:
         return str(ROLE_LABELS.get(event.actor_role, event.actor_role))
     if event.action.startswith(("result.", "result_link.")) or (event.detail or {}).get("channel") == "result_link":
-        return _("You (result link)")
-    return _("Relais (automatic processing)")
+        return _s("You (result link)")
+    return _s("Relais (automatic processing)")
 
 
 def _accesses(object_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
@@ -357,15 +361,15 @@ def collect(*, patient: Patient, now: datetime | None = None) -> dict[str, Any]:
 def about() -> dict[str, str]:
     """What Art. 15(1) asks besides the data: purposes, recipients, retention, rights, source."""
     return {
-        "purposes": _(
+        "purposes": _s(
             "Recording your test at the pharmacy, reporting it to the national screening platform (SI-DEP) as the law "
             "requires, and giving you your result and certificate."
         ),
-        "recipients": _("The pharmacy, the national screening platform SI-DEP (Ministry of Health), and you."),
-        "retention": _("Identity and results are deleted 3 months after the test (6 months for a positive result)."),
-        "rights": _(
+        "recipients": _s("The pharmacy, the national screening platform SI-DEP (Ministry of Health), and you."),
+        "retention": _s("Identity and results are deleted 3 months after the test (6 months for a positive result)."),
+        "rights": _s(
             "You may ask the pharmacy to correct your data, and complain to the CNIL (www.cnil.fr) if you think your "
             "rights are not respected."
         ),
-        "source": _("You, at the pharmacy, or the pharmacy's software."),
+        "source": _s("You, at the pharmacy, or the pharmacy's software."),
     }

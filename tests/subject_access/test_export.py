@@ -164,3 +164,15 @@ def test_a_replaced_link_exports_nothing(owner: Any, patient: Any, tested: Any) 
         link_issue(actor=owner, screening=tested, now=timezone.now())  # the pharmacist sends a new link: this one stops
     response = client.post("/r/export/json", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 302 and not _exports()
+
+
+def test_export_in_french(owner: Any, patient: Any, tested: Any, as_user: Any) -> None:
+    client = as_user(owner)
+    assert "Droit d'accès" in client.get(f"/patients/{patient.pk}/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    response = client.post(f"/patients/{patient.pk}/export/pdf", HTTP_ACCEPT_LANGUAGE="fr")
+    with pdfplumber.open(io.BytesIO(response.content)) as pdf:
+        text = "\n".join(page.extract_text() or "" for page in pdf.pages)
+    for expected in ("Vos données détenues par Relais", "Identité", "Transmissions à la plateforme nationale", "Accès à vos données"):
+        assert expected in text, expected
+    data = _json(client.post(f"/patients/{patient.pk}/export/json", HTTP_ACCEPT_LANGUAGE="fr"))
+    assert data["about"]["recipients"].startswith("La pharmacie") and data["accesses"][-1]["role"] == "Pharmacien"
