@@ -14,9 +14,10 @@ from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy, pgettext
+from django.utils.translation import pgettext
 
 from relais.accounts.models import Pharmacy, Role, User
+from relais.audit.labels import action_label
 from relais.audit.models import AuditEvent, AuditSubject
 from relais.audit.services import audit_record
 from relais.certificates.models import Certificate, CertificateRefusal
@@ -32,46 +33,6 @@ FORMATS = ("json", "pdf")
 FORMAT_VERSION = 1
 CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
-# What an access was, as a data-protection officer reads it; unknown actions show their code.
-ACTION_LABELS: dict[str, Any] = {
-    "patient.create": gettext_lazy("registered the patient"),
-    "patient.view": gettext_lazy("viewed the patient record"),
-    "patient.view_contact": gettext_lazy("viewed the contact details"),
-    "patient.view_for_screening": gettext_lazy("viewed the patient record to record a test"),
-    "patient.review": gettext_lazy("compared the record with a look-alike record"),
-    "patient.review_list": gettext_lazy("listed records to review"),
-    "patient.search": gettext_lazy("found the patient in a search"),
-    "patient.match": gettext_lazy("matched the patient's identity"),
-    "patient.duplicate_check": gettext_lazy("checked for a duplicate record"),
-    "patient.update": gettext_lazy("changed the patient record"),
-    "patient.update_contact": gettext_lazy("changed the contact details"),
-    "patient.merge": gettext_lazy("merged two records of the patient"),
-    "patient.not_duplicate": gettext_lazy("kept two look-alike records apart"),
-    "patient.export": gettext_lazy("exported the patient's data (subject access)"),
-    "screening.create": gettext_lazy("recorded a test"),
-    "screening.view": gettext_lazy("viewed a test"),
-    "screening.list": gettext_lazy("listed tests"),
-    "screening.pdf": gettext_lazy("printed a test result"),
-    "screening.api_read": gettext_lazy("read a test through the API"),
-    "screening.correct": gettext_lazy("corrected a test"),
-    "screening.remove": gettext_lazy("withdrew a test"),
-    "screening.duplicate": gettext_lazy("submitted a test already recorded"),
-    "screening.transmit": gettext_lazy("sent a test to the national platform"),
-    "notification.queue": gettext_lazy("queued a message to the patient"),
-    "notification.send": gettext_lazy("sent a message to the patient"),
-    "notification.resend": gettext_lazy("sent a new result link"),
-    "notification.list": gettext_lazy("viewed the messages sent"),
-    "result_link.open": gettext_lazy("opened the result link"),
-    "result_link.unlock": gettext_lazy("gave the right date of birth on the result page"),
-    "result_link.wrong_birth_date": gettext_lazy("gave a wrong date of birth on the result page"),
-    "result_link.locked": gettext_lazy("locked the result link after wrong dates of birth"),
-    "result.patient_view": gettext_lazy("viewed the result page"),
-    "result.patient_pdf": gettext_lazy("downloaded the result (PDF)"),
-    "submission.view": gettext_lazy("viewed a file import"),
-    "submission.api_read": gettext_lazy("read a batch or file import through the API"),
-    "submission.error_report": gettext_lazy("downloaded a file import's error report"),
-    "transfer.resend": gettext_lazy("sent a test to the national platform again"),
-}
 ROLE_LABELS: dict[str, Any] = {str(value): label for value, label in Role.choices}
 
 
@@ -82,14 +43,6 @@ def _s(text: str) -> str:
 
 class ExportRefused(Exception):
     """The patient's result link cannot be used for an export (unknown, expired, replaced or locked)."""
-
-
-def action_label(action: str) -> str:
-    if action in ACTION_LABELS:
-        return str(ACTION_LABELS[action])
-    if action.startswith("result_link.open_"):
-        return str(ACTION_LABELS["result_link.open"])
-    return action
 
 
 def export_for_staff(*, actor: User, patient_id: uuid.UUID | str, fmt: str) -> dict[str, Any]:
