@@ -176,3 +176,19 @@ def test_export_in_french(owner: Any, patient: Any, tested: Any, as_user: Any) -
         assert expected in text, expected
     data = _json(client.post(f"/patients/{patient.pk}/export/json", HTTP_ACCEPT_LANGUAGE="fr"))
     assert data["about"]["recipients"].startswith("La pharmacie") and data["accesses"][-1]["role"] == "Pharmacien"
+
+
+def test_a_merged_record_is_part_of_the_export_and_its_link_exports_the_record_kept(owner: Any, patient: Any, as_user: Any) -> None:
+    from relais.patients.services import patient_merge, patient_register
+    from tests.factories import identity
+
+    twin = patient_register(actor=owner, identity=identity(first_names="Camile", nir=""), allow_duplicate=True)
+    earlier = screening_record(actor=owner, patient_id=twin.pk, data=screening_input())
+    client = _patient_client(owner, earlier)  # a link sent while the test was on the record that is merged away
+    patient_merge(actor=owner, duplicate_id=twin.pk, into_id=patient.pk)
+    data = _json(as_user(owner).post(f"/patients/{patient.pk}/export/json", HTTP_ACCEPT_LANGUAGE="en"))
+    assert [r["first_names"] for r in data["other_records"]] == ["Camile"] and data["other_records"][0]["merged_into"] == str(patient.pk)
+    assert [t["test_id"] for t in data["tests"]] == [str(earlier.pk)]
+    assert unlock(client).status_code == 302
+    mine = _json(client.post("/r/export/json", HTTP_ACCEPT_LANGUAGE="en"))
+    assert mine["identity"]["record_id"] == str(patient.pk) and mine["tests"]
