@@ -30,9 +30,11 @@ def build_proof(*, object_id: uuid.UUID | None = None, actor_email: str | None =
         entries, pending = [], []
         for event in sorted(found, key=lambda e: seals[e.pk].seq if e.pk in seals else 0):
             seal = seals.get(event.pk)
-            checkpoint = (
-                AuditCheckpoint.objects.filter(seq_first__lte=seal.seq, seq_last__gte=seal.seq).first() if seal is not None else None
-            )
+            checkpoint = None
+            if seal is not None:  # the first checkpoint ending at or after the seq: one step down the seq_last index
+                checkpoint = AuditCheckpoint.objects.filter(seq_last__gte=seal.seq).order_by("seq_last").first()
+                if checkpoint is not None and checkpoint.seq_first > seal.seq:
+                    checkpoint = None
             if seal is None or checkpoint is None:
                 pending.append(event.pk)
                 continue
