@@ -78,6 +78,7 @@ ACTION_LABELS: dict[str, Any] = {
     "staff.deactivate": _l("deactivated a staff account"),
     "staff.mfa_enrol": _l("enrolled a second factor"),
     "crypto.reencrypt": _l("re-encrypted personal data under a new key"),
+    "retention.purge_done": _l("purged personal data past its retention period"),
     # audit log, oversight, breach response
     "audit.search": _l("searched the audit log"),
     "audit.export": _l("exported audit events (CSV)"),

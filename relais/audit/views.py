@@ -61,24 +61,24 @@ def _query(request: HttpRequest) -> str:
     return params.urlencode()
 
 
-@require_GET
 @staff_required(*AUDIT_ROLES)
+@require_GET
 def events(request: HttpRequest, user: User) -> HttpResponse:
     form = _form(request, user)
     page = auditlog.events_page(actor=user, filters=_filters(form), after=_after(form))
     return render(request, "audit/events.html", page_context(user, form=form, page=page, query=_query(request)))
 
 
-@require_GET
 @staff_required(*AUDIT_ROLES)
+@require_GET
 def events_export(request: HttpRequest, user: User) -> HttpResponse:
     form = _form(request, user)
     rows, _ = auditlog.events_export(actor=user, filters=_filters(form))
     return _csv(rows, "audit-events")
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required(*AUDIT_ROLES)
+@require_http_methods(["GET", "POST"])
 def patient_find(request: HttpRequest, user: User) -> HttpResponse:
     """Posted so the NIR or name never reaches a URL or a log; the answer is record ids and pharmacies only."""
     results = None
@@ -99,8 +99,8 @@ def _patient(user: User, patient_id: uuid.UUID) -> auditlog.PatientRef:
         raise Http404 from exc
 
 
-@require_GET
 @staff_required(*AUDIT_ROLES)
+@require_GET
 def patient_events(request: HttpRequest, user: User, patient_id: uuid.UUID) -> HttpResponse:
     patient = _patient(user, patient_id)
     form = _form(request, user)
@@ -115,8 +115,8 @@ def patient_events(request: HttpRequest, user: User, patient_id: uuid.UUID) -> H
     return render(request, "audit/patient.html", page_context(user, form=form, page=page, patient=patient, query=_query(request)))
 
 
-@require_GET
 @staff_required(*AUDIT_ROLES)
+@require_GET
 def patient_export(request: HttpRequest, user: User, patient_id: uuid.UUID) -> HttpResponse:
     patient = _patient(user, patient_id)
     form = _form(request, user)

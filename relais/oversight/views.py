@@ -20,16 +20,16 @@ from relais.oversight.models import Alert
 AUDIT_ROLES = (Role.AUDITOR, Role.PHARMACY_ADMIN)
 
 
-@require_GET
 @staff_required(*AUDIT_ROLES)
+@require_GET
 def alerts(request: HttpRequest, user: User) -> HttpResponse:
     acknowledged = request.GET.get("acknowledged") == "1"
     found = services.alerts_for(actor=user, acknowledged=acknowledged)
     return render(request, "oversight/alerts.html", page_context(user, alerts=found, acknowledged=acknowledged))
 
 
-@require_GET
 @staff_required(*AUDIT_ROLES)
+@require_GET
 def alert(request: HttpRequest, user: User, alert_id: uuid.UUID) -> HttpResponse:
     try:
         found = services.alert_get(actor=user, alert_id=alert_id)
@@ -50,8 +50,8 @@ def alert(request: HttpRequest, user: User, alert_id: uuid.UUID) -> HttpResponse
     return render(request, "oversight/alert.html", page_context(user, alert=found, page=page, query=""))
 
 
-@require_POST
 @staff_required(*AUDIT_ROLES)
+@require_POST
 def acknowledge(request: HttpRequest, user: User, alert_id: uuid.UUID) -> HttpResponse:
     try:
         services.alert_acknowledge(actor=user, alert_id=alert_id)

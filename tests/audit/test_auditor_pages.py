@@ -154,10 +154,10 @@ def test_paging_goes_through_every_event_once(as_user: Any, auditor: Any, owner:
 
 
 def test_csv_export_is_formula_safe_complete_and_audited(as_user: Any, auditor: Any, owner: Any, patient: Any) -> None:
-    evil = make_pharmacy("130000013", "=HYPERLINK(\"http://evil\")")
+    evil = make_pharmacy("130000011", "=HYPERLINK(\"http://evil\")")
     evil_user = make_user("+evil@test.example", Role.PHARMACIST, evil)
     _record(evil_user, "patient.view", [uuid.uuid4()], pharmacy_id=evil.pk)
-    response = as_user(auditor).get("/audit/export.csv")
+    response = as_user(auditor).get("/audit/export.csv", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0][0].startswith("Time")
@@ -180,9 +180,8 @@ def test_patient_export_lists_the_patient_events_and_is_audited_without_identity
 
 def test_every_audit_page_shows_the_seal_status_and_last_checkpoint(as_user: Any, auditor: Any, patient: Any) -> None:
     client = as_user(auditor)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     assert "No signed checkpoint yet" in client.get("/audit/").content.decode()
-    with transaction.atomic():
-        pass
     seal_pending(checkpoint=True)
     for url in ("/audit/", "/audit/patients/", f"/audit/patients/{patient.pk}/", "/audit/alerts/"):
         body = client.get(url).content.decode()
