@@ -25,10 +25,16 @@ class EventFilterForm(forms.Form):
 
     def __init__(self, *args: Any, accounts: list[tuple[Any, str]], pharmacies: list[tuple[Any, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        everyone = [("", _("All"))]
-        self.fields["account"].choices = everyone + [(str(pk), label) for pk, label in accounts]
-        self.fields["pharmacy"].choices = everyone + [(str(pk), label) for pk, label in pharmacies]
-        self.fields["action"].choices = everyone + action_choices()
+        everyone: list[tuple[str, Any]] = [("", _("All"))]
+        choices = {
+            "account": [(str(pk), label) for pk, label in accounts],
+            "pharmacy": [(str(pk), label) for pk, label in pharmacies],
+            "action": action_choices(),
+        }
+        for name, options in choices.items():
+            field = self.fields[name]
+            assert isinstance(field, forms.ChoiceField)
+            field.choices = everyone + options
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

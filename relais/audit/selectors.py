@@ -95,7 +95,9 @@ def page_of(query: QuerySet[AuditEvent], *, after: uuid.UUID | None, size: int) 
     return events, (events[-1].public_id if more and events else None)
 
 
-def who_touched(object_ids: Iterable[uuid.UUID], *, after: uuid.UUID | None = None, size: int = PAGE_SIZE) -> tuple[list[AuditEvent], uuid.UUID | None]:
+def who_touched(
+    object_ids: Iterable[uuid.UUID], *, after: uuid.UUID | None = None, size: int = PAGE_SIZE
+) -> tuple[list[AuditEvent], uuid.UUID | None]:
     """The newest events naming any of ``object_ids``: what the patient page and bench/audit_lookup.py time."""
     return page_of(filtered(scope=None, filters=EventFilters(object_ids=tuple(object_ids))), after=after, size=size)
 
@@ -104,5 +106,3 @@ def csv_cell(value: object) -> str:
     """Neutralise spreadsheet formula injection: a cell starting with = + - @ tab or CR gets a leading quote."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
-
-

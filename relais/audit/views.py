@@ -31,9 +31,7 @@ def page_context(user: User, **extra: Any) -> dict[str, Any]:
 
 
 def _form(request: HttpRequest, user: User) -> EventFilterForm:
-    form = EventFilterForm(
-        request.GET or None, accounts=auditlog.accounts_in_scope(user), pharmacies=auditlog.pharmacies_in_scope(user)
-    )
+    form = EventFilterForm(request.GET or None, accounts=auditlog.accounts_in_scope(user), pharmacies=auditlog.pharmacies_in_scope(user))
     if form.is_bound:
         form.is_valid()
     return form
@@ -120,5 +118,7 @@ def patient_events(request: HttpRequest, user: User, patient_id: uuid.UUID) -> H
 def patient_export(request: HttpRequest, user: User, patient_id: uuid.UUID) -> HttpResponse:
     patient = _patient(user, patient_id)
     form = _form(request, user)
-    rows, _ = auditlog.events_export(actor=user, filters=auditlog.patient_filters(patient.id, _filters(form)), audit_ids=[patient.id], scoped=False)
+    rows, _ = auditlog.events_export(
+        actor=user, filters=auditlog.patient_filters(patient.id, _filters(form)), audit_ids=[patient.id], scoped=False
+    )
     return _csv(rows, "audit-patient")

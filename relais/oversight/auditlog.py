@@ -73,9 +73,7 @@ class EventPage:
 
 def event_rows(events: Sequence[AuditEvent]) -> list[EventRow]:
     """Events with the account's current name, the pharmacy's name and the readable action."""
-    users = {
-        u["id"]: u for u in User.objects.filter(id__in={e.actor_id for e in events if e.actor_id}).values("id", "full_name", "email")
-    }
+    users = {u["id"]: u for u in User.objects.filter(id__in={e.actor_id for e in events if e.actor_id}).values("id", "full_name", "email")}
     pharmacies = dict(Pharmacy.objects.filter(id__in={e.pharmacy_id for e in events if e.pharmacy_id}).values_list("id", "name"))
     roles = dict(Role.choices)
     rows = []
@@ -204,7 +202,9 @@ def accounts_in_scope(actor: User) -> list[tuple[uuid.UUID, str]]:
     """(user id, label) of the accounts the actor may filter on; pharmacy software appears as its service account."""
     scope = audit_scope(actor)
     users = User.objects.all() if scope is None else User.objects.filter(pharmacy_id=scope)
-    return [(pk, f"{name} <{email}>" if name else email) for pk, name, email in users.order_by("email").values_list("id", "full_name", "email")]
+    return [
+        (pk, f"{name} <{email}>" if name else email) for pk, name, email in users.order_by("email").values_list("id", "full_name", "email")
+    ]
 
 
 def pharmacies_in_scope(actor: User) -> list[tuple[uuid.UUID, str]]:
@@ -235,7 +235,10 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def _refs(rows: Iterable[tuple[Any, ...]]) -> list[PatientRef]:
     rows = list(rows)
     names = dict(Pharmacy.objects.filter(id__in={r[1] for r in rows}).values_list("id", "name"))
-    return [PatientRef(id=pk, pharmacy_id=ph, pharmacy=names.get(ph, ""), registered_on=created.date(), merged_into=merged) for pk, ph, created, merged in rows]
+    return [
+        PatientRef(id=pk, pharmacy_id=ph, pharmacy=names.get(ph, ""), registered_on=created.date(), merged_into=merged)
+        for pk, ph, created, merged in rows
+    ]
 
 
 def patients_find(*, actor: User, nir: str = "", last_name: str = "", date_of_birth: date | None = None) -> list[PatientRef]:

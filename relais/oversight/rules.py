@@ -129,7 +129,9 @@ def volume(day: Day, cfg: dict[str, Any], api_users: dict[uuid.UUID, uuid.UUID])
     history_start, _ = _bounds(first, day.tz)
     counts: dict[uuid.UUID, dict[date, int]] = defaultdict(dict)
     rows = (
-        AuditEvent.objects.filter(occurred_at__gte=history_start, occurred_at__lt=day.start, action__in=READ_ACTIONS, actor_id__isnull=False)
+        AuditEvent.objects.filter(
+            occurred_at__gte=history_start, occurred_at__lt=day.start, action__in=READ_ACTIONS, actor_id__isnull=False
+        )
         .annotate(local_day=TruncDate("occurred_at", tzinfo=day.tz))
         .values_list("actor_id", "local_day")
         .annotate(n=Count("id"))
@@ -210,7 +212,12 @@ def foreign_patients(day: Day, cfg: dict[str, Any], now: datetime) -> Iterator[F
         ids = sorted(patients)
         merged = dict(Patient.objects.filter(pk__in=ids, merged_into__isnull=False).values_list("id", "merged_into_id"))
         kept = {str(p) for p in merged.values()}
-        have = {str(p) for p in Screening.objects.filter(pharmacy_id=pharmacy, patient_id__in=ids + sorted(kept)).values_list("patient_id", flat=True).distinct()}
+        have = {
+            str(p)
+            for p in Screening.objects.filter(pharmacy_id=pharmacy, patient_id__in=ids + sorted(kept))
+            .values_list("patient_id", flat=True)
+            .distinct()
+        }
         tested[pharmacy] = have | {str(p) for p, into in merged.items() if str(into) in have}
     for (actor, pharmacy), items in reads.items():
         events = [(e, ps - tested[pharmacy]) for e, ps in items if ps - tested[pharmacy]]
@@ -246,7 +253,12 @@ def birth_dates(day: Day, cfg: dict[str, Any]) -> Iterator[Found]:
                 key=f"birth_date|link|{link}|{day.day}",
                 start=day.start,
                 end=day.end,
-                figures={"failures": len(events), "links": 1, "locked": any(e[3] == "result_link.locked" for e in events), "events": len(events)},
+                figures={
+                    "failures": len(events),
+                    "links": 1,
+                    "locked": any(e[3] == "result_link.locked" for e in events),
+                    "events": len(events),
+                },
                 event_ids=_cap([e[0] for e in events], cfg),
                 pharmacy_id=events[-1][2],
             )
@@ -278,7 +290,12 @@ def new_key_bulk(day: Day, cfg: dict[str, Any], api_users: dict[uuid.UUID, uuid.
             continue
         client_id = api_users[user_id]
         created = ApiClient.objects.filter(pk=client_id).values_list("created_at", flat=True).first()
-        newest_key = ApiClientKey.objects.filter(client_id=client_id, created_at__lt=day.end).order_by("-created_at").values_list("created_at", flat=True).first()
+        newest_key = (
+            ApiClientKey.objects.filter(client_id=client_id, created_at__lt=day.end)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
         born = max(d for d in (created, newest_key) if d is not None) if (created or newest_key) else None
         if born is None or born < recent:
             continue

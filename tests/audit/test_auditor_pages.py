@@ -38,12 +38,21 @@ def _record(actor: Any, action: str, ids: list[Any], **kw: Any) -> AuditEvent:
 @pytest.mark.parametrize("who", ["owner", "colleague", "stranger", "operator"])
 def test_staff_without_an_audit_role_get_403_on_every_auditor_page(who: str, request: Any, as_user: Any, patient: Any) -> None:
     client = as_user(request.getfixturevalue(who))
-    for url in ("/audit/", "/audit/export.csv", "/audit/patients/", f"/audit/patients/{patient.pk}/", f"/audit/patients/{patient.pk}/export.csv", "/audit/alerts/"):
+    for url in (
+        "/audit/",
+        "/audit/export.csv",
+        "/audit/patients/",
+        f"/audit/patients/{patient.pk}/",
+        f"/audit/patients/{patient.pk}/export.csv",
+        "/audit/alerts/",
+    ):
         assert client.get(url).status_code == 403, url
     assert client.post("/audit/patients/", {"nir": NIR}).status_code == 403
 
 
-def test_admin_sees_their_pharmacy_events_only_and_auditor_sees_all(as_user: Any, admin: Any, auditor: Any, owner: Any, stranger: Any, patient: Any) -> None:
+def test_admin_sees_their_pharmacy_events_only_and_auditor_sees_all(
+    as_user: Any, admin: Any, auditor: Any, owner: Any, stranger: Any, patient: Any
+) -> None:
     theirs = patient_register(actor=stranger, identity=identity(last_name="AILLEURS", nir=""))
     admin_rows = as_user(admin).get("/audit/").context["page"].rows
     assert any(r.actor_email == owner.email for r in admin_rows)
@@ -53,7 +62,9 @@ def test_admin_sees_their_pharmacy_events_only_and_auditor_sees_all(as_user: Any
     assert any(r.actor_email == stranger.email for r in auditor_rows) and any(r.actor_email == owner.email for r in auditor_rows)
 
 
-def test_an_auditor_attached_to_a_pharmacy_reads_that_pharmacy_only(as_user: Any, pharmacy: Any, other_pharmacy: Any, owner: Any, stranger: Any, patient: Any) -> None:
+def test_an_auditor_attached_to_a_pharmacy_reads_that_pharmacy_only(
+    as_user: Any, pharmacy: Any, other_pharmacy: Any, owner: Any, stranger: Any, patient: Any
+) -> None:
     local = make_user("local-auditor@test.example", Role.AUDITOR, other_pharmacy)
     client = as_user(local)
     rows = client.get("/audit/").context["page"].rows
@@ -62,7 +73,9 @@ def test_an_auditor_attached_to_a_pharmacy_reads_that_pharmacy_only(as_user: Any
     assert client.post("/audit/patients/", {"nir": NIR}).context["results"] == []
 
 
-def test_pages_show_readable_actions_names_and_pharmacies_in_english_and_french(as_user: Any, auditor: Any, owner: Any, patient: Any, pharmacy: Any) -> None:
+def test_pages_show_readable_actions_names_and_pharmacies_in_english_and_french(
+    as_user: Any, auditor: Any, owner: Any, patient: Any, pharmacy: Any
+) -> None:
     from relais.patients.selectors import patient_get
 
     patient_get(actor=owner, patient_id=patient.pk)
@@ -73,7 +86,9 @@ def test_pages_show_readable_actions_names_and_pharmacies_in_english_and_french(
     assert "a consulté la fiche patient" in page
 
 
-def test_auditor_finds_a_patient_by_nir_or_name_and_birth_date_and_sees_no_identity(as_user: Any, auditor: Any, patient: Any, pharmacy: Any) -> None:
+def test_auditor_finds_a_patient_by_nir_or_name_and_birth_date_and_sees_no_identity(
+    as_user: Any, auditor: Any, patient: Any, pharmacy: Any
+) -> None:
     client = as_user(auditor)
     response = client.post("/audit/patients/", {"nir": NIR})
     assert [r.id for r in response.context["results"]] == [patient.pk]
@@ -96,7 +111,9 @@ def test_the_patient_lookup_takes_no_identity_in_the_url(as_user: Any, auditor: 
     assert not AuditEvent.objects.filter(action="audit.patient_search").exists()
 
 
-def test_who_accessed_the_patient_includes_tests_result_links_and_messages(as_user: Any, auditor: Any, owner: Any, patient: Any, screening: Any) -> None:
+def test_who_accessed_the_patient_includes_tests_result_links_and_messages(
+    as_user: Any, auditor: Any, owner: Any, patient: Any, screening: Any
+) -> None:
     notification = Notification.objects.filter(patient=patient).first()
     link = ResultLink.objects.filter(patient=patient).first()
     assert notification is not None and link is not None  # the patient gave an address: a message and a link were queued
@@ -121,7 +138,9 @@ def test_patient_page_scope_admin_of_the_pharmacy_yes_other_admin_404(as_user: A
     assert as_user(other_admin).get(f"/audit/patients/{uuid.uuid4()}/").status_code == 404
 
 
-def test_filters_by_account_pharmacy_action_and_time(as_user: Any, auditor: Any, owner: Any, colleague: Any, stranger: Any, patient: Any, other_pharmacy: Any) -> None:
+def test_filters_by_account_pharmacy_action_and_time(
+    as_user: Any, auditor: Any, owner: Any, colleague: Any, stranger: Any, patient: Any, other_pharmacy: Any
+) -> None:
     _record(colleague, "patient.view", [patient.pk])
     client = as_user(auditor)
     rows = client.get("/audit/", {"account": str(colleague.pk)}).context["page"].rows
@@ -154,7 +173,7 @@ def test_paging_goes_through_every_event_once(as_user: Any, auditor: Any, owner:
 
 
 def test_csv_export_is_formula_safe_complete_and_audited(as_user: Any, auditor: Any, owner: Any, patient: Any) -> None:
-    evil = make_pharmacy("130000011", "=HYPERLINK(\"http://evil\")")
+    evil = make_pharmacy("130000011", '=HYPERLINK("http://evil")')
     evil_user = make_user("+evil@test.example", Role.PHARMACIST, evil)
     _record(evil_user, "patient.view", [uuid.uuid4()], pharmacy_id=evil.pk)
     response = as_user(auditor).get("/audit/export.csv", HTTP_ACCEPT_LANGUAGE="en")
@@ -163,14 +182,16 @@ def test_csv_export_is_formula_safe_complete_and_audited(as_user: Any, auditor: 
     assert rows[0][0].startswith("Time")
     flagged = [r for r in rows if "patient.view" in r and evil_user.email in " ".join(r)]
     assert flagged, rows
-    assert "'=HYPERLINK(\"http://evil\")" in flagged[0] and "'+evil@test.example" in flagged[0]
+    assert '\'=HYPERLINK("http://evil")' in flagged[0] and "'+evil@test.example" in flagged[0]
     for row in rows[1:]:
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row), row
     export = AuditEvent.objects.get(action="audit.export")
     assert export.detail == {"filters": [], "rows": len(rows) - 1, "truncated": False}
 
 
-def test_patient_export_lists_the_patient_events_and_is_audited_without_identity(as_user: Any, admin: Any, patient: Any, screening: Any) -> None:
+def test_patient_export_lists_the_patient_events_and_is_audited_without_identity(
+    as_user: Any, admin: Any, patient: Any, screening: Any
+) -> None:
     response = as_user(admin).get(f"/audit/patients/{patient.pk}/export.csv")
     body = response.content.decode("utf-8-sig")
     assert "screening.create" in body and "patient.create" in body and "DURAND" not in body

@@ -60,7 +60,9 @@ def test_staff_without_an_audit_role_get_403(who: str, request: Any, as_user: An
     assert client.post(f"/audit/alerts/{alerts[0].pk}/acknowledge").status_code == 403
 
 
-def test_alert_page_lists_the_events_behind_it_and_acknowledges(as_user: Any, admin: Any, colleague: Any, alerts: tuple[Alert, Alert]) -> None:
+def test_alert_page_lists_the_events_behind_it_and_acknowledges(
+    as_user: Any, admin: Any, colleague: Any, alerts: tuple[Alert, Alert]
+) -> None:
     ours, _ = alerts
     client = as_user(admin)
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"

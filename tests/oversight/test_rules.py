@@ -28,7 +28,16 @@ def at(day_offset: int, hour: int, minute: int = 0) -> datetime:
     return (NOW + timedelta(days=day_offset)).replace(hour=hour, minute=minute)
 
 
-def events(actor: Any, action: str, ids: list[Any], when: list[datetime], *, object_type: str = "patient", ip: str = "127.0.0.1", pharmacy_id: Any = None) -> list[AuditEvent]:
+def events(
+    actor: Any,
+    action: str,
+    ids: list[Any],
+    when: list[datetime],
+    *,
+    object_type: str = "patient",
+    ip: str = "127.0.0.1",
+    pharmacy_id: Any = None,
+) -> list[AuditEvent]:
     rows = [
         AuditEvent(
             occurred_at=w,
@@ -118,7 +127,14 @@ def test_reading_a_patient_never_tested_at_the_pharmacy_fires(owner: Any, collea
 
 def test_repeated_wrong_birth_dates_fire_per_link_and_per_address(pharmacy: Any, patient: Any) -> None:
     link = uuid.uuid4()
-    events(None, "result_link.wrong_birth_date", [link, patient.pk], [at(0, 10, m) for m in range(4)], object_type="result_link", pharmacy_id=pharmacy.pk)
+    events(
+        None,
+        "result_link.wrong_birth_date",
+        [link, patient.pk],
+        [at(0, 10, m) for m in range(4)],
+        object_type="result_link",
+        pharmacy_id=pharmacy.pk,
+    )
     evaluate(now=NOW)
     assert kinds() == []
     events(None, "result_link.locked", [link, patient.pk], [at(0, 10, 30)], object_type="result_link", pharmacy_id=pharmacy.pk)
@@ -126,8 +142,16 @@ def test_repeated_wrong_birth_dates_fire_per_link_and_per_address(pharmacy: Any,
     alert = Alert.objects.get()
     assert alert.kind == AlertKind.BIRTH_DATE and alert.figures["failures"] == 5 and alert.figures["locked"] is True
     assert alert.pharmacy_id == pharmacy.pk
-    for n in range(3):  # someone trying several links from one address
-        events(None, "result_link.wrong_birth_date", [uuid.uuid4(), patient.pk], [at(0, 12, m) for m in range(4)], object_type="result_link", ip="203.0.113.9", pharmacy_id=pharmacy.pk)
+    for _ in range(3):  # someone trying several links from one address
+        events(
+            None,
+            "result_link.wrong_birth_date",
+            [uuid.uuid4(), patient.pk],
+            [at(0, 12, m) for m in range(4)],
+            object_type="result_link",
+            ip="203.0.113.9",
+            pharmacy_id=pharmacy.pk,
+        )
     evaluate(now=NOW)
     by_ip = Alert.objects.get(key__startswith="birth_date|ip|")
     assert by_ip.figures["links"] == 3 and by_ip.figures["failures"] == 12 and "203.0.113.9" not in by_ip.key
@@ -136,7 +160,13 @@ def test_repeated_wrong_birth_dates_fire_per_link_and_per_address(pharmacy: Any,
 def test_a_new_api_key_reading_in_bulk_fires_an_old_one_does_not(registered: Any, patient: Any, screening: Any) -> None:
     client, _ = registered
     service = client.service_user
-    events(service, "screening.api_read", [uuid.uuid4(), patient.pk], [at(0, 10) + timedelta(seconds=s) for s in range(199)], object_type="screening")
+    events(
+        service,
+        "screening.api_read",
+        [uuid.uuid4(), patient.pk],
+        [at(0, 10) + timedelta(seconds=s) for s in range(199)],
+        object_type="screening",
+    )
     evaluate(now=NOW)
     assert kinds() == []
     events(service, "screening.api_read", [uuid.uuid4(), patient.pk], [at(0, 11)], object_type="screening")
@@ -153,7 +183,14 @@ def test_a_new_api_key_reading_in_bulk_fires_an_old_one_does_not(registered: Any
 def test_running_twice_over_the_same_window_makes_no_duplicate(colleague: Any, patient: Any, pharmacy: Any, screening: Any) -> None:
     events(colleague, "patient.view", [patient.pk], [at(0, 23 - 1, 30), at(0, 5)])
     link = uuid.uuid4()
-    events(None, "result_link.wrong_birth_date", [link, patient.pk], [at(0, 10, m) for m in range(6)], object_type="result_link", pharmacy_id=pharmacy.pk)
+    events(
+        None,
+        "result_link.wrong_birth_date",
+        [link, patient.pk],
+        [at(0, 10, m) for m in range(6)],
+        object_type="result_link",
+        pharmacy_id=pharmacy.pk,
+    )
     first = run_job(NOW)
     assert first["new"] == 2
     second = run_job(NOW)
@@ -166,6 +203,13 @@ def test_a_normal_day_raises_nothing(owner: Any, colleague: Any, patient: Any, s
     for day in range(0, 15):
         events(owner, "patient.view", [patient.pk], [at(-day, 9 + h) for h in range(8)])
         events(colleague, "screening.view", [screening.pk, patient.pk], [at(-day, 10 + h) for h in range(5)], object_type="screening")
-    events(None, "result_link.wrong_birth_date", [uuid.uuid4(), patient.pk], [at(0, 10)], object_type="result_link", pharmacy_id=patient.pharmacy_id)
+    events(
+        None,
+        "result_link.wrong_birth_date",
+        [uuid.uuid4(), patient.pk],
+        [at(0, 10)],
+        object_type="result_link",
+        pharmacy_id=patient.pharmacy_id,
+    )
     report = evaluate(now=NOW)
     assert report["new"] == 0 and kinds() == []

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,27 +15,44 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('volume', 'Many more patient records read than usual'), ('off_hours', 'Patient records read outside opening hours'), ('foreign_patient', 'Records read of patients never tested at the pharmacy'), ('birth_date', 'Repeated wrong dates of birth on result links'), ('new_key_bulk', 'A new API key reading in bulk')], max_length=32)),
-                ('key', models.CharField(max_length=200, unique=True)),
-                ('actor_id', models.UUIDField(blank=True, null=True)),
-                ('actor_label', models.CharField(blank=True, max_length=254)),
-                ('api_client_id', models.UUIDField(blank=True, null=True)),
-                ('pharmacy_id', models.UUIDField(blank=True, db_index=True, null=True)),
-                ('window_start', models.DateTimeField()),
-                ('window_end', models.DateTimeField()),
-                ('figures', models.JSONField(default=dict)),
-                ('event_ids', models.JSONField(default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
-                ('acknowledged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("volume", "Many more patient records read than usual"),
+                            ("off_hours", "Patient records read outside opening hours"),
+                            ("foreign_patient", "Records read of patients never tested at the pharmacy"),
+                            ("birth_date", "Repeated wrong dates of birth on result links"),
+                            ("new_key_bulk", "A new API key reading in bulk"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("key", models.CharField(max_length=200, unique=True)),
+                ("actor_id", models.UUIDField(blank=True, null=True)),
+                ("actor_label", models.CharField(blank=True, max_length=254)),
+                ("api_client_id", models.UUIDField(blank=True, null=True)),
+                ("pharmacy_id", models.UUIDField(blank=True, db_index=True, null=True)),
+                ("window_start", models.DateTimeField()),
+                ("window_end", models.DateTimeField()),
+                ("figures", models.JSONField(default=dict)),
+                ("event_ids", models.JSONField(default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "acknowledged_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['acknowledged_at', 'created_at'], name='oversight_alert_open')],
+                "ordering": ["-created_at"],
+                "indexes": [models.Index(fields=["acknowledged_at", "created_at"], name="oversight_alert_open")],
             },
         ),
     ]
