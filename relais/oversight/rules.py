@@ -99,11 +99,16 @@ def _bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 def _patients(object_type: str, ids: list[str]) -> list[str]:
     """The patients an event read: all ids of a patient event; the second id of a test event (the test, then its patient)."""
-    if object_type == "patient":
-        return list(ids)
-    if object_type == "screening" and len(ids) > 1:
-        return [ids[1]]
-    return []
+    picked = list(ids) if object_type == "patient" else ids[1:2] if object_type == "screening" else []
+    return [i for i in picked if _is_uuid(i)]
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _api_users() -> dict[uuid.UUID, uuid.UUID]:
