@@ -1,4 +1,4 @@
-""""Who accessed this patient" over N audit events: generation time, then the auditor page's own lookup, timed.
+""" "Who accessed this patient" over N audit events: generation time, then the auditor page's own lookup, timed.
 
 Usage: nice .venv/bin/python bench/audit_lookup.py [-n 10000000] [--dir DIR] [--keep] [--repeat 20]
 A fresh SQLite database in DIR (default: a temporary folder) with development secrets. One patient is registered and
@@ -61,7 +61,9 @@ def _world() -> tuple[Any, list[uuid.UUID]]:
     from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_NOT_DETECTED
 
     with request_context(request_id="bench", client_ip="127.0.0.1", channel="bench"):
-        pharmacy = pharmacy_create(actor=None, name="Pharmacie du Banc", finess="750000010", address_line="1 rue", postcode="75010", city="Paris")
+        pharmacy = pharmacy_create(
+            actor=None, name="Pharmacie du Banc", finess="750000010", address_line="1 rue", postcode="75010", city="Paris"
+        )
         pharmacist = User.objects.create_user("bench@bench.example", None, role=Role.PHARMACIST, pharmacy=pharmacy)
         auditor = User.objects.create_user("auditor@bench.example", None, role=Role.AUDITOR)
         identity = PatientIdentity(
