@@ -295,3 +295,15 @@ def test_since_starts_at_a_signed_checkpoint(log: list[AuditEvent]) -> None:
     assert not v.verify(since=signed_at).ok
     report = v.verify(since=signed_at + timedelta(microseconds=1))
     assert report.ok and report.first_seq == 21 and report.events == 0
+
+
+def test_the_workers_cheap_round_also_finds_a_late_commit(log: list[AuditEvent]) -> None:
+    late_id = min(e.pk for e in log) - 1
+    AuditEvent.objects.create(id=late_id, occurred_at=timezone.now(), action="patient.view")
+    assert seal.seal_pending(full=False, checkpoint=True).sealed == 1  # smaller id than the last sealed one, but recent
+    assert AuditSeal.objects.get(event_id=late_id).seq == 21
+    old_id = late_id - 1
+    AuditEvent.objects.create(id=old_id, occurred_at=timezone.now() - timedelta(days=2), action="patient.view")
+    assert seal.seal_pending(full=False).sealed == 0  # beyond the horizon: left to the full scan, and verify says so
+    assert first().kind == v.INSERTED
+    assert seal.seal_pending().sealed == 1
