@@ -55,8 +55,9 @@ class _Run:
         return tqdm(total=total, desc=name, unit="row", file=self.progress, disable=self.progress is None, leave=False)
 
 
-def _batches(run: _Run, name: str, query: Callable[[], models.QuerySet[Any]], delete: Callable[[list[Any]], int]) -> int:
-    """Delete ``query()``'s rows ``batch_size`` at a time, one transaction and one audit event per batch."""
+def _batches(run: _Run, name: str, query: Callable[[], models.QuerySet[Any]], delete: Callable[[list[Any]], Any]) -> int:
+    """Delete ``query()``'s rows ``batch_size`` at a time, one transaction and one audit event per batch. ``delete``
+    returns the rows removed, or {"rows": n, ...other counts for the audit event}."""
     total = query().count()
     if run.dry_run:
         return total
@@ -67,8 +68,10 @@ def _batches(run: _Run, name: str, query: Callable[[], models.QuerySet[Any]], de
                 ids = list(query().values_list("pk", flat=True)[: run.batch_size])
                 if not ids:
                     break
-                removed = delete(ids)
-                audit_record(actor=None, action=AUDIT_ACTION, object_type=name, detail={"class": name, "rows": removed})
+                outcome = delete(ids)
+                counts = outcome if isinstance(outcome, dict) else {"rows": outcome}
+                removed = counts["rows"]
+                audit_record(actor=None, action=AUDIT_ACTION, object_type=name, detail={"class": name, **counts})
             done += removed
             bar.update(len(ids))
             if after_batch is not None:
@@ -181,9 +184,12 @@ def _undelivered() -> Exists:
     return Exists(OutboxMessage.objects.filter(series_id=OuterRef("series_id"), status__in=OPEN_STATUSES))
 
 
-def _delete_screenings(ids: list[Any]) -> int:
+def _delete_screenings(ids: list[Any]) -> tuple[int, int]:
+    """Delete the whole tests (every version) these versions belong to, what hangs on them, and the patients left
+    without any test: (versions, patients) removed."""
     series = list(Screening.objects.filter(pk__in=ids).values_list("series_id", flat=True).distinct())
     versions = list(Screening.objects.filter(series_id__in=series).values_list("pk", flat=True))
+    patients = set(Screening.objects.filter(pk__in=versions).values_list("patient_id", flat=True))
     Notification.objects.filter(Q(screening_id__in=versions) | Q(link__series_id__in=series)).delete()
     ResultLink.objects.filter(series_id__in=series).delete()
     WebhookDelivery.objects.filter(screening_id__in=versions).delete()
@@ -194,35 +200,51 @@ def _delete_screenings(ids: list[Any]) -> int:
     OutboxMessage.objects.filter(screening_id__in=versions).delete()
     ScreeningResult.objects.filter(screening_id__in=versions).delete()
     Screening.objects.filter(pk__in=versions).update(supersedes=None)  # versions point at each other: unlink first
-    return Screening.objects.filter(pk__in=versions).delete()[1].get(Screening._meta.label, 0)
+    removed = Screening.objects.filter(pk__in=versions).delete()[1].get(Screening._meta.label, 0)
+    tested = Screening.objects.filter(patient_id=OuterRef("pk"))
+    merged_here = Patient.objects.filter(merged_into_id=OuterRef("pk"))
+    untested = list(Patient.objects.filter(pk__in=patients).filter(~Exists(tested), ~Exists(merged_here)).values_list("pk", flat=True))
+    return removed, _delete_patients(untested)
+
+
+def _delete_patients(ids: list[Any]) -> int:
+    Notification.objects.filter(patient_id__in=ids).delete()
+    ResultLink.objects.filter(patient_id__in=ids).delete()
+    return Patient.objects.filter(pk__in=ids).delete()[1].get(Patient._meta.label, 0)
 
 
 def _identities(run: _Run) -> dict[str, Any]:
+    """Tests past retention go whole; a patient goes with its last test (identity stays while any test is kept)."""
     expired = _expired_screenings(run)
     undelivered = expired.filter(_undelivered()).values("series_id").distinct().count()
     deletable = expired.filter(~_undelivered())
-    screenings = _batches(run, "screenings", lambda: deletable, _delete_screenings)  # a batch takes whole tests
-    patients = _patients(run, deletable)
-    return {"screenings": screenings, "patients": patients, "undelivered": undelivered}
+    patients = [0]
+
+    def delete(ids: list[Any]) -> dict[str, int]:
+        removed, gone = _delete_screenings(ids)
+        patients[0] += gone
+        return {"rows": removed, "patients": gone}
+
+    if run.dry_run:
+        kept = Screening.objects.filter(patient_id=OuterRef("pk")).exclude(pk__in=deletable.values("pk"))
+        going = Patient.objects.filter(Exists(deletable.filter(patient_id=OuterRef("pk"))), ~Exists(kept))
+        patients[0] = going.count()
+    screenings = _batches(run, "screenings", lambda: deletable, delete)  # a batch takes whole tests
+    return {"screenings": screenings, "patients": patients[0] + _untested_patients(run), "undelivered": undelivered}
 
 
-def _patients(run: _Run, deletable: models.QuerySet[Screening]) -> int:
-    """Patients left without any test, registered before the period: their identity goes (merged records first)."""
+def _untested_patients(run: _Run) -> int:
+    """Records without any test, registered before the period (a registration never tested, merged records)."""
     cut = run.cutoff("identities")
-    kept = Screening.objects.filter(patient_id=OuterRef("pk")).exclude(pk__in=deletable.values("pk"))
+    tested = Screening.objects.filter(patient_id=OuterRef("pk"))
     merged_here = Patient.objects.filter(merged_into_id=OuterRef("pk"))
 
     def query() -> models.QuerySet[Patient]:
-        return Patient.objects.filter(created_at__lte=cut).filter(~Exists(kept), ~Exists(merged_here))
-
-    def delete(ids: list[Any]) -> int:
-        Notification.objects.filter(patient_id__in=ids).delete()
-        ResultLink.objects.filter(patient_id__in=ids).delete()
-        return Patient.objects.filter(pk__in=ids).delete()[1].get(Patient._meta.label, 0)
+        return Patient.objects.filter(created_at__lte=cut).filter(~Exists(tested), ~Exists(merged_here))
 
     total = 0
     while True:  # a merged-into record becomes free once the records merged into it are gone
-        removed = _batches(run, "patients", query, delete)
+        removed = _batches(run, "patients", query, _delete_patients)
         total += removed
         if removed == 0 or run.dry_run:
             return total
@@ -232,7 +254,8 @@ def _keys(run: _Run) -> dict[str, Any]:
     """Retention keys of past days: rows still using one (a positive test, a later message) move to a later key, then
     the key is destroyed: its secret file first, so no copy of the database can unwrap it any more."""
     today = timezone.localdate(run.now)
-    past = list(DataKey.objects.filter(expires_on__lt=today).order_by("expires_on").values_list("key_id", flat=True))
+    past = list(DataKey.objects.filter(expires_on__lte=today).order_by("expires_on").values_list("key_id", flat=True))
+    tomorrow = today + timedelta(days=1)  # rows kept move to a key the loop will not reach
     if run.dry_run:
         return {"keys_destroyed": len(past), "rows_rekeyed": 0}
     destroyed = rekeyed = 0
@@ -240,7 +263,7 @@ def _keys(run: _Run) -> dict[str, Any]:
         for key_id in past:
             with transaction.atomic():
                 for patient in Patient.objects.select_for_update().filter(retention_key=key_id):
-                    keys.reencrypt(patient, crypto.retention_key_id(keys.patient_expiry_day(patient)))
+                    keys.reencrypt(patient, crypto.retention_key_id(max(keys.patient_expiry_day(patient), tomorrow)))
                     rekeyed += 1
                 for note in Notification.objects.select_for_update().filter(retention_key=key_id).select_related("patient"):
                     keys.reencrypt(note, note.patient.retention_key)
