@@ -39,9 +39,9 @@ def parse_retention(overrides_json: str, env: Mapping[str, str]) -> dict[str, in
             raise ImproperlyConfigured("Refusing to start: RELAIS_RETENTION_JSON must be an object of class: days")
         overrides.update(loaded)
     prefix = "RELAIS_RETENTION_"
-    for name, value in env.items():
-        if name.startswith(prefix) and name != "RELAIS_RETENTION_JSON":
-            overrides[name[len(prefix) :].lower()] = value
+    for variable, text in env.items():
+        if variable.startswith(prefix) and variable != "RELAIS_RETENTION_JSON":
+            overrides[variable[len(prefix) :].lower()] = text
     for name, value in overrides.items():
         if name not in DEFAULT_RETENTION:
             known = ", ".join(DEFAULT_RETENTION)

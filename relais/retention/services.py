@@ -81,7 +81,7 @@ def _batches(run: _Run, name: str, query: Callable[[], models.QuerySet[Any]], de
 
 def _plain_delete(model: type[models.Model]) -> Callable[[list[Any]], int]:
     def delete(ids: list[Any]) -> int:
-        return model.objects.filter(pk__in=ids).delete()[1].get(model._meta.label, 0)
+        return model._default_manager.filter(pk__in=ids).delete()[1].get(model._meta.label, 0)
 
     return delete
 
@@ -94,8 +94,13 @@ def _sessions(run: _Run) -> dict[str, Any]:
 def _login_attempts(run: _Run) -> dict[str, Any]:
     cut = run.cutoff("login_attempts")
     rows = 0
-    for model in (AccessAttempt, AccessFailureLog, AccessLog):
-        rows += _batches(run, "login_attempts", lambda m=model: m.objects.filter(attempt_time__lte=cut), _plain_delete(model))
+    models_: list[type[models.Model]] = [AccessAttempt, AccessFailureLog, AccessLog]
+    for model in models_:
+
+        def query(m: type[models.Model] = model) -> models.QuerySet[Any]:
+            return m._default_manager.filter(attempt_time__lte=cut)
+
+        rows += _batches(run, "login_attempts", query, _plain_delete(model))
     return {"rows": rows}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -37,7 +37,7 @@ class Command(BaseCommand):
             now=options["now"],
             dry_run=options["dry_run"],
             batch_size=options["batch_size"],
-            progress=None if options["no_progress"] else self.stderr._out,
+            progress=None if options["no_progress"] else cast(TextIO, self.stderr._out),
         )
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
