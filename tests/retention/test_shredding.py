@@ -127,3 +127,43 @@ def test_rotation_keeps_retention_keys_and_the_purge_still_shreds(owner: Any) ->
     assert DataKey.objects.get(key_id=gone.retention_key).retired_at is None
     purge(now=timezone.now() + days(93))
     assert not DataKey.objects.filter(key_id=gone.retention_key).exists()
+
+
+def test_two_connections_racing_for_a_day_end_with_one_key(db: Any) -> None:
+    """Each thread has its own connection and commits for real (outside the test's transaction)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("real concurrent writers need PostgreSQL (SQLite serialises writers)")
+    import threading
+
+    from django.db import connections, transaction
+
+    day = timezone.localdate() + timedelta(days=402)
+    gate = threading.Barrier(2)
+    got: list[str] = []
+
+    def create() -> None:
+        try:
+            with transaction.atomic():
+                gate.wait()
+                got.append(crypto._create_retention_key(day))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(got) == 2 and got[0] == got[1]
+    assert DataKey.objects.filter(expires_on=day).count() == 1
+    assert len(list(crypto.key_dir().glob(f"{got[0]}*"))) == 1
+
+    def clean() -> None:
+        try:
+            DataKey.objects.filter(expires_on=day).delete()
+        finally:
+            connections.close_all()
+
+    cleaner = threading.Thread(target=clean)
+    cleaner.start()
+    cleaner.join(timeout=30)
