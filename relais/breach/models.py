@@ -56,14 +56,16 @@ class BreachLetter(models.Model):
     addressed through the patient's encrypted contact only at send time: the row holds no identity and no text."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    case = models.ForeignKey(BreachCase, on_delete=models.PROTECT, related_name="letters")
-    # A purged patient can no longer be written to: the letter goes with the record.
+    # Lean indexes, a million rows are written at once: case and pharmacy are looked up through breach_letter_case_pharmacy.
+    case = models.ForeignKey(BreachCase, on_delete=models.PROTECT, related_name="letters", db_index=False)
+    # A purged patient can no longer be written to: the letter goes with the record (indexed for that cascade).
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
-    pharmacy = models.ForeignKey(Pharmacy, on_delete=models.PROTECT, related_name="+")
+    pharmacy = models.ForeignKey(Pharmacy, on_delete=models.PROTECT, related_name="+", db_index=False)
     status = models.CharField(max_length=16, choices=LetterStatus.choices, default=LetterStatus.DRAFT)
     created_at = models.DateTimeField(default=timezone.now)
     approved_at = models.DateTimeField(null=True, blank=True)
-    approved_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Not indexed: accounts are deactivated, not deleted, so nothing looks letters up by approver.
+    approved_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
     # Set when someone asks for the approved letters to go out: only then does the worker claim them.
     send_requested_at = models.DateTimeField(null=True, blank=True)
     channel = models.CharField(max_length=8, blank=True)  # email or sms, chosen from the patient's contact at send time

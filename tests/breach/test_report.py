@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from relais.audit.models import AuditEvent
 from relais.breach.models import BreachLetter, LetterStatus
@@ -183,3 +184,48 @@ def test_report_is_audited_and_refuses_bad_selectors(tmp_path: Path, owner: Any,
             report(tmp_path, "--since", iso(h.t0), "--until", iso(h.t1), *args)
     with pytest.raises(CommandError, match="before"):
         report(tmp_path, "--since", iso(h.t1), "--until", iso(h.t0), "--all")
+
+
+def test_a_corrected_test_counts_once_with_its_versions_and_its_current_result(
+    tmp_path: Path, owner: Any, colleague: Any, stranger: Any, pharmacy: Any
+) -> None:
+    from relais.certificates.models import Certificate
+    from relais.intake.services import screening_correct
+    from relais.screenings.models import Screening
+
+    h = build(owner, colleague, stranger)
+    first = Screening.objects.get(patient=h.a1, is_current=True)
+    screening_correct(actor=owner, screening_id=first.pk, reason="wrong box ticked", results={"sars-cov-2": "260415000"})
+    until = iso(timezone.now() + timedelta(seconds=1))
+    data = report(tmp_path, "--since", iso(h.t0), "--until", until, "--all")
+    assert (data["tests"]["tests"], data["tests"]["records"], data["tests"]["positive"]) == (4, 5, 0)
+    assert sum(row["count"] for row in data["tests"]["results"]) == 4  # current versions only
+    assert data["records"]["certificates"] == Certificate.objects.count()
+    mine = report(tmp_path, "--since", iso(h.t0), "--until", until, "--pharmacy", pharmacy.finess)
+    assert (mine["tests"]["tests"], mine["tests"]["records"]) == (3, 4)
+    assert mine["records"]["certificates"] == Certificate.objects.filter(pharmacy=pharmacy).count()
+    read = report(tmp_path, "--since", iso(h.t0), "--until", until, "--account", colleague.email)
+    assert (read["tests"]["tests"], read["tests"]["records"], read["tests"]["positive"]) == (3, 4, 0)  # a1, a2, a3
+
+
+def test_letter_ids_are_unique_time_ordered_uuids_and_the_cache_is_restored(
+    tmp_path: Path, owner: Any, colleague: Any, stranger: Any
+) -> None:
+    from django.db import connection
+
+    h = build(owner, colleague, stranger)
+    setting = "PRAGMA cache_size" if connection.vendor == "sqlite" else "SELECT 1"
+    with connection.cursor() as cursor:
+        cursor.execute(setting)
+        before = cursor.fetchone()
+    cases = [report(tmp_path, "--since", iso(h.t0), "--until", iso(h.t2), "--all")["case"] for _ in range(2)]
+    letters = list(BreachLetter.objects.filter(case_id__in=cases).values_list("id", "patient_id", "case_id"))
+    assert len(letters) == 8 and len({pk for pk, _p, _c in letters}) == 8
+    assert {pk.version for pk, _p, _c in letters} == {7}
+    for case in cases:
+        # Within a case, the ids' counter follows patient order: rows written in that order append to both indexes.
+        rows = sorted((p, pk) for pk, p, c in letters if str(c) == case)
+        assert [pk for _p, pk in rows] == sorted(pk for _p, pk in rows)
+    with connection.cursor() as cursor:
+        cursor.execute(setting)
+        assert cursor.fetchone() == before  # the report's large page cache does not outlive it

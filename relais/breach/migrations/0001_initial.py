@@ -82,12 +82,27 @@ class Migration(migrations.Migration):
                 (
                     "approved_by",
                     models.ForeignKey(
-                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
                     ),
                 ),
-                ("case", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="letters", to="breach.breachcase")),
+                (
+                    "case",
+                    models.ForeignKey(
+                        db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="letters", to="breach.breachcase"
+                    ),
+                ),
                 ("patient", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="patients.patient")),
-                ("pharmacy", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="accounts.pharmacy")),
+                (
+                    "pharmacy",
+                    models.ForeignKey(
+                        db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="accounts.pharmacy"
+                    ),
+                ),
             ],
             options={
                 "indexes": [
