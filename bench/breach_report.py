@@ -3,7 +3,8 @@
 Usage: nice .venv/bin/python bench/breach_report.py [--patients 1000000] [--pharmacies 200] [--keep DIR]
        DATABASE_URL=postgresql://... nice .venv/bin/python bench/breach_report.py   (an empty, throwaway database)
 
-A fresh database (SQLite in a temporary folder unless DATABASE_URL is set) is migrated, then filled with bulk SQL
+A fresh database (SQLite in a temporary folder unless DATABASE_URL is set; while filling it, a 2 GiB page cache and no
+fsync) is migrated, then filled with bulk SQL
 (INSERT ... SELECT over a generated series; fake ciphertexts shaped like real ones, `v1.<key id>.<random>`): N patients
 spread over the pharmacies, one test and one result each, one `screening.create` audit event per test naming the test
 and its patient (AuditSubject rows), and one pharmacist who read every patient of their pharmacy in the window
