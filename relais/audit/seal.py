@@ -42,6 +42,7 @@ from relais.audit.sealcrypto import (
 )
 
 _SELECT_EVENT = ", ".join(f"e.{c}" for c in COLUMNS)
+STATUS_COUNT_CAP = 10_000  # seal_status counts unsealed events up to this many
 _LOCK_ID = 0x52454C4149534C  # PostgreSQL advisory lock serialising sealers ("RELAISL")
 
 
@@ -266,13 +267,31 @@ def seal_status(*, now: datetime | None = None) -> SealStatus:
     last = AuditSeal.objects.order_by("-seq").values_list("seq", "event_id").first()
     top, last_event = last or (0, 0)
     purged = sum(b - a + 1 for a, b in AuditPurgedSegment.objects.values_list("seq_first", "seq_last"))
+    horizon = db_time(now - cfg.horizon)
+    # Two single-range reads (newer than the last sealed id; recent by time), each bounded, so a database that was
+    # never sealed (10 million events) answers in milliseconds: the count stops at STATUS_COUNT_CAP.
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(*), MIN(e.occurred_at) FROM audit_auditevent e "
-            "WHERE NOT EXISTS (SELECT 1 FROM audit_auditseal s WHERE s.event_id = e.id) AND (e.id > %s OR e.occurred_at >= %s)",
-            [last_event, db_time(now - cfg.horizon)],
+            "SELECT COUNT(*) FROM (SELECT 1 FROM audit_auditevent e WHERE e.id > %s "
+            "AND NOT EXISTS (SELECT 1 FROM audit_auditseal s WHERE s.event_id = e.id) LIMIT %s) AS newer",
+            [last_event, STATUS_COUNT_CAP],
         )
-        count, oldest_raw = cursor.fetchone()
+        count = int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT e.occurred_at FROM audit_auditevent e WHERE e.id > %s "
+            "AND NOT EXISTS (SELECT 1 FROM audit_auditseal s WHERE s.event_id = e.id) ORDER BY e.id LIMIT 1",
+            [last_event],
+        )
+        first_newer = cursor.fetchone()
+        cursor.execute(
+            "SELECT COUNT(*), MIN(e.occurred_at) FROM audit_auditevent e WHERE e.occurred_at >= %s AND e.id <= %s "
+            "AND NOT EXISTS (SELECT 1 FROM audit_auditseal s WHERE s.event_id = e.id)",
+            [horizon, last_event],
+        )
+        late_count, late_oldest = cursor.fetchone()
+    count = min(count + int(late_count), STATUS_COUNT_CAP)
+    candidates = [raw for raw in (first_newer[0] if first_newer else None, late_oldest) if raw is not None]
+    oldest_raw = min(candidates, key=_time_text) if candidates else None
     oldest = datetime.fromisoformat(_time_text(oldest_raw).replace("Z", "+00:00")) if oldest_raw is not None else None
     checkpoint = AuditCheckpoint.objects.order_by("-seq_last").first()
     return SealStatus(

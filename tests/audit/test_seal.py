@@ -80,6 +80,15 @@ def test_status(db: Any, sealing: dict[str, Any]) -> None:
     assert status.last_checkpoint_seq == status.sealed_events and status.last_checkpoint_key_id
 
 
+def test_status_counts_unsealed_events_up_to_a_cap_and_finds_the_oldest(db: Any, sealing: dict[str, Any], monkeypatch: Any) -> None:
+    record(5)
+    first = AuditEvent.objects.order_by("id").first()
+    assert first is not None
+    monkeypatch.setattr(seal, "STATUS_COUNT_CAP", 3)
+    status = seal.seal_status()
+    assert status.unsealed_events == 3 and status.oldest_unsealed_at == first.occurred_at
+
+
 def test_new_tables_are_append_only(db: Any, sealing: dict[str, Any]) -> None:
     record(5)
     seal.seal_pending()
