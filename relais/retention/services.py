@@ -55,17 +55,23 @@ class _Run:
         return tqdm(total=total, desc=name, unit="row", file=self.progress, disable=self.progress is None, leave=False)
 
 
-def _batches(run: _Run, name: str, query: Callable[[], models.QuerySet[Any]], delete: Callable[[list[Any]], Any]) -> int:
+def _batches(
+    run: _Run, name: str, query: Callable[[], models.QuerySet[Any]], delete: Callable[[list[Any]], Any], *, keyset: bool = False
+) -> int:
     """Delete ``query()``'s rows ``batch_size`` at a time, one transaction and one audit event per batch. ``delete``
     returns the rows removed, or {"rows": n, ...other counts for the audit event}."""
     total = query().count()
     if run.dry_run:
         return total
     done = 0
+    last: Any = None
     with run.bar(name, total) as bar:
         while True:
             with transaction.atomic():
-                ids = list(query().values_list("pk", flat=True)[: run.batch_size])
+                rows = query()
+                if keyset:  # rows updated in place still match: walk on by primary key instead of rescanning them
+                    rows = rows.order_by("pk") if last is None else rows.filter(pk__gt=last).order_by("pk")
+                ids = list(rows.values_list("pk", flat=True)[: run.batch_size])
                 if not ids:
                     break
                 outcome = delete(ids)
@@ -73,6 +79,7 @@ def _batches(run: _Run, name: str, query: Callable[[], models.QuerySet[Any]], de
                 removed = counts["rows"]
                 audit_record(actor=None, action=AUDIT_ACTION, object_type=name, detail={"class": name, **counts})
             done += removed
+            last = ids[-1]
             bar.update(len(ids))
             if after_batch is not None:
                 after_batch(name, done)
@@ -171,7 +178,7 @@ def _outbox_payloads(run: _Run) -> dict[str, Any]:
     def scrub(ids: list[Any]) -> int:
         return OutboxMessage.objects.filter(pk__in=ids).update(ack_text="", rejection_reason="", last_error="")
 
-    return {"rows": _batches(run, "outbox_payloads", lambda: OutboxMessage.objects.filter(settled).filter(texts), scrub)}
+    return {"rows": _batches(run, "outbox_payloads", lambda: OutboxMessage.objects.filter(settled).filter(texts), scrub, keyset=True)}
 
 
 def _expired_screenings(run: _Run) -> models.QuerySet[Screening]:
