@@ -13,6 +13,7 @@ DELETE of the same rows by primary key in batches, on a copy of the generated da
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,25 @@ def _prepare(folder: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
+def _template(model: Any, varying: list[str], **constants: Any) -> tuple[str, list[Any], dict[str, int]]:
+    """INSERT statement, database values of a row built from ``constants`` (defaults, auto_now_add), and the positions
+    of the ``varying`` columns each row fills in: rows go to the database without a model instance each."""
+    from django.db import connection
+
+    obj = model(**constants)
+    columns, values = [], []
+    for f in model._meta.concrete_fields:
+        if f.primary_key and not f.has_default():
+            continue  # the database numbers the rows
+        columns.append(f.column)
+        values.append(f.get_db_prep_save(f.pre_save(obj, add=True), connection))
+    marks = ", ".join("?" * len(columns))
+    sql = f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+    return sql, values, {c: columns.index(c) for c in varying}
+
+
 def _generate(n: int) -> tuple[float, Any]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from django.db import connection, transaction
     from django.utils import timezone
 
@@ -56,11 +75,14 @@ def _generate(n: int) -> tuple[float, Any]:
     from relais.patients.models import Patient
     from relais.screenings.models import Device, Screening, ScreeningResult
     from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_NOT_DETECTED
-    from relais.transfer.models import OutboxMessage, TransferStatus
+    from relais.transfer.models import OutboxMessage, TransferStatus, new_message_id
 
     started = time.perf_counter()
     connection.ensure_connection()
-    connection.connection.execute("PRAGMA synchronous=OFF")
+    # A throwaway database being filled: a page cache that holds the random-key indexes, no fsync, no write-ahead log.
+    # The purge runs on a fresh connection with the project's settings (WAL, synchronous=FULL, default cache).
+    for pragma in ("cache_size = -4194304", "synchronous = OFF", "journal_mode = MEMORY", "temp_store = MEMORY"):
+        connection.connection.execute(f"PRAGMA {pragma}")
     pharmacy = pharmacy_create(
         actor=None, name="Pharmacie du Banc", finess="750000010", address_line="1 rue", postcode="75010", city="Paris"
     )
@@ -77,19 +99,109 @@ def _generate(n: int) -> tuple[float, Any]:
                 with transaction.atomic():
                     keys[day] = crypto.retention_key_id(day)
     table = Patient._meta.db_table
+    ciphers = {key_id: AESGCM(crypto._data_key(key_id)) for key_id in keys.values()}
 
-    def enc(key_id: str, column: str, pk: uuid.UUID, value: str) -> Ciphertext:
-        return Ciphertext(crypto.encrypt(value, aad=crypto.aad_for(table, column, pk), key_id=key_id))
+    def enc(key_id: str, table: str, column: str, pk: uuid.UUID, value: str) -> str:
+        # crypto.encrypt's format, with one cipher object per key instead of one per value
+        nonce = os.urandom(12)
+        blob = ciphers[key_id].encrypt(nonce, value.encode(), crypto.aad_for(table, column, pk))
+        return f"{crypto.PREFIX}.{key_id}.{base64.b64encode(nonce + blob).decode()}"
 
+    def sql_time(value: datetime) -> str:
+        return str(value.astimezone(UTC).replace(tzinfo=None))  # what Django's SQLite backend stores
+
+    blank = Ciphertext("")
+    patient_sql, patient_row, p_at = _template(
+        Patient,
+        ["id", "retention_key", "name_dob_index", "identity_index", "last_name", "first_names", "sex", "date_of_birth", "email"],
+        pharmacy_id=pharmacy.pk,
+        **{
+            c: blank
+            for c in (
+                "last_name",
+                "first_names",
+                "sex",
+                "date_of_birth",
+                "nir",
+                "address_line",
+                "postcode",
+                "city",
+                "country",
+                "phone",
+                "email",
+            )
+        },
+    )
+    screening_sql, screening_row, s_at = _template(
+        Screening,
+        ["id", "series_id", "patient_id", "sampled_at"],
+        pharmacy_id=pharmacy.pk,
+        device_id=device.pk,
+        specimen_type=DEFAULT_SPECIMEN,
+        sampled_at=real_now,
+        information_notice_given=True,
+        correction_reason=blank,
+    )
+    result_sql, result_row, r_at = _template(
+        ScreeningResult, ["screening_id"], analyte="sars-cov-2", loinc_code=device.loinc_code, result=RESULT_NOT_DETECTED
+    )
+    outbox_sql, outbox_row, o_at = _template(
+        OutboxMessage,
+        ["id", "message_id", "screening_id", "series_id", "next_attempt_at", "acknowledged_at", "created_at"],
+        series_id=uuid.uuid4(),
+        version=1,
+        pharmacy_id=pharmacy.pk,
+        destination="sandbox",
+        message_format="hl7v2",
+        status=TransferStatus.ACKNOWLEDGED,
+        next_attempt_at=real_now,
+        ack_text="AA",
+    )
+    link_sql, link_row, l_at = _template(
+        ResultLink,
+        ["id", "token_hash", "patient_id", "series_id", "expires_at", "created_at"],
+        token_hash="",
+        pharmacy_id=pharmacy.pk,
+        series_id=uuid.uuid4(),
+        expires_at=real_now,
+    )
+    note_sql, note_row, n_at = _template(
+        Notification,
+        [
+            "id",
+            "patient_id",
+            "screening_id",
+            "series_id",
+            "link_id",
+            "address",
+            "next_attempt_at",
+            "retention_key",
+            "sent_at",
+            "created_at",
+        ],
+        pharmacy_id=pharmacy.pk,
+        series_id=uuid.uuid4(),
+        kind="result",
+        channel="email",
+        address=blank,
+        link_url=blank,
+        status=NotificationStatus.SENT,
+        next_attempt_at=real_now,
+    )
+    note_table = Notification._meta.db_table
+    raw = connection.connection
     for start in range(0, n, CHUNK):
         patients, screenings, results, outbox, links, notes = [], [], [], [], [], []
         for i in range(start, min(n, start + CHUNK)):
             half = 0 if i < n // 2 else 1
             offset = i % 30
             sampled = purge_now - timedelta(days=(92 if half == 0 else 32) + offset, minutes=i % 1440)
+            at = sql_time(sampled)
             key_id = keys[timezone.localdate(sampled + timedelta(days=92))]
-            pk = uuid.uuid4()
-            patient = Patient(id=pk, pharmacy_id=pharmacy.pk, retention_key=key_id, name_dob_index=f"{i:064d}", identity_index=f"{i:064d}")
+            pk, screening_pk, series = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            row = patient_row.copy()
+            row[p_at["id"]], row[p_at["retention_key"]] = pk.hex, key_id
+            row[p_at["name_dob_index"]] = row[p_at["identity_index"]] = f"{i:064d}"
             for column, value in (
                 ("last_name", f"NOM-{i}"),
                 ("first_names", "Camille"),
@@ -97,83 +209,69 @@ def _generate(n: int) -> tuple[float, Any]:
                 ("date_of_birth", "1990-01-01"),
                 ("email", f"p{i}@example.org"),
             ):
-                setattr(patient, column, enc(key_id, column, pk, value))
-            for column in ("nir", "address_line", "postcode", "city", "country", "phone"):
-                setattr(patient, column, Ciphertext(""))
-            patients.append(patient)
-            screening = Screening(
-                pharmacy_id=pharmacy.pk,
-                patient_id=pk,
-                device_id=device.pk,
-                specimen_type=DEFAULT_SPECIMEN,
-                sampled_at=sampled,
-                information_notice_given=True,
-                correction_reason=Ciphertext(""),
+                row[p_at[column]] = enc(key_id, table, column, pk, value)
+            patients.append(row)
+            row = screening_row.copy()
+            row[s_at["id"]], row[s_at["series_id"]], row[s_at["patient_id"]], row[s_at["sampled_at"]] = (
+                screening_pk.hex,
+                series.hex,
+                pk.hex,
+                at,
             )
-            screenings.append(screening)
-            results.append(
-                ScreeningResult(screening_id=screening.pk, analyte="sars-cov-2", loinc_code=device.loinc_code, result=RESULT_NOT_DETECTED)
-            )
-            outbox.append(
-                OutboxMessage(
-                    screening_id=screening.pk,
-                    series_id=screening.series_id,
-                    version=1,
-                    pharmacy_id=pharmacy.pk,
-                    destination="sandbox",
-                    message_format="hl7v2",
-                    status=TransferStatus.ACKNOWLEDGED,
-                    next_attempt_at=sampled,
-                    acknowledged_at=sampled,
-                    ack_text="AA",
-                )
-            )
+            screenings.append(row)
+            row = result_row.copy()
+            row[r_at["screening_id"]] = screening_pk.hex
+            results.append(row)
+            row = outbox_row.copy()
+            for column, value in (
+                ("id", uuid.uuid4().hex),
+                ("message_id", new_message_id()),
+                ("screening_id", screening_pk.hex),
+                ("series_id", series.hex),
+                ("next_attempt_at", at),
+                ("acknowledged_at", at),
+                ("created_at", at),  # each row made when its test was taken
+            ):
+                row[o_at[column]] = value
+            outbox.append(row)
             if i % 10 == 0:
-                link = ResultLink(
-                    token_hash=uuid.uuid4().hex * 2,
-                    pharmacy_id=pharmacy.pk,
-                    patient_id=pk,
-                    series_id=screening.series_id,
-                    expires_at=sampled + timedelta(days=30),
-                )
-                links.append(link)
-                note_id = uuid.uuid4()
-                notes.append(
-                    Notification(
-                        id=note_id,
-                        pharmacy_id=pharmacy.pk,
-                        patient_id=pk,
-                        screening_id=screening.pk,
-                        series_id=screening.series_id,
-                        link_id=link.pk,
-                        kind="result",
-                        channel="email",
-                        address=Ciphertext(
-                            crypto.encrypt(
-                                f"p{i}@example.org", aad=crypto.aad_for(Notification._meta.db_table, "address", note_id), key_id=key_id
-                            )
-                        ),
-                        link_url=Ciphertext(""),
-                        status=NotificationStatus.SENT,
-                        next_attempt_at=sampled,
-                        retention_key=key_id,
-                        sent_at=sampled,
-                    )
-                )
+                link_pk, note_pk = uuid.uuid4(), uuid.uuid4()
+                row = link_row.copy()
+                for column, value in (
+                    ("id", link_pk.hex),
+                    ("token_hash", uuid.uuid4().hex * 2),
+                    ("patient_id", pk.hex),
+                    ("series_id", series.hex),
+                    ("expires_at", sql_time(sampled + timedelta(days=30))),
+                    ("created_at", at),
+                ):
+                    row[l_at[column]] = value
+                links.append(row)
+                row = note_row.copy()
+                for column, value in (
+                    ("id", note_pk.hex),
+                    ("patient_id", pk.hex),
+                    ("screening_id", screening_pk.hex),
+                    ("series_id", series.hex),
+                    ("link_id", link_pk.hex),
+                    ("address", enc(key_id, note_table, "address", note_pk, f"p{i}@example.org")),
+                    ("next_attempt_at", at),
+                    ("retention_key", key_id),
+                    ("sent_at", at),
+                    ("created_at", at),
+                ):
+                    row[n_at[column]] = value
+                notes.append(row)
         with transaction.atomic():
-            Patient.objects.bulk_create(patients)
-            Screening.objects.bulk_create(screenings)
-            ScreeningResult.objects.bulk_create(results)
-            OutboxMessage.objects.bulk_create(outbox)
-            ResultLink.objects.bulk_create(links)
-            Notification.objects.bulk_create(notes)
+            raw.executemany(patient_sql, patients)
+            raw.executemany(screening_sql, screenings)
+            raw.executemany(result_sql, results)
+            raw.executemany(outbox_sql, outbox)
+            raw.executemany(link_sql, links)
+            raw.executemany(note_sql, notes)
         print(f"  generated {min(n, start + CHUNK):,} / {n:,}", file=sys.stderr, end="\r")
-    # Creation times as they would be: each row made when its test was taken (auto_now_add wrote today's).
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE notify_notification SET created_at = next_attempt_at")
-        cursor.execute("UPDATE notify_resultlink SET created_at = datetime(expires_at, '-30 days')")
-        cursor.execute("UPDATE transfer_outboxmessage SET created_at = next_attempt_at")
-    connection.connection.execute("PRAGMA synchronous=FULL")
+    for pragma in ("journal_mode = WAL", "synchronous = FULL", "cache_size = -2000"):
+        connection.connection.execute(f"PRAGMA {pragma}")
     print(file=sys.stderr)
     return time.perf_counter() - started, purge_now
 
