@@ -17,7 +17,7 @@ from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import models, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, signals
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -68,27 +68,60 @@ def _batches(
     with run.bar(name, total) as bar:
         while True:
             with transaction.atomic():
-                rows = query()
-                if keyset:  # rows updated in place still match: walk on by primary key instead of rescanning them
-                    rows = rows.order_by("pk") if last is None else rows.filter(pk__gt=last).order_by("pk")
+                if keyset:
+                    # Rows updated in place still match the filter: walk the whole table by primary key instead
+                    # (a plain index range; filtered and sorted, each batch read every settled row again), and let
+                    # ``delete`` apply the filter to the range.
+                    rows = query().model._default_manager.order_by("pk")
+                    rows = rows if last is None else rows.filter(pk__gt=last)
+                else:
+                    rows = query()
                 ids = list(rows.values_list("pk", flat=True)[: run.batch_size])
                 if not ids:
                     break
                 outcome = delete(ids)
                 counts = outcome if isinstance(outcome, dict) else {"rows": outcome}
                 removed = counts["rows"]
-                audit_record(actor=None, action=AUDIT_ACTION, object_type=name, detail={"class": name, **counts})
+                if removed or not keyset:
+                    audit_record(actor=None, action=AUDIT_ACTION, object_type=name, detail={"class": name, **counts})
             done += removed
             last = ids[-1]
-            bar.update(len(ids))
+            bar.update(removed if keyset else len(ids))
             if after_batch is not None:
                 after_batch(name, done)
     return done
 
 
+def _delete(rows: models.QuerySet[Any]) -> int:
+    """Delete ``rows`` as Django's collector would, without loading each row as an object (it did: 25 s of the 30 s of
+    50,000 tests): CASCADE relations deleted the same way, SET_NULL ones emptied, PROTECT ones left to the database's
+    foreign keys (a blocking row fails the batch's transaction). The collector itself whenever anything else applies."""
+    model = rows.model
+    relations = [
+        f for f in model._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete and (f.one_to_one or f.one_to_many)
+    ]
+    simple = (models.CASCADE, models.SET_NULL, models.PROTECT, models.DO_NOTHING)
+    if (
+        signals.pre_delete.has_listeners(model)
+        or signals.post_delete.has_listeners(model)
+        or any(r.on_delete not in simple or not r.field.db_constraint for r in relations)  # type: ignore[union-attr]
+    ):
+        return rows.delete()[1].get(model._meta.label, 0)
+    ids = list(rows.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    for relation in relations:
+        related = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": ids})  # type: ignore[union-attr]
+        if relation.on_delete is models.CASCADE:  # type: ignore[union-attr]
+            _delete(related)
+        elif relation.on_delete is models.SET_NULL:  # type: ignore[union-attr]
+            related.update(**{relation.field.name: None})  # type: ignore[union-attr]
+    return model._base_manager.filter(pk__in=ids)._raw_delete(rows.db)
+
+
 def _plain_delete(model: type[models.Model]) -> Callable[[list[Any]], int]:
     def delete(ids: list[Any]) -> int:
-        return model._default_manager.filter(pk__in=ids).delete()[1].get(model._meta.label, 0)
+        return _delete(model._default_manager.filter(pk__in=ids))
 
     return delete
 
@@ -167,16 +200,35 @@ def _result_links(run: _Run) -> dict[str, Any]:
     return {"rows": rows}
 
 
+_TEXTS = ("ack_text", "rejection_reason", "last_error")
+
+
 def _outbox_payloads(run: _Run) -> dict[str, Any]:
     """Acknowledgement texts and rejection reasons may quote identity: emptied once settled long enough; the row (status,
     times) stays with its test."""
     cut = run.cutoff("outbox_payloads")
     settled = Q(status=TransferStatus.ACKNOWLEDGED, acknowledged_at__lte=cut) | Q(status=TransferStatus.REJECTED, rejected_at__lte=cut)
     settled |= Q(status=TransferStatus.SUPERSEDED, created_at__lte=cut)
-    texts = ~Q(ack_text="") | ~Q(rejection_reason="") | ~Q(last_error="")
+    texts = ~Q(ack_text="") | ~Q(rejection_reason="") | ~Q(last_error="")  # _TEXTS
+
+    settled_on = {
+        TransferStatus.ACKNOWLEDGED: "acknowledged_at",
+        TransferStatus.REJECTED: "rejected_at",
+        TransferStatus.SUPERSEDED: "created_at",
+    }
 
     def scrub(ids: list[Any]) -> int:
-        return OutboxMessage.objects.filter(pk__in=ids).update(ack_text="", rejection_reason="", last_error="")
+        # ``settled`` and ``texts`` tested here on the range's rows: in SQL, SQLite's planner picked the status index
+        # over the primary keys and read every acknowledged message for each batch (22 s for 100,000 messages).
+        due = [
+            row["pk"]
+            for row in OutboxMessage.objects.filter(pk__in=ids).values("pk", "status", *settled_on.values(), *_TEXTS)
+            if row["status"] in settled_on
+            and row[settled_on[row["status"]]] is not None
+            and row[settled_on[row["status"]]] <= cut
+            and any(row[name] for name in _TEXTS)
+        ]
+        return OutboxMessage.objects.filter(pk__in=due).update(**dict.fromkeys(_TEXTS, ""))
 
     return {"rows": _batches(run, "outbox_payloads", lambda: OutboxMessage.objects.filter(settled).filter(texts), scrub, keyset=True)}
 
@@ -202,17 +254,17 @@ def _delete_screenings(ids: list[Any]) -> tuple[int, int]:
     series = list(Screening.objects.filter(pk__in=ids).values_list("series_id", flat=True).distinct())
     versions = list(Screening.objects.filter(series_id__in=series).values_list("pk", flat=True))
     patients = set(Screening.objects.filter(pk__in=versions).values_list("patient_id", flat=True))
-    Notification.objects.filter(Q(screening_id__in=versions) | Q(link__series_id__in=series)).delete()
-    ResultLink.objects.filter(series_id__in=series).delete()
-    WebhookDelivery.objects.filter(screening_id__in=versions).delete()
+    _delete(Notification.objects.filter(Q(screening_id__in=versions) | Q(link__series_id__in=series)))
+    _delete(ResultLink.objects.filter(series_id__in=series))
+    _delete(WebhookDelivery.objects.filter(screening_id__in=versions))
     SubmissionItem.objects.filter(screening_id__in=versions).update(screening=None)
     SubmissionItem.objects.filter(duplicate_of_id__in=versions).update(duplicate_of=None)
-    CertificateRefusal.objects.filter(screening_id__in=versions).delete()
-    Certificate.objects.filter(screening_id__in=versions).delete()
-    OutboxMessage.objects.filter(screening_id__in=versions).delete()
-    ScreeningResult.objects.filter(screening_id__in=versions).delete()
+    _delete(CertificateRefusal.objects.filter(screening_id__in=versions))
+    _delete(Certificate.objects.filter(screening_id__in=versions))
+    _delete(OutboxMessage.objects.filter(screening_id__in=versions))
+    _delete(ScreeningResult.objects.filter(screening_id__in=versions))
     Screening.objects.filter(pk__in=versions).update(supersedes=None)  # versions point at each other: unlink first
-    removed = Screening.objects.filter(pk__in=versions).delete()[1].get(Screening._meta.label, 0)
+    removed = _delete(Screening.objects.filter(pk__in=versions))
     tested = Screening.objects.filter(patient_id=OuterRef("pk"))
     merged_here = Patient.objects.filter(merged_into_id=OuterRef("pk"))
     untested = list(Patient.objects.filter(pk__in=patients).filter(~Exists(tested), ~Exists(merged_here)).values_list("pk", flat=True))
@@ -220,9 +272,9 @@ def _delete_screenings(ids: list[Any]) -> tuple[int, int]:
 
 
 def _delete_patients(ids: list[Any]) -> int:
-    Notification.objects.filter(patient_id__in=ids).delete()
-    ResultLink.objects.filter(patient_id__in=ids).delete()
-    return Patient.objects.filter(pk__in=ids).delete()[1].get(Patient._meta.label, 0)
+    _delete(Notification.objects.filter(patient_id__in=ids))
+    _delete(ResultLink.objects.filter(patient_id__in=ids))
+    return _delete(Patient.objects.filter(pk__in=ids))
 
 
 def _identities(run: _Run) -> dict[str, Any]:
