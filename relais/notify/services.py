@@ -83,7 +83,7 @@ def notify_for_screening(
     notifications = [
         Notification(
             pharmacy_id=screening.pharmacy_id,
-            patient_id=screening.patient_id,
+            patient=patient,  # the object, not its id: its retention key is read from memory
             screening=screening,
             series_id=screening.series_id,
             link=link,
