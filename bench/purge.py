@@ -4,10 +4,12 @@ Usage: nice .venv/bin/python bench/purge.py [-n 1000000] [--dir DIR] [--batch-si
 A fresh SQLite database in DIR (default: a temporary folder) with development secrets. Each patient has one test
 (screening, result, acknowledged outbox message); one in ten also has a result link and a sent e-mail notification.
 Identities are encrypted beforehand in bare Python (AES-GCM under the retention key of each test's expiry day, one key
-per day over 60 days) and written with bulk inserts, counted in the generation time. The purge runs "100 days later"
-(--now), so the first half (sampled 92-121 days before) is past retention and the second half (sampled 32-61 days
-before) is not; it removes the first half's tests and identities and destroys their days' keys. The floor: a bare
-DELETE of the same rows by primary key in batches, on a copy of the generated database.
+per day over 60 days) and written as prepared rows with executemany (SQLite: 4 GB page cache, synchronous OFF, journal
+in memory while filling; the purge runs on a fresh connection with the project's WAL and synchronous=FULL), counted in
+the generation time. The purge runs "100 days later" (--now), so the first half (sampled 92-121 days before) is past
+retention and the second half (sampled 32-61 days before) is not; it removes the first half's tests and identities and
+destroys their days' keys. The floor: a bare DELETE of the same rows by primary key in batches, on a copy of the
+generated database.
 """
 
 from __future__ import annotations
