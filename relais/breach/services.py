@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from relais.accounts.models import Role, User
@@ -25,7 +25,6 @@ from relais.breach import drafts
 from relais.breach.models import BreachCase, BreachLetter, LetterStatus
 from relais.breach.scope import collect, figures, large_cache, resolve_target
 from relais.core import queue
-from relais.core.tenancy import for_actor
 from relais.notify.outcome import SendOutcome, scrub
 
 
@@ -107,14 +106,25 @@ REVIEWERS = (Role.PHARMACY_ADMIN, Role.PLATFORM_OPERATOR)
 READERS = (Role.PHARMACY_ADMIN, Role.PLATFORM_OPERATOR, Role.AUDITOR)
 
 
+def sees_whole_cases(actor: User) -> bool:
+    """Operators and auditors attached to no pharmacy see whole cases; a pharmacy admin or an auditor attached to a
+    pharmacy sees only that pharmacy's part."""
+    return actor.role == Role.PLATFORM_OPERATOR or (actor.role == Role.AUDITOR and actor.pharmacy_id is None)
+
+
 def cases_for(actor: User) -> QuerySet[BreachCase]:
-    """Operators and auditors see every case; a pharmacy admin the cases with letters for their pharmacy."""
-    if actor.role in (Role.PLATFORM_OPERATOR, Role.AUDITOR):
+    """Every case for those who see whole cases; otherwise the cases with letters for the actor's pharmacy."""
+    if actor.role not in READERS:
+        raise PermissionDenied
+    if sees_whole_cases(actor):
         return BreachCase.objects.all()
-    if actor.role == Role.PHARMACY_ADMIN:
-        # Per case through the (case, pharmacy) index: letters have no index on the pharmacy alone.
-        return BreachCase.objects.filter(Exists(for_actor(BreachLetter, actor).filter(case_id=OuterRef("pk"))))
-    raise PermissionDenied
+    if actor.pharmacy_id is None:
+        raise PermissionDenied  # a pharmacy admin without a pharmacy: nothing is theirs
+    # Per case through the (case, pharmacy) index: letters have no index on the pharmacy alone.
+    own = BreachLetter.objects.filter(case_id=OuterRef("pk"), pharmacy_id=actor.pharmacy_id)
+    return BreachCase.objects.filter(Exists(own)).annotate(
+        own_people=Subquery(own.order_by().values("case_id").annotate(n=Count("*")).values("n")[:1])
+    )
 
 
 def case_for(actor: User, case_id: uuid.UUID) -> BreachCase:
@@ -125,13 +135,15 @@ def case_for(actor: User, case_id: uuid.UUID) -> BreachCase:
 def letters_for(actor: User, case: BreachCase, *, pharmacy_id: uuid.UUID | None = None) -> QuerySet[BreachLetter]:
     """The case's letters the actor may review: an admin only their pharmacy's (another pharmacy's is DoesNotExist: 404)."""
     letters = BreachLetter.objects.filter(case=case)
-    if actor.role == Role.PHARMACY_ADMIN:
-        if pharmacy_id is not None and pharmacy_id != actor.pharmacy_id:
-            raise BreachLetter.DoesNotExist
-        return for_actor(letters, actor)
-    if actor.role in (Role.PLATFORM_OPERATOR, Role.AUDITOR):
+    if actor.role not in READERS:
+        raise PermissionDenied
+    if sees_whole_cases(actor):
         return letters.filter(pharmacy_id=pharmacy_id) if pharmacy_id is not None else letters
-    raise PermissionDenied
+    if actor.pharmacy_id is None:
+        raise PermissionDenied
+    if pharmacy_id is not None and pharmacy_id != actor.pharmacy_id:
+        raise BreachLetter.DoesNotExist
+    return letters.filter(pharmacy_id=actor.pharmacy_id)
 
 
 def letter_status_counts(letters: QuerySet[BreachLetter]) -> dict[uuid.UUID, Counter[str]]:

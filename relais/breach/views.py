@@ -1,7 +1,7 @@
 """Breach case pages: review the figures, preview a letter (no identity anywhere), approve and send the letters.
 
-Operators and auditors see every case; a pharmacy admin sees only their pharmacy's figures and letters (another
-pharmacy's answer 404). Approving and sending is for pharmacy admins (their letters) and operators (any)."""
+Operators and auditors attached to no pharmacy see every case; a pharmacy admin or an auditor attached to a pharmacy
+sees only that pharmacy's figures and letters (another pharmacy's answer 404). Approving and sending is for pharmacy admins (their letters) and operators (any)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _case(user: User, case_id: uuid.UUID) -> BreachCase:
 
 @staff_required(*READERS)
 def cases(request: HttpRequest, user: User) -> HttpResponse:
-    return render(request, "breach/cases.html", {"cases": services.cases_for(user)[:100]})
+    return render(request, "breach/cases.html", {"cases": services.cases_for(user)[:100], "whole": services.sees_whole_cases(user)})
 
 
 @staff_required(*READERS)
@@ -54,7 +54,7 @@ def case(request: HttpRequest, user: User, case_id: uuid.UUID) -> HttpResponse:
         for pharmacy_id, c in sorted(counts.items(), key=lambda item: -sum(item[1].values()))[:200]
     ]
     language = "fr" if request.LANGUAGE_CODE == "fr" else "en"
-    whole = user.role != Role.PHARMACY_ADMIN  # a pharmacy admin sees their own pharmacy's figures only
+    whole = services.sees_whole_cases(user)  # a pharmacy admin or a local auditor sees their own pharmacy's figures only
     context = {
         "case": found,
         "report": found.report,

@@ -176,3 +176,25 @@ def test_pages_in_french_and_the_worker_in_run_workers(
     page.cookies["django_language"] = "fr"
     body = page.get(f"/breach/{case.pk}/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "Violation de données" in body and "Approuver toutes les lettres" in body and "RGPD, art. 33" in body
+
+
+def test_an_auditor_attached_to_a_pharmacy_sees_only_its_part(
+    tmp_path: Path, owner: Any, colleague: Any, stranger: Any, pharmacy: Any, other_pharmacy: Any, as_user: Any
+) -> None:
+    """Review finding: an auditor attached to pharmacy B could read pharmacy A's cases, letters and figures."""
+    h = build(owner, colleague, stranger)
+    only_a = case_of(report(tmp_path, "--since", iso(h.t0), "--until", iso(h.t2), "--pharmacy", pharmacy.finess))
+    local = as_user(make_user("local-auditor@test.example", Role.AUDITOR, other_pharmacy))
+    letter_a = only_a.letters.first()
+    assert local.get(f"/breach/{only_a.pk}/").status_code == 404
+    assert local.get(f"/breach/{only_a.pk}/letters/{letter_a.pk}/").status_code == 404
+    assert str(only_a.pk) not in local.get("/breach/").content.decode()
+    # A case spanning both pharmacies: the local auditor sees their pharmacy's part only, no Art. 33 draft.
+    both, _h = _case(tmp_path, owner, colleague, stranger)
+    theirs = BreachLetter.objects.filter(case=both, pharmacy=pharmacy).first()
+    assert theirs is not None
+    assert local.get(f"/breach/{both.pk}/letters/{theirs.pk}/").status_code == 404
+    body = local.get(f"/breach/{both.pk}/").content.decode()
+    assert other_pharmacy.name in body and pharmacy.name not in body and "art. 33" not in body.lower()
+    own = BreachLetter.objects.filter(case=both, pharmacy=other_pharmacy).count()
+    assert f'<td class="num">{own}</td>' in local.get("/breach/").content.decode()
