@@ -1,7 +1,8 @@
 """Breach case pages: review the figures, preview a letter (no identity anywhere), approve and send the letters.
 
 Operators and auditors attached to no pharmacy see every case; a pharmacy admin or an auditor attached to a pharmacy
-sees only that pharmacy's figures and letters (another pharmacy's answer 404). Approving and sending is for pharmacy admins (their letters) and operators (any)."""
+sees only that pharmacy's figures and letters (another pharmacy's answer 404). Approving and sending is for pharmacy
+admins (their letters) and operators (any)."""
 
 from __future__ import annotations
 
