@@ -1,0 +1,284 @@
+"""Test oracle: the FHIR renderer as it was before issue 13 (every resource built through fhir.resources models).
+
+relais.transfer.formats.fhir now writes plain JSON; tests/transfer/test_renderer_proof.py checks that it renders
+byte for byte what this one does. Kept as it was on purpose: do not "fix" it, it is the reference.
+
+Original docstring: FHIR R4 (fhir.resources R4B models) transaction Bundle for one screening version.
+
+Every resource is built as a fhir.resources model (pydantic validation: types, cardinalities, string
+and date formats); a model that does not validate raises RenderError, a value without a code in the
+target vocabulary raises UnmappableValue before anything is built.
+
+Entries are POSTed with ifNoneExist on a business identifier, so replaying the same bundle creates
+nothing twice; fullUrls are uuid5 of the message id, so a retry renders byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.device import Device
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.organization import Organization
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.specimen import Specimen
+from pydantic import ValidationError
+
+from relais.screenings.vocab import RESULTS, SPECIMENS
+from relais.transfer.formats.hl7v2 import COUNTRY_ALPHA3, RenderError
+from relais.transfer.payload import PatientPart, TransferPayload, UnmappableValue
+
+MESSAGE_ID_SYSTEM = "https://relais.example/message-id"
+SCREENING_SYSTEM = "https://relais.example/screening"
+SERIES_SYSTEM = "https://relais.example/series"
+OBSERVATION_SYSTEM = "https://relais.example/observation"
+SPECIMEN_SYSTEM = "https://relais.example/specimen"
+PSEUDONYM_SYSTEM = "https://relais.example/patient-pseudonym"
+DEVICE_SYSTEM = "https://covid-19-diagnostics.jrc.ec.europa.eu/devices"  # the EU rapid test list (device ids)
+FINESS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
+NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
+LOINC_SYSTEM = "http://loinc.org"
+SNOMED_SYSTEM = "http://snomed.info/sct"
+
+STATUS = {"final": "final", "corrected": "corrected", "removed": "entered-in-error"}
+GENDER = {"F": "female", "M": "male", "O": "other", "U": "unknown"}
+_LOINC = re.compile(r"\d{1,7}-\d")
+_FINESS = re.compile(r"[0-9A-Z]{9}")
+_BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_URN_NAMESPACE = uuid.UUID("6f7f3a52-9d1c-4f0e-9a57-2f4b8c1d0e31")
+
+
+def _str(value: str) -> str | None:
+    """FHIR string: no control characters, trimmed; None (element omitted) when nothing is left."""
+    cleaned = _BREAKS.sub(" ", value or "").strip()
+    return cleaned or None
+
+
+def _compact(value: Any) -> Any:
+    """Drop None, empty strings, lists and dicts (FHIR forbids empty elements)."""
+    if isinstance(value, dict):
+        members = {key: _compact(item) for key, item in value.items()}
+        return {key: item for key, item in members.items() if item not in (None, "", [], {})}
+    if isinstance(value, list):
+        items = [_compact(item) for item in value]
+        return [item for item in items if item not in (None, "", [], {})]
+    return value
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    if value.utcoffset() is None:
+        raise UnmappableValue(field, value)
+    return value
+
+
+def _search(system: str, value: str) -> str:
+    return f"identifier={system}|{quote(value, safe='-._~')}"
+
+
+def _coding(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": _str(display)}]}
+
+
+def _check(payload: TransferPayload) -> None:
+    if payload.status not in STATUS:
+        raise UnmappableValue("status", payload.status)
+    if not payload.results:
+        raise UnmappableValue("results", payload.results)
+    for index, result in enumerate(payload.results):
+        if not _LOINC.fullmatch(result.loinc_code or ""):
+            raise UnmappableValue(f"results[{index}].loinc_code", result.loinc_code)
+        if result.result_snomed not in RESULTS:
+            raise UnmappableValue(f"results[{index}].result_snomed", result.result_snomed)
+    if payload.specimen_snomed not in SPECIMENS:
+        raise UnmappableValue("specimen_snomed", payload.specimen_snomed)
+    if not _FINESS.fullmatch(payload.pharmacy_finess or ""):
+        raise UnmappableValue("pharmacy_finess", payload.pharmacy_finess)
+    for field in ("message_id", "patient_pseudonym", "device_id"):
+        if not _str(getattr(payload, field)):
+            raise UnmappableValue(field, getattr(payload, field))
+    if payload.patient is not None:
+        if payload.patient.sex not in GENDER:
+            raise UnmappableValue("patient.sex", payload.patient.sex)
+        if payload.patient.country and payload.patient.country not in COUNTRY_ALPHA3:
+            raise UnmappableValue("patient.country", payload.patient.country)
+
+
+def _patient(payload: TransferPayload) -> dict[str, Any]:
+    pseudonym: dict[str, Any] = {"system": PSEUDONYM_SYSTEM, "value": payload.patient_pseudonym}
+    person: PatientPart | None = payload.patient
+    if person is None:
+        # A pseudonymous destination, or a test recorded under the old "no consent": the pseudonym and nothing else.
+        return {"identifier": [pseudonym]}
+    identifiers = [pseudonym]
+    if _str(person.nir):
+        identifiers.append({"use": "official", "system": NIR_SYSTEM, "value": _str(person.nir)})
+    address: dict[str, Any] = {}
+    if _str(person.address_line) or _str(person.city) or _str(person.postcode):  # as PID-11: the country alone is no address
+        address = {
+            "use": "home",
+            "line": [_str(person.address_line)],
+            "city": _str(person.city),
+            "postalCode": _str(person.postcode),
+            "country": person.country,
+        }
+    telecom = []
+    if _str(person.phone):
+        telecom.append({"system": "phone", "value": _str(person.phone), "use": "mobile"})
+    if _str(person.email):
+        telecom.append({"system": "email", "value": _str(person.email)})
+    return {
+        "identifier": identifiers,
+        "name": [{"use": "official", "family": _str(person.last_name), "given": [_str(person.first_names)]}],
+        "gender": GENDER[person.sex],
+        "birthDate": person.date_of_birth,
+        "address": [address] if address else [],
+        "telecom": telecom,
+    }
+
+
+def render_bundle(payload: TransferPayload) -> str:
+    """The screening version as a FHIR R4 transaction Bundle (JSON text)."""
+    _check(payload)
+    created_at = _aware(payload.created_at, "created_at")
+    sampled_at = _aware(payload.sampled_at, "sampled_at")
+    recorded_at = _aware(payload.recorded_at, "recorded_at")
+    status = STATUS[payload.status]
+    screening = str(payload.screening_id)
+    version_identifiers = [{"system": SCREENING_SYSTEM, "value": screening}, {"system": SERIES_SYSTEM, "value": str(payload.series_id)}]
+
+    def urn(key: str) -> str:
+        return f"urn:uuid:{uuid.uuid5(_URN_NAMESPACE, f'{payload.message_id}/{key}')}"
+
+    organization_ref = {"reference": urn("organization")}
+    patient_ref = {"reference": urn("patient")}
+    device_ref = {"reference": urn("device")}
+    specimen_ref = {"reference": urn("specimen")}
+
+    resources: list[tuple[str, type[Any], dict[str, Any], str]] = [
+        (
+            "organization",
+            Organization,
+            {
+                "identifier": [{"system": FINESS_SYSTEM, "value": payload.pharmacy_finess}],
+                "name": _str(payload.pharmacy_name),
+                "address": [
+                    {
+                        "line": [_str(payload.pharmacy_address_line)],
+                        "city": _str(payload.pharmacy_city),
+                        "postalCode": _str(payload.pharmacy_postcode),
+                        "country": "FR",
+                    }
+                ],
+            },
+            _search(FINESS_SYSTEM, payload.pharmacy_finess),
+        ),
+        ("patient", Patient, _patient(payload), _search(PSEUDONYM_SYSTEM, payload.patient_pseudonym)),
+        (
+            "device",
+            Device,
+            {
+                "identifier": [{"system": DEVICE_SYSTEM, "value": _str(payload.device_id)}],
+                "deviceName": [{"name": _str(payload.device_name), "type": "manufacturer-name"}] if _str(payload.device_name) else [],
+                "manufacturer": _str(payload.device_manufacturer),
+            },
+            _search(DEVICE_SYSTEM, payload.device_id),
+        ),
+        (
+            "specimen",
+            Specimen,
+            {
+                "identifier": [{"system": SPECIMEN_SYSTEM, "value": screening}],
+                "type": _coding(SNOMED_SYSTEM, payload.specimen_snomed, payload.specimen_display),
+                "subject": patient_ref,
+                "collection": {"collectedDateTime": sampled_at},
+            },
+            _search(SPECIMEN_SYSTEM, screening),
+        ),
+    ]
+    observation_refs = []
+    for index, result in enumerate(payload.results):
+        observation_id = f"{screening}/{result.analyte or index + 1}"
+        key = f"observation/{index}"
+        observation_refs.append({"reference": urn(key)})
+        resources.append(
+            (
+                key,
+                Observation,
+                {
+                    "identifier": [*version_identifiers, {"system": OBSERVATION_SYSTEM, "value": observation_id}],
+                    "status": status,
+                    "category": [_coding("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory")],
+                    "code": {**_coding(LOINC_SYSTEM, result.loinc_code, result.loinc_display), "text": _str(result.analyte_label)},
+                    "subject": patient_ref,
+                    "effectiveDateTime": sampled_at,
+                    "issued": recorded_at,
+                    "performer": [organization_ref],
+                    "valueCodeableConcept": _coding(SNOMED_SYSTEM, result.result_snomed, result.result_display),
+                    "device": device_ref,
+                    "specimen": specimen_ref,
+                },
+                _search(OBSERVATION_SYSTEM, observation_id),
+            )
+        )
+    first = payload.results[0]  # with a multiplex device, the first analyte's LOINC stands for the report
+    resources.append(
+        (
+            "report",
+            DiagnosticReport,
+            {
+                "identifier": version_identifiers,
+                "status": status,
+                "category": [_coding("http://terminology.hl7.org/CodeSystem/v2-0074", "LAB", "Laboratory")],
+                "code": _coding(LOINC_SYSTEM, first.loinc_code, first.loinc_display),
+                "subject": patient_ref,
+                "effectiveDateTime": sampled_at,
+                "issued": recorded_at,
+                "performer": [organization_ref],
+                "specimen": [specimen_ref],
+                "result": observation_refs,
+            },
+            _search(SCREENING_SYSTEM, screening),
+        )
+    )
+
+    try:
+        entries = [
+            {
+                "fullUrl": urn(key),
+                "resource": model.model_validate(_compact(content)),
+                "request": {"method": "POST", "url": model.__name__, "ifNoneExist": if_none_exist},
+            }
+            for key, model, content, if_none_exist in resources
+        ]
+        bundle = Bundle.model_validate(
+            {
+                "identifier": {"system": MESSAGE_ID_SYSTEM, "value": payload.message_id},
+                "type": "transaction",
+                "timestamp": created_at,
+                "entry": entries,
+            }
+        )
+    except ValidationError as exc:
+        raise RenderError(f"FHIR validation failed: {exc}") from exc
+    return str(bundle.model_dump_json())
+
+
+def parse_bundle_message_id(text: str) -> str:
+    """Bundle.identifier.value (our message id) of a rendered bundle; ValueError if absent."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("not JSON") from exc
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        raise ValueError("not a FHIR Bundle")
+    identifier = data.get("identifier")
+    if not isinstance(identifier, dict) or identifier.get("system") != MESSAGE_ID_SYSTEM or not isinstance(identifier.get("value"), str):
+        raise ValueError("the Bundle has no Relais message id")
+    return str(identifier["value"])
