@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install install-dev secrets migrate messages lint typecheck pytest pytest-postgres browser-deps postgres-deps clean
+.PHONY: run test bench install install-dev secrets migrate messages lint typecheck pytest pytest-postgres browser-deps postgres-deps clean
 
 $(VENV)/.base-installed: requirements/base.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ pytest-postgres: install-dev messages postgres-deps
 	  --deselect tests/core/test_encryption_proof.py --deselect tests/core/test_production_settings.py $(PYTEST_ARGS)
 
 test: lint typecheck pytest pytest-postgres
+
+# Throughput figures of issue 13 against a fresh database (docs/performance.md); not part of `make test`, about 15 min.
+# A smoke run on small sizes: make bench BENCH_ARGS="--quick".
+bench: install-dev messages
+	nice $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
