@@ -1,8 +1,17 @@
-"""FHIR R4 for the sandbox: transaction Bundles validated with fhir.resources (R4B models), responses, OperationOutcomes."""
+"""FHIR R4 for the sandbox: transaction Bundles, responses, OperationOutcomes.
+
+A sample of bundles (``full``: the first N and one in K, see service.Sampler) is validated with fhir.resources (R4B
+models, about 2 ms); every other one goes through ``fast_problem``: JSON types and element names of the Bundle, its
+entries and each resource (taken once from the same fhir.resources models), list or single value, the date/time
+elements. The platform's own rules (a transaction, a message id, LOINC-coded Observations with a final, corrected or
+entered-in-error status) apply to every bundle.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,25 +56,98 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
     return f"{path}: {message}{more}", path
 
 
-def _identifier(resource: Any, system: str) -> str:
-    for identifier in resource.identifier or []:
-        if identifier.system == system and identifier.value:
-            return str(identifier.value)
+def _identifier(resource: dict[str, Any], system: str) -> str:
+    for identifier in resource.get("identifier") or []:
+        if isinstance(identifier, dict) and identifier.get("system") == system and identifier.get("value"):
+            return str(identifier["value"])
     return ""
 
 
-def _has_name(patient: Any) -> bool:
-    for name in patient.name or []:
-        family = (name.family or "").strip()
+def _has_name(patient: dict[str, Any]) -> bool:
+    for name in patient.get("name") or []:
+        if not isinstance(name, dict):
+            continue
+        family = str(name.get("family") or "").strip()
         if family.upper() == PSEUDO_NAME:
             continue
-        if family or any((given or "").strip() for given in name.given or []) or (name.text or "").strip():
+        if family or any(str(given or "").strip() for given in name.get("given") or []) or str(name.get("text") or "").strip():
             return True
     return False
 
 
-def check_bundle(body: bytes) -> Checked:
-    """Validate a FHIR transaction Bundle against the platform's contract."""
+@functools.cache
+def _elements(resource_type: str) -> dict[str, bool]:
+    """Element names of a resource or backbone model (JSON name -> is a list), from fhir.resources."""
+    model: Any = get_fhir_model_class(resource_type)
+    return {(field.alias or name): "List[" in str(field.annotation) for name, field in model.model_fields.items()}
+
+
+_DATE = re.compile(r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?")
+_DATETIME = re.compile(
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:"
+    r"([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?"
+)
+_DATE_ELEMENTS = {
+    "birthDate": _DATE,
+    "effectiveDateTime": _DATETIME,
+    "issued": _DATETIME,
+    "timestamp": _DATETIME,
+    "receivedTime": _DATETIME,
+}
+
+
+def _shape_problem(data: dict[str, Any], model: str, where: str) -> tuple[str, str] | None:
+    """Unknown elements, a list where one value goes (or the reverse), malformed dates: (reason, expression)."""
+    elements = _elements(model)
+    for key, value in data.items():
+        path = f"{where}.{key}"
+        if key == "resourceType":
+            continue
+        if key not in elements:
+            return f"{path}: unknown element (extra fields not permitted)", path
+        if elements[key] != isinstance(value, list):
+            return f"{path}: {'a list' if elements[key] else 'a single value'} is expected", path
+        if value in (None, "", [], {}):
+            return f"{path}: empty elements are not allowed in FHIR", path
+        pattern = _DATE_ELEMENTS.get(key)
+        if pattern is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
+            return f"{path}: {str(value)[:40]!r} is not a valid FHIR date/time", path
+    return None
+
+
+def fast_problem(data: dict[str, Any]) -> tuple[str, str] | None:
+    """The checks of a full fhir.resources validation that matter to the platform, on plain JSON: element names and
+    cardinality of the Bundle, its entries, their requests and resources, and the date/time elements."""
+    problem = _shape_problem(data, "Bundle", "Bundle")
+    if problem:
+        return problem
+    for index, entry in enumerate(data.get("entry") or []):
+        where = f"Bundle.entry[{index}]"
+        if not isinstance(entry, dict):
+            return f"{where}: an entry must be an object", where
+        problem = _shape_problem(entry, "BundleEntry", where)
+        if problem:
+            return problem
+        request, resource = entry.get("request"), entry.get("resource")
+        if isinstance(request, dict):
+            problem = _shape_problem(request, "BundleEntryRequest", f"{where}.request")
+            if problem:
+                return problem
+            if request.get("method") not in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH") or not isinstance(request.get("url"), str):
+                return f"{where}.request: method and url are required", f"{where}.request"
+        elif request is not None:
+            return f"{where}.request must be an object", f"{where}.request"
+        if isinstance(resource, dict):
+            problem = _shape_problem(resource, str(resource.get("resourceType")), f"{where}.resource")
+            if problem:
+                return problem
+        elif resource is not None:
+            return f"{where}.resource must be an object", f"{where}.resource"
+    return None
+
+
+def check_bundle(body: bytes, *, full: bool = True) -> Checked:
+    """Validate a FHIR transaction Bundle against the platform's contract; ``full``: with fhir.resources."""
     try:
         data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
@@ -88,28 +170,33 @@ def check_bundle(body: bytes) -> Checked:
             except (KeyError, AttributeError, ValueError):
                 expression = f"Bundle.entry[{index}].resource.resourceType"
                 return Checked(message_id, f"{expression}: unknown resource type {resource_type!r}", expression)
-    try:
-        bundle = Bundle.model_validate(data)
-    except ValidationError as exc:
-        reason, expression = _describe(exc)
-        return Checked(message_id, reason, expression)
-    except (KeyError, TypeError, ValueError) as exc:
-        return Checked(message_id, f"Bundle: not a valid FHIR R4 Bundle: {exc}", "Bundle")
+    if full:
+        try:
+            Bundle.model_validate(data)
+        except ValidationError as exc:
+            reason, expression = _describe(exc)
+            return Checked(message_id, reason, expression)
+        except (KeyError, TypeError, ValueError) as exc:
+            return Checked(message_id, f"Bundle: not a valid FHIR R4 Bundle: {exc}", "Bundle")
+    else:
+        fast = fast_problem(data)
+        if fast is not None:
+            return Checked(message_id, fast[0], fast[1])
 
-    if bundle.type != "transaction":
-        return Checked(message_id, f"Bundle.type must be 'transaction', got {bundle.type!r}", "Bundle.type")
+    if data.get("type") != "transaction":
+        return Checked(message_id, f"Bundle.type must be 'transaction', got {data.get('type')!r}", "Bundle.type")
     if not message_id:
         return Checked(message_id, "Bundle.identifier.value (the message id) is missing", "Bundle.identifier.value")
-    observations: list[tuple[int, Any]] = []
-    patients: list[Any] = []
+    observations: list[tuple[int, dict[str, Any]]] = []
+    patients: list[dict[str, Any]] = []
     types: list[str] = []
-    for index, entry in enumerate(bundle.entry or []):
-        resource = entry.resource
-        if resource is None:
+    for index, entry in enumerate(entries):
+        resource = entry.get("resource")
+        if not resource:
             return Checked(message_id, f"Bundle.entry[{index}].resource is missing", f"Bundle.entry[{index}].resource")
-        if entry.request is None:
+        if not entry.get("request"):
             return Checked(message_id, f"Bundle.entry[{index}].request is required in a transaction", f"Bundle.entry[{index}].request")
-        resource_type = resource.get_resource_type()
+        resource_type = str(resource["resourceType"])
         types.append(resource_type)
         if resource_type == "Observation":
             observations.append((index, resource))
@@ -121,17 +208,19 @@ def check_bundle(body: bytes) -> Checked:
     placer = filler = ""
     for index, observation in observations:
         where = f"Bundle.entry[{index}].resource"
-        codings = observation.code.coding or []
-        if not any(coding.system == LOINC and coding.code for coding in codings):
+        code = observation.get("code")
+        codings = (code.get("coding") if isinstance(code, dict) else None) or []
+        if not any(isinstance(c, dict) and c.get("system") == LOINC and c.get("code") for c in codings):
             return Checked(message_id, f"{where}.code: Observation.code has no LOINC coding (system {LOINC})", f"{where}.code.coding")
-        if observation.status not in RESULT_STATUSES:
+        status = observation.get("status")
+        if status not in RESULT_STATUSES:
             return Checked(
                 message_id,
-                f"{where}.status: must be final, corrected or entered-in-error, got {observation.status!r}",
+                f"{where}.status: must be final, corrected or entered-in-error, got {status!r}",
                 f"{where}.status",
             )
-        if observation.status not in statuses:
-            statuses.append(observation.status)
+        if status not in statuses:
+            statuses.append(status)
         placer = placer or _identifier(observation, SERIES_SYSTEM)
         filler = filler or _identifier(observation, SCREENING_SYSTEM)
     return Checked(

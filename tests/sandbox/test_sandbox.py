@@ -246,17 +246,17 @@ def test_anonymous_correction_is_stored_without_identity(sandbox: Running) -> No
     assert (row["has_identity"], row["result_status"]) == (False, "C")
 
 
-@pytest.mark.parametrize(
-    ("message", "location", "reason"),
-    [
-        (samples.hl7_oru("INVA0000000000000001", status="P"), "OBX^1^11", "OBX-11 result status must be F, C or D, got 'P'"),
-        (samples.hl7_oru("INVA0000000000000001", loinc_system="SCT"), "OBX^1^3^1^3", "OBX-3.3 coding system must be LN"),
-        (samples.hl7_oru("INVA0000000000000001").rsplit("\rSPM", 1)[0], "SPM", "SPM segment (specimen) is missing"),
-        (samples.hl7_oru("INVA0000000000000001").replace("19850512", "1985-05-12"), "PID^1^7^1", "not an HL7 valid date"),
-        (samples.hl7_oru("INVA0000000000000001").replace("|2.5.1|", "|2.3|"), "MSH^1^12", "MSH-12 (version id) must be 2.5.1"),
-    ],
-    ids=["obx11", "obx3-coding-system", "no-spm", "bad-date", "version"],
-)
+INVALID_HL7 = [
+    (samples.hl7_oru("INVA0000000000000001", status="P"), "OBX^1^11", "OBX-11 result status must be F, C or D, got 'P'"),
+    (samples.hl7_oru("INVA0000000000000001", loinc_system="SCT"), "OBX^1^3^1^3", "OBX-3.3 coding system must be LN"),
+    (samples.hl7_oru("INVA0000000000000001").rsplit("\rSPM", 1)[0], "SPM", "SPM segment (specimen) is missing"),
+    (samples.hl7_oru("INVA0000000000000001").replace("19850512", "1985-05-12"), "PID^1^7^1", "not an HL7 valid date"),
+    (samples.hl7_oru("INVA0000000000000001").replace("|2.5.1|", "|2.3|"), "MSH^1^12", "MSH-12 (version id) must be 2.5.1"),
+]
+INVALID_HL7_IDS = ["obx11", "obx3-coding-system", "no-spm", "bad-date", "version"]
+
+
+@pytest.mark.parametrize(("message", "location", "reason"), INVALID_HL7, ids=INVALID_HL7_IDS)
 def test_invalid_hl7_is_answered_ae_with_a_precise_reason(sandbox: Running, message: str, location: str, reason: str) -> None:
     ack = sandbox.mllp(message)
 
@@ -353,17 +353,17 @@ def _bundle_of_type(message_id: str) -> bytes:
     return json.dumps(bundle).encode()
 
 
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        (samples.fhir_bundle("FHIR0000000000000003", status="preliminary"), "Bundle.entry[1].resource.status"),
-        (_bundle_without_loinc("FHIR0000000000000003"), "no LOINC coding"),
-        (_bundle_of_type("FHIR0000000000000003"), "Bundle.type must be 'transaction'"),
-        (b'{"resourceType": "Bundle", "type": "transaction", "nonsense": 1}', "Bundle.nonsense"),
-        (b"{not json", "not JSON"),
-    ],
-    ids=["status", "loinc", "type", "unknown-element", "json"],
-)
+INVALID_FHIR = [
+    (samples.fhir_bundle("FHIR0000000000000003", status="preliminary"), "Bundle.entry[1].resource.status"),
+    (_bundle_without_loinc("FHIR0000000000000003"), "no LOINC coding"),
+    (_bundle_of_type("FHIR0000000000000003"), "Bundle.type must be 'transaction'"),
+    (b'{"resourceType": "Bundle", "type": "transaction", "nonsense": 1}', "Bundle.nonsense"),
+    (b"{not json", "not JSON"),
+]
+INVALID_FHIR_IDS = ["status", "loinc", "type", "unknown-element", "json"]
+
+
+@pytest.mark.parametrize(("body", "expected"), INVALID_FHIR, ids=INVALID_FHIR_IDS)
 def test_invalid_fhir_is_answered_422_with_an_operation_outcome(sandbox: Running, body: bytes, expected: str) -> None:
     status, _, reply = sandbox.fhir(body)
 
@@ -556,3 +556,129 @@ def test_sigterm_exits_0_and_the_store_survives_a_restart(tmp_path: Path, certs:
         assert (stats["accepted"], stats["duplicates"]) == (1, 1)
     finally:
         assert stop_sandbox(second) == 0
+
+
+# -- fast validation: every message gets the structural checks, a sample the full libraries ---------------
+
+
+@pytest.fixture(scope="module")
+def fast_running(tmp_path_factory: pytest.TempPathFactory, certs: Path) -> Iterator[Running]:
+    """A sandbox that never calls hl7apy or fhir.resources on a message: only the fast validators."""
+    sandbox = start_sandbox(tmp_path_factory.mktemp("fast"), certs, "--full-validation-first", "0", "--full-validation-every", "0")
+    yield sandbox
+    if sandbox.process.poll() is None:
+        stop_sandbox(sandbox)
+
+
+@pytest.fixture
+def fast(fast_running: Running) -> Running:
+    fast_running.set_mode("normal")
+    assert fast_running.control("POST", "/control/reset")[0] == 200
+    return fast_running
+
+
+def _bundle_with(message_id: str, change: Any) -> bytes:
+    bundle = samples.fhir_bundle_dict(message_id)
+    change(bundle)
+    return json.dumps(bundle).encode()
+
+
+MALFORMED_HL7 = [
+    (samples.hl7_oru("FAST0000000000000001").replace("\rORC|", "\rZZZ|1\rORC|"), "ZZZ^3", "not allowed in ORU_R01"),
+    (samples.hl7_oru("FAST0000000000000001").replace("\rPID|", "\rOBX|9|ST|1^x^LN||x||||||F\rPID|"), "", "does not follow ORU_R01"),
+    (samples.hl7_oru("FAST0000000000000001") + "|" * 30, "SPM^1", "SPM has 48 fields, v2.5.1 defines 29"),
+    (samples.hl7_oru("FAST0000000000000001").replace(f"|94558-4^{samples.LOINC_DISPLAY}^LN|||", "||||", 1), "OBR^1^4", "OBR-4 is missing"),
+    (
+        samples.hl7_oru("FAST0000000000000001").replace("|20240315101000+0100|||||", "|2024-03-15|||||", 1),
+        "OBR^1^7^1",
+        "not an HL7 valid date",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "location", "reason"), INVALID_HL7 + MALFORMED_HL7, ids=[*INVALID_HL7_IDS, "zzz", "order", "fields", "obr4", "obr7"]
+)
+def test_fast_validation_still_refuses_malformed_hl7(fast: Running, message: str, location: str, reason: str) -> None:
+    ack = fast.mllp(message)
+
+    seg = segments(ack)
+    assert seg["MSA"][1] == "AE"
+    assert reason in seg["MSA"][3] or reason in seg["ERR"][8]
+    assert seg["ERR"][2] == location
+    stats = fast.stats()
+    assert (stats["accepted"], stats["rejected"]) == (0, 1)
+    assert stats["validation"]["full"]["hl7v2"] == 0
+
+
+MALFORMED_FHIR = [
+    (
+        _bundle_with("FAST0000000000000002", lambda b: b["entry"][0]["resource"].update(gender=["female"])),
+        "Bundle.entry[0].resource.gender",
+    ),
+    (_bundle_with("FAST0000000000000002", lambda b: b["entry"][0]["resource"].update(birthDate="12/05/1985")), "not a valid FHIR date"),
+    (_bundle_with("FAST0000000000000002", lambda b: b["entry"][1]["resource"].update(colour="red")), "Bundle.entry[1].resource.colour"),
+    (_bundle_with("FAST0000000000000002", lambda b: b["entry"][1].update(extra=1)), "Bundle.entry[1].extra"),
+    (_bundle_with("FAST0000000000000002", lambda b: b["entry"][1]["request"].update(method="SEND")), "method and url are required"),
+    (_bundle_with("FAST0000000000000002", lambda b: b["entry"][1]["resource"].update(resourceType="Observatio")), "unknown resource type"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    INVALID_FHIR + MALFORMED_FHIR,
+    ids=[*INVALID_FHIR_IDS, "cardinality", "date", "element", "entry", "method", "type"],
+)
+def test_fast_validation_still_refuses_malformed_fhir(fast: Running, body: bytes, expected: str) -> None:
+    status, _, reply = fast.fhir(body)
+
+    assert status == 422
+    assert expected in (OperationOutcome.model_validate_json(reply).issue[0].diagnostics or "")
+    assert fast.messages() == []
+    assert fast.stats()["validation"]["full"]["fhir"] == 0
+
+
+def test_fast_validation_accepts_valid_messages(fast: Running) -> None:
+    assert segments(fast.mllp(samples.hl7_oru("FAST0000000000000010")))["MSA"][1] == "AA"
+    assert segments(fast.mllp(samples.hl7_oru("FAST0000000000000011", anonymous=True, status="C")))["MSA"][1] == "AA"
+    assert fast.fhir(samples.fhir_bundle("FAST0000000000000012"))[0] == 200
+    rows = {row["message_id"]: row for row in fast.messages()}
+    assert (rows["FAST0000000000000010"]["has_identity"], rows["FAST0000000000000011"]["has_identity"]) == (True, False)
+    assert rows["FAST0000000000000012"]["placer"] == samples.SERIES
+    assert fast.stats()["validation"]["fast"] == {"hl7v2": 2, "fhir": 1}
+
+
+def test_the_sample_gets_the_full_libraries(tmp_path: Path, certs: Path) -> None:
+    """--full-validation-first 1 --full-validation-every 3: messages 1, 2, 5 (counting from 1) go through hl7apy. A
+    message only hl7apy refuses (a birth date with components TS does not have) is refused when sampled, accepted
+    otherwise: the fast checks are a floor, the sample is how the rest is still seen."""
+    sampled = start_sandbox(tmp_path, certs, "--full-validation-first", "1", "--full-validation-every", "3")
+    try:
+        codes = [
+            segments(sampled.mllp(samples.hl7_oru(f"SAMP{n:016d}").replace("|19850512|", "|19850512^x^y|")))["MSA"][1] for n in range(1, 6)
+        ]
+        assert codes == ["AE", "AE", "AA", "AA", "AE"]
+        assert sampled.stats()["validation"] == {"first": 1, "every": 3, "full": {"hl7v2": 3, "fhir": 0}, "fast": {"hl7v2": 2, "fhir": 0}}
+    finally:
+        stop_sandbox(sampled)
+
+
+def test_https_answers_without_the_nagle_stall(sandbox: Running) -> None:
+    """Headers and body in one write, TCP_NODELAY: 20 round trips on one keep-alive connection take milliseconds each
+    (written apart, each waited for the client's delayed ACK: about 40 ms)."""
+    context = sandbox.client_context(sandbox.certs / "client.pem", sandbox.certs / "client-key.pem")
+    conn = http.client.HTTPSConnection("127.0.0.1", sandbox.ports["https"], context=context, timeout=10)
+    try:
+        conn.request("POST", "/fhir", body=samples.fhir_bundle("NAGL0000000000000000"), headers={"Content-Type": "application/fhir+json"})
+        conn.getresponse().read()
+        started = time.monotonic()
+        for n in range(1, 21):
+            body = samples.fhir_bundle(f"NAGL{n:016d}")
+            conn.request("POST", "/fhir", body=body, headers={"Content-Type": "application/fhir+json"})
+            response = conn.getresponse()
+            assert response.status == 200
+            response.read()
+        elapsed = time.monotonic() - started
+    finally:
+        conn.close()
+    assert elapsed < 0.6, f"20 keep-alive round trips took {elapsed:.2f} s"
