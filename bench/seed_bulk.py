@@ -71,9 +71,9 @@ def _rows(start: int, stop: int) -> dict[str, list[list[Any]]]:
     blind = s["blind_key"]
     pharmacy = s["pharmacy"]
 
-    def enc(key_id: str, table: str, column: str, pk: uuid.UUID, value: str) -> str:
+    def enc(key_id: str, table: str, column: str, pk: str, value: str) -> str:
         nonce = os.urandom(12)
-        blob = ciphers[key_id].encrypt(nonce, value.encode(), f"{table}|{column}|{pk}".encode())
+        blob = ciphers[key_id].encrypt(nonce, value.encode(), f"{table}|{column}|{pk}".encode())  # crypto.aad_for
         return f"v1.{key_id}.{base64.b64encode(nonce + blob).decode()}"
 
     def index(purpose: str, *parts: str) -> str:
@@ -107,8 +107,9 @@ def _rows(start: int, stop: int) -> dict[str, list[list[Any]]]:
             "email": f"seed{i}@example.org",
         }
         row = p_row.copy()
+        pk_text = str(pk)  # the associated data names the row by its UUID's text form
         for column in PERSONAL:
-            row[p_at[column]] = enc(key_id, "patients_patient", column, pk, plain[column])
+            row[p_at[column]] = enc(key_id, "patients_patient", column, pk_text, plain[column])
         folded_first = s["normalise"](first)
         row[p_at["id"]] = pk.hex
         row[p_at["retention_key"]] = key_id
@@ -123,7 +124,7 @@ def _rows(start: int, stop: int) -> dict[str, list[list[Any]]]:
             row = s_row.copy()
             row[s_at["id"]], row[s_at["series_id"]], row[s_at["patient_id"]] = screening.hex, series.hex, pk.hex
             row[s_at["sampled_at"]] = row[s_at["recorded_at"]] = at
-            row[s_at["correction_reason"]] = enc(active, "screenings_screening", "correction_reason", screening, "")
+            row[s_at["correction_reason"]] = enc(active, "screenings_screening", "correction_reason", str(screening), "")
             out["screenings"].append(row)
             row = r_row.copy()
             row[r_at["screening_id"]] = screening.hex
