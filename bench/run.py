@@ -223,14 +223,19 @@ def main() -> None:
             say(f"intake_per_s with {growth:,} stored: {grown.per_s:.0f} results/s (batches {times} s)")
             say(f"growth_ratio: {fmt(growth_ratio, 3)} (target at least 0.85)")
 
-        transfer = None if args.skip_transfer else call_helper("transfer_throughput", quick=args.quick)
+        quick_transfer = {"messages": 200, "postgres": False} if args.quick else {}
+        transfer = None if args.skip_transfer else call_helper("transfer_throughput", quick=args.quick, **quick_transfer)
         hl7, fhir = (
             pick(transfer, ("deliver_hl7_per_s", "hl7_per_s"), "hl7", "per_s"),
             pick(transfer, ("deliver_fhir_per_s", "fhir_per_s"), "fhir", "per_s"),
         )
         say(f"deliver_hl7_per_s: {fmt(hl7).replace('_', ' ')} (HL7 v2 over MLLP, one worker, target at least 1,000)")
         say(f"deliver_fhir_per_s: {fmt(fhir).replace('_', ' ')} (FHIR over HTTPS, one worker, target at least 1,000)")
-        single = None if args.skip_single else call_helper("single_post", quick=args.quick)
+        for fmt_name in ("hl7", "fhir"):
+            two_over_one = pick(transfer, (f"pg_{fmt_name}_2w_over_1w",))
+            if two_over_one is not None:
+                say(f"pg_{fmt_name}_2w_over_1w: {two_over_one} (PostgreSQL, two workers over one, target at least 1.8)")
+        single = None if args.skip_single else call_helper("single_post", quick=args.quick, **({"seconds": 5} if args.quick else {}))
         p99 = pick(single, ("single_p99_ms_at_100", "p99_ms_at_100"), "p99", "100")
         failures = pick(single, ("single_failures_at_200", "failed_at_200"), "fail", "200")
         say(f"single_p99_ms_at_100: {fmt(p99, 1).replace('_', ' ')} (open loop, target under 50 ms)")
