@@ -55,7 +55,8 @@ class Sandbox:
                 self.process.kill()
 
 
-def start_sandbox(tmp: Path) -> Sandbox:
+def start_sandbox(tmp: Path, *extra: str) -> Sandbox:
+    """The sandbox on free ports; ``extra``: more command-line options (``--log-level WARNING``...)."""
     certs = tmp / "certs"
     subprocess.run([PY, "-m", "sandbox.devcerts", str(certs)], cwd=ROOT, check=True, capture_output=True)
     process = subprocess.Popen(
@@ -73,6 +74,7 @@ def start_sandbox(tmp: Path) -> Sandbox:
             "0",
             "--control-port",
             "0",
+            *extra,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
