@@ -31,7 +31,7 @@ import tempfile
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -222,11 +222,11 @@ def fresh_schema_db(folder: Path) -> Path:
     return app.db
 
 
-def run(*, bodies: list[bytes], schema_db: Path, folder: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Record every item of ``bodies`` (JSON batches) on a copy of ``schema_db``; results per second, wall time."""
+def _session(*, schema_db: Path, folder: Path) -> Generator[int, bytes, None]:
+    """Set up a copy of ``schema_db``, then record each JSON batch sent in; yields the results accepted from each."""
     db = folder / "floor.sqlite3"
     source = sqlite3.connect(f"file:{schema_db}?mode=ro", uri=True)
-    con = sqlite3.connect(db, isolation_level=None)
+    con = sqlite3.connect(db, isolation_level=None, check_same_thread=False)  # one caller at a time, maybe not its creator
     source.backup(con)
     source.close()
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
@@ -368,8 +368,8 @@ def run(*, bodies: list[bytes], schema_db: Path, folder: Path, progress: Callabl
     label = "api-bench@clients.relais.invalid"
 
     accepted = 0
-    started = time.perf_counter()
-    for number, body in enumerate(bodies, 1):
+    body = yield 0
+    while True:
         now = datetime.now(UTC)
         at = _sql_time(now)
         request_id = uuid.uuid4().hex
@@ -595,15 +595,55 @@ def run(*, bodies: list[bytes], schema_db: Path, folder: Path, progress: Callabl
             (len(checked), at, submission.hex),
         )
         con.execute("COMMIT")
+        done, accepted = accepted, 0
+        body = yield done
+
+
+class Floor:
+    """The floor, one batch at a time (bench/run.py alternates floor and app batches so that both see the same load)."""
+
+    def __init__(self, *, schema_db: Path, folder: Path) -> None:
+        self.db = folder / "floor.sqlite3"
+        self._session = _session(schema_db=schema_db, folder=folder)
+        next(self._session)
+        self.results = 0
+        self.seconds = 0.0
+
+    def batch(self, body: bytes) -> tuple[int, float]:
+        """Record one JSON batch: results accepted and wall time."""
+        started = time.perf_counter()
+        accepted = self._session.send(body)
+        took = time.perf_counter() - started
+        self.results += accepted
+        self.seconds += took
+        return accepted, took
+
+    @property
+    def per_s(self) -> float:
+        return self.results / self.seconds if self.seconds else 0.0
+
+    def close(self) -> dict[str, int]:
+        """Rows in the floor's database (to compare with the app's)."""
+        self._session.close()
+        con = sqlite3.connect(self.db)
+        try:
+            return {
+                t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
+                for t in ("patients_patient", "certificates_certificate", "notify_notification", "audit_auditevent")
+            }
+        finally:
+            con.close()
+
+
+def run(*, bodies: list[bytes], schema_db: Path, folder: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Record every item of ``bodies`` (JSON batches) on a copy of ``schema_db``; results per second, wall time."""
+    floor = Floor(schema_db=schema_db, folder=folder)
+    for number, body in enumerate(bodies, 1):
+        floor.batch(body)
         if progress:
-            progress(f"  floor batch {number}/{len(bodies)}: {accepted / (time.perf_counter() - started):.0f} results/s so far")
-    elapsed = time.perf_counter() - started
-    counts = {
-        t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
-        for t in ("patients_patient", "certificates_certificate", "notify_notification", "audit_auditevent")
-    }
-    con.close()
-    return {"results": accepted, "seconds": elapsed, "per_s": accepted / elapsed if elapsed else 0.0, "rows": counts}
+            progress(f"  floor batch {number}/{len(bodies)}: {floor.per_s:.0f} results/s so far")
+    rows = floor.close()
+    return {"results": floor.results, "seconds": floor.seconds, "per_s": floor.per_s, "rows": rows}
 
 
 def make_bodies(*, batches: int, size: int, offset: int) -> list[bytes]:

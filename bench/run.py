@@ -1,11 +1,12 @@
 """`make bench`: the throughput figures of issue 13 in one run, against a fresh database, with the bare-Python floor.
 
 Usage: nice .venv/bin/python bench/run.py [--quick] [--batches 5] [--batch-size 1000] [--growth-patients 1000000]
-                                         [--skip-transfer] [--skip-single] [--clients 1]
+                                         [--skip-transfer] [--skip-single] [--keep]
 1. A fresh Relais in a temporary folder (development settings, SQLite: WAL, synchronous=FULL), the demo pharmacy and an
-   API client; the floor (bench/floor.py) records the same batches on a copy of that database, before and after step 2.
+   API client; the floor (bench/floor.py) records the same batches on a copy of that database, each just before the app
+   gets it in step 2 (paired and alternated, so both see the same machine load).
 2. intake_per_s: gunicorn (2 workers) on loopback; --batches batches of --batch-size new patients (e-mail and phone
-   each) posted to POST /api/v1/screenings/batch; accepted results over the wall time of the POSTs. The rows every
+   each) posted one by one to POST /api/v1/screenings/batch; accepted results over the wall time of the POSTs. The rows every
    result must leave (certificate, outbox row, result link, two notifications, audit events) are counted afterwards.
 3. growth_ratio_1m: bench/seed_bulk.py adds --growth-patients patients and as many tests to the same pharmacy, then
    ANALYZE; the server restarts and the same number of batches (new patients) is posted: rate over the empty rate.
@@ -13,7 +14,7 @@ Usage: nice .venv/bin/python bench/run.py [--quick] [--batches 5] [--batch-size 
    200 requests/s: bench/single_post.run(); each in its own process, "not measured" while the script has no run().
 Ends with one line: `bench: intake_per_s=... deliver_hl7_per_s=... deliver_fhir_per_s=... single_p99_ms_at_100=...
 intake_ratio_to_floor=... growth_ratio_1m=...`. Exit status 1 when an accepted result lacks one of its rows.
---quick: 2 batches of 100, 2,000 patients seeded, helpers told quick=True (a smoke run, figures meaningless).
+--quick: 2 batches of 100, 2,000 patients seeded, small sizes for the helpers (a smoke run, figures meaningless).
 """
 
 from __future__ import annotations
@@ -133,7 +134,6 @@ def main() -> None:
     parser.add_argument(
         "--growth-patients", type=int, default=None, help="patients (and tests) seeded (default 1,000,000, quick 2,000; 0 skips)"
     )
-    parser.add_argument("--clients", type=int, default=1, help="batches posted at the same time")
     parser.add_argument("--skip-transfer", action="store_true")
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -152,46 +152,50 @@ def main() -> None:
     try:
         say("setting up a fresh database (migrate, demo pharmacy, API client)...")
         app.setup()
-        shutil.copy(app.db, folder / "fresh.sqlite3")  # the floor's starting point: the app's schema, pharmacy and devices
 
-        floor_rates = []
+        # The floor records each batch just before the app gets it: both see the same load (paired, alternated).
         bodies = floor.make_bodies(batches=batches, size=size, offset=0)
+        (folder / "floor").mkdir()
+        bare = floor.Floor(schema_db=app.db, folder=folder / "floor")  # a copy of the fresh database: schema, pharmacy, devices
+        bare.batch(floor.make_bodies(batches=1, size=20, offset=WARM_UP_OFFSET)[0])  # warm-up, not counted
+        bare.results, bare.seconds = 0, 0.0
+        floor_times: list[tuple[int, float]] = []
 
-        def floor_run(bodies: list[bytes], name: str) -> dict[str, Any]:
-            (folder / name).mkdir()
-            return floor.run(bodies=bodies, schema_db=folder / "fresh.sqlite3", folder=folder / name, progress=say)
+        def floor_batch(index: int) -> None:
+            accepted, took = bare.batch(bodies[index])
+            floor_times.append((accepted, took))
+            say(f"  floor batch {index + 1}/{batches}: {accepted} results in {took:.2f} s = {accepted / took:.0f} results/s")
 
-        floor_run(floor.make_bodies(batches=1, size=20, offset=0), "floor-warm-up")
-        say(f"floor (bench/floor.py, one process, no Django): {batches} batches of {size}")
-        figure = floor_run(bodies, "floor-before")
-        floor_rates.append(figure["per_s"])
-
-        say(f"intake, empty database: {batches} batches of {size} new patients to POST /api/v1/screenings/batch (gunicorn, 2 workers)")
+        say(f"intake, empty database: {batches} batches of {size} new patients to POST /api/v1/screenings/batch (gunicorn, 2 workers),")
+        say("  each batch first recorded by the floor (bench/floor.py: same work, one process, no Django, a copy of the database)")
         app.start()
         warm_up(app)
         before = row_counts(app.db)
-        empty = post_batches(app, batches=batches, offset=0, size=size, clients=args.clients)
+        empty = post_batches(app, batches=batches, offset=0, size=size, clients=1, before_each=floor_batch)
         after = row_counts(app.db)
         app.stop()
+        floor_rows = bare.close()
         missing = check_effects(before, after, empty.accepted)
         problems += missing
         delta = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
         say(f"  rows written: {json.dumps(delta)}")
         say("  effects: " + ("MISSING: " + "; ".join(missing) if missing else f"all {empty.accepted} accepted results have their rows"))
+        say(f"  floor rows (whole copy): {json.dumps(floor_rows)}")
         if empty.rejected or empty.duplicates:
             problems.append(f"{empty.rejected} rejected and {empty.duplicates} duplicates among new patients")
-
-        figure = floor_run(bodies, "floor-after")
-        floor_rates.append(figure["per_s"])
-        floor_per_s = sum(floor_rates) / len(floor_rates)
-        say(f"  floor rows: {json.dumps(figure['rows'])}")
-        ratio = empty.per_s / floor_per_s if floor_per_s else None
+        if bare.results != empty.accepted:
+            problems.append(f"the floor recorded {bare.results} results, the app {empty.accepted}")
+        pair_ratios = sorted((size / app_s) / (n / floor_s) for (n, floor_s), app_s in zip(floor_times, empty.batch_seconds, strict=True))
+        ratio = empty.per_s / bare.per_s if bare.per_s else None
         say(
             f"intake_per_s: {empty.per_s:.0f} results/s ({empty.accepted} in {empty.seconds:.1f} s; "
             f"batches {', '.join(f'{t:.2f}' for t in empty.batch_seconds)} s)"
         )
-        say(f"floor_per_s: {floor_per_s:.0f} results/s (runs before and after: {', '.join(f'{r:.0f}' for r in floor_rates)})")
-        say(f"intake_ratio_to_floor: {fmt(ratio, 3)} (target at least 0.30)")
+        say(f"floor_per_s: {bare.per_s:.0f} results/s ({bare.results} in {bare.seconds:.1f} s)")
+        say(
+            f"intake_ratio_to_floor: {fmt(ratio, 3)} (target at least 0.30; per batch pair, median "
+            f"{pair_ratios[len(pair_ratios) // 2]:.3f}, range {pair_ratios[0]:.3f}-{pair_ratios[-1]:.3f})"
+        )
 
         growth_ratio = None
         if growth:
@@ -211,7 +215,7 @@ def main() -> None:
             app.start()
             warm_up(app)
             before = row_counts(app.db)
-            grown = post_batches(app, batches=batches, offset=batches * size, size=size, clients=args.clients)
+            grown = post_batches(app, batches=batches, offset=batches * size, size=size)
             after = row_counts(app.db)
             app.stop()
             missing = check_effects(before, after, grown.accepted)
