@@ -3,6 +3,7 @@ redaction of the patient's identity from whatever text the receiver sends back."
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -86,6 +87,7 @@ class IdentityValues:
 _LIGATURES = {"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d"}  # letters NFKD does not take apart
 
 
+@functools.lru_cache(maxsize=8192)
 def _fold(char: str) -> str:
     """One character without accents and in lower case ("É" -> "e", "ß" -> "ss"), so every spelling matches."""
     plain = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)).casefold()
@@ -155,12 +157,44 @@ def _fold_all(value: str) -> str:
     return "".join(_fold(c) for c in value.strip())
 
 
+_WORD_SPLIT = re.compile(r"[\W_]+")
+
+
+def might_hold_identity(text: str, values: IdentityValues) -> bool:
+    """False only when no form of the values can be in ``text``: it has no digit (every NIR, phone, postcode and date
+    form has one) and none of its folded words is a word of a name or text value (a whole-value or word match needs
+    one). Lets the common acknowledgement ("message accepted") skip compiling the patient's pattern (~3 ms)."""
+    folded = _fold_all(_unescape_hl7(text))
+    if any(c.isdigit() for c in folded):
+        return True
+    if any(not any(c.isdigit() for c in value) for value in values.digits if value.strip()):
+        return True  # a "digits" value without a digit could match without one: take the full path
+    words = {w for w in _WORD_SPLIT.split(folded) if w}
+    for value in (*values.names, *values.texts):
+        folded_value = _fold_all(value)
+        value_words = [w for w in _WORD_SPLIT.split(folded_value) if w]
+        if (folded_value and not value_words) or words.intersection(value_words):
+            return True
+    return False
+
+
+def _has_values(values: IdentityValues) -> bool:
+    """Whether identity_pattern(values) is not None, without compiling it."""
+    if values.birth_date is not None or any(_fold_all(v) for v in values.names) or any(v.strip() for v in values.texts):
+        return True
+    return any(len([c for c in _fold_all(v) if c.isalnum()]) >= 4 for v in values.digits)
+
+
 def redact_identity(text: str, values: IdentityValues) -> str:
     """``text`` with every form of the patient's identity values replaced by [redacted]: any case, with or without
     accents, HL7-escaped or not, names whole or word by word, the birth date in the usual formats, NIR and phone
     with or without spaces."""
+    if not text:
+        return text
+    if not might_hold_identity(text, values):
+        return _unescape_hl7(text) if _has_values(values) else text  # what the full path gives when nothing matches
     pattern = identity_pattern(values)
-    if not text or pattern is None:
+    if pattern is None:
         return text
     text = _unescape_hl7(text)
     folded, origin = _folded(text)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from relais.accounts.models import Role, User
@@ -57,33 +57,37 @@ def outbox_release(*, owner: str, ids: list[uuid.UUID]) -> int:
 
 
 def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: datetime | None = None) -> int:
-    """Store outcomes in one transaction, with the transmission's audit event. Returns rows updated."""
+    """Store outcomes in one transaction, with the transmission's audit event. Returns rows updated.
+
+    Outcomes that write the same fields (a batch of acknowledgements, mostly) share one UPDATE, still only on rows
+    whose lease this worker holds; ``attempts`` is incremented in SQL (the lease holder alone writes it)."""
     now = now or timezone.now()
     updated = 0
+    groups: dict[tuple[tuple[str, object], ...], list[OutboxMessage]] = {}
+    transmitted_ids = []
+    for message, outcome in outcomes.items():
+        fields: dict[str, object] = {"destination": message.destination, "message_format": message.message_format}  # as sent
+        if outcome.transmitted:
+            fields["sent_at"] = now
+            transmitted_ids.append(message.screening_id)
+        if outcome.kind == "acknowledged":
+            fields.update(status=TransferStatus.ACKNOWLEDGED, acknowledged_at=now, ack_code=outcome.ack_code, ack_text=outcome.detail[:500])
+            fields["last_error"] = ""
+        elif outcome.kind == "rejected":
+            fields.update(status=TransferStatus.REJECTED, rejected_at=now, rejection_reason=outcome.detail[:500] or "rejected")
+            fields["ack_code"] = outcome.ack_code
+        else:
+            delay = backoff_seconds(message.attempts + 1, retry_after=outcome.retry_after)
+            fields.update(
+                status=TransferStatus.SENT if outcome.transmitted or message.status == TransferStatus.SENT else TransferStatus.PENDING,
+                next_attempt_at=now + timedelta(seconds=delay),
+                last_error=outcome.detail[:500],
+            )
+        groups.setdefault(tuple(fields.items()), []).append(message)
     with transaction.atomic():
-        transmitted_ids = []
-        for message, outcome in outcomes.items():
-            fields: dict[str, object] = {"attempts": message.attempts + 1}
-            fields.update(destination=message.destination, message_format=message.message_format)  # as the worker sent it
-            if outcome.transmitted:
-                fields["sent_at"] = now
-                transmitted_ids.append(message.screening_id)
-            if outcome.kind == "acknowledged":
-                fields.update(
-                    status=TransferStatus.ACKNOWLEDGED, acknowledged_at=now, ack_code=outcome.ack_code, ack_text=outcome.detail[:500]
-                )
-                fields["last_error"] = ""
-            elif outcome.kind == "rejected":
-                fields.update(status=TransferStatus.REJECTED, rejected_at=now, rejection_reason=outcome.detail[:500] or "rejected")
-                fields["ack_code"] = outcome.ack_code
-            else:
-                delay = backoff_seconds(message.attempts + 1, retry_after=outcome.retry_after)
-                fields.update(
-                    status=TransferStatus.SENT if outcome.transmitted or message.status == TransferStatus.SENT else TransferStatus.PENDING,
-                    next_attempt_at=now + timedelta(seconds=delay),
-                    last_error=outcome.detail[:500],
-                )
-            updated += QUEUE.settle(owner=owner, pk=message.pk, **fields)
+        for key, messages in groups.items():
+            held = QUEUE.rows.filter(pk__in=[m.pk for m in messages], lease_owner=owner)
+            updated += held.update(lease_owner="", lease_until=None, attempts=F("attempts") + 1, **dict(key))
         # Same transaction: a client is notified if and only if the outcome was recorded.
         outcomes_settled(messages=[m for m, o in outcomes.items() if o.kind != "transient"], now=now)
         if transmitted_ids:

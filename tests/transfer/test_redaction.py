@@ -82,3 +82,49 @@ def test_no_spelling_of_a_name_or_the_birth_date_survives(last: str, first: str,
     for word in re.findall(r"[^\W_]+", _plain(f"{last} {first}").casefold()):
         assert word not in remains, (word, redacted)
     assert quoted_date not in redacted
+
+
+def _full_redaction(text: str, values: IdentityValues) -> str:
+    """redact_identity without its shortcut: the pattern always compiled and applied."""
+    from relais.transfer import replies
+
+    pattern = replies.identity_pattern(values)
+    if not text or pattern is None:
+        return text
+    text = replies._unescape_hl7(text)
+    folded, origin = replies._folded(text)
+    spans = [(origin[m.start()], origin[m.end() - 1] + 1) for m in pattern.finditer(folded) if m.end() > m.start()]
+    for start, end in reversed(spans):
+        text = text[:start] + replies.REDACTED + text[end:]
+    return text
+
+
+noise = st.sampled_from(["message accepted", "refused", " ", ", ", "-", "^", "\\T\\", "née", "PID-5", "OK", "_", "''", "Ü"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    last=names,
+    first=names,
+    city=names,
+    birth=st.dates(min_value=date(1900, 1, 1), max_value=date(2025, 12, 31)),
+    pieces=st.lists(st.one_of(noise, names, st.sampled_from(["12", "0612", "1994"]), st.text(max_size=6)), max_size=8),
+    spelling=st.integers(min_value=0, max_value=7),
+)
+def test_the_shortcut_never_skips_a_text_the_full_redaction_would_change(
+    last: str, first: str, city: str, birth: date, pieces: list[str], spelling: int
+) -> None:
+    """Issue 13: acknowledgements skip compiling the patient's pattern when no identity form can be in them."""
+    values = IdentityValues(names=(last, first), texts=(city,), digits=("294037512000591", "+33612345678"), birth_date=birth)
+    quoted = [_spellings(last)[spelling], _spellings(first)[spelling], _spellings(city)[spelling]]
+    for text in ["".join(pieces), " ".join(pieces + quoted[:1]), " ".join(quoted[1:] + pieces)]:
+        assert redact_identity(text, values) == _full_redaction(text, values), text
+
+
+def test_a_plain_acknowledgement_text_skips_the_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relais.transfer import replies
+
+    values = IdentityValues(names=("DURAND-TESTEUR", "Camille"), texts=("Paris",), digits=("+33612345678",), birth_date=date(1994, 3, 12))
+    monkeypatch.setattr(replies, "identity_pattern", lambda values: pytest.fail("compiled for a text that cannot hold identity"))
+    assert redact_identity("message accepted", values) == "message accepted"
+    assert redact_identity("transaction-response", values) == "transaction-response"
