@@ -399,7 +399,7 @@ RELAIS_TRANSFER: dict[str, Any] = {
     "lease_seconds": int(os.environ.get("RELAIS_TRANSFER_LEASE_SECONDS", 60)),
     "backoff_base": float(os.environ.get("RELAIS_TRANSFER_BACKOFF_BASE", 2)),
     "backoff_cap": float(os.environ.get("RELAIS_TRANSFER_BACKOFF_CAP", 600)),
-    "claim_batch": int(os.environ.get("RELAIS_TRANSFER_CLAIM_BATCH", 50)),
+    "claim_batch": int(os.environ.get("RELAIS_TRANSFER_CLAIM_BATCH", 200)),  # one commit (fsync) per claim: amortised
     "concurrency": int(os.environ.get("RELAIS_TRANSFER_CONCURRENCY", 4)),  # connections per worker
 }
 
