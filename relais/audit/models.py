@@ -13,10 +13,10 @@ class AuditEvent(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     occurred_at = models.DateTimeField(db_index=True)
-    actor_id = models.UUIDField(null=True, db_index=True)
+    actor_id = models.UUIDField(null=True)  # indexed with id: audit_event_actor
     actor_label = models.CharField(max_length=254, blank=True)
     actor_role = models.CharField(max_length=32, blank=True)
-    pharmacy_id = models.UUIDField(null=True, db_index=True)
+    pharmacy_id = models.UUIDField(null=True)  # indexed with id: audit_event_pharmacy
     action = models.CharField(max_length=64, db_index=True)
     object_type = models.CharField(max_length=64, blank=True)
     object_ids = models.JSONField(default=list)
@@ -27,6 +27,12 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # Pages list one pharmacy's or one account's events newest first: PostgreSQL walked the primary key backwards
+            # filtering on a single-column index's column, reading the whole table for a quiet pharmacy or account.
+            models.Index(fields=["pharmacy_id", "id"], name="audit_event_pharmacy"),
+            models.Index(fields=["actor_id", "id"], name="audit_event_actor"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

@@ -45,7 +45,7 @@ class Screening(models.Model):
     supersedes = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
     is_current = models.BooleanField(default=True)
     pharmacy = models.ForeignKey(Pharmacy, on_delete=models.PROTECT, related_name="screenings")
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="screenings")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="screenings", db_index=False)  # screening_patient_sampled
     device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
     specimen_type = models.CharField(max_length=20, choices=list(SPECIMENS.items()))
     sampled_at = models.DateTimeField()
@@ -60,7 +60,13 @@ class Screening(models.Model):
     recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["pharmacy", "is_current", "recorded_at"])]
+        indexes = [
+            # Today's list: SQLite cannot use a bare boolean (is_current) as an index equality, so it read the pharmacy's
+            # whole history through pharmacy_id; this one ranges over the day. tests/core/test_query_plans.py checks both.
+            models.Index(fields=["pharmacy", "recorded_at"], name="screening_pharmacy_recorded"),
+            # The earlier-duplicate lookup (same patient, device, sampling time): SQLite preferred pharmacy_id without it.
+            models.Index(fields=["patient", "sampled_at"], name="screening_patient_sampled"),
+        ]
         constraints = [models.UniqueConstraint(fields=["series_id", "version"], name="one_version_number_per_series")]
 
     def __str__(self) -> str:
