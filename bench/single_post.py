@@ -4,7 +4,8 @@ Usage: .venv/bin/python bench/single_post.py [--rates 100,200] [--seconds 20] [-
        [--gunicorn-args "..."] [--timeout 5]
 From bench/run.py: ``from bench.single_post import run; figures = run(rates=(100, 200), seconds=20)``; the dict holds, per
 rate R, ``p50_ms_at_R``, ``p90_ms_at_R``, ``p99_ms_at_R``, ``max_ms_at_R``, ``failed_at_R``, ``sent_at_R``,
-``cpu_ms_per_request_at_R`` (server CPU: gunicorn master and workers, user + system, over the requests answered).
+``cpu_ms_per_request_at_R`` (server CPU: gunicorn master and workers, user + system, from the first request until the
+server is idle again, over the requests sent: a request the client gave up on is still served).
 
 Setup as bench/intake_throughput.py: a fresh SQLite database in a temporary folder (development settings), migrated, the
 demo pharmacy seeded, an API client registered with a new EC key and one bearer token; gunicorn started on a free
@@ -316,9 +317,9 @@ def run(
                 server.wait_idle()  # requests a client gave up on are still served: let them drain first
                 cpu_before = server.cpu_seconds()
                 latencies, failed, kinds = asyncio.run(_open_loop(server.port, requests, rate, timeout))
+                server.wait_idle()  # a request answered late or given up on still costs the server its CPU
                 cpu = server.cpu_seconds() - cpu_before
                 ordered = sorted(latencies)
-                answered = count - failed
                 r = f"{rate:g}"
                 figures.update(
                     {
@@ -329,7 +330,7 @@ def run(
                         f"p90_ms_at_{r}": round(_percentile(ordered, 0.90) * 1000, 1),
                         f"p99_ms_at_{r}": round(_percentile(ordered, 0.99) * 1000, 1),
                         f"max_ms_at_{r}": round((ordered[-1] if ordered else float("nan")) * 1000, 1),
-                        f"cpu_ms_per_request_at_{r}": round(cpu * 1000 / max(1, answered), 1),
+                        f"cpu_ms_per_request_at_{r}": round(cpu * 1000 / count, 1),
                     }
                 )
                 if verbose:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from relais.patients.services import PatientIdentity
 from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Screening
 from relais.submissions import services as submissions
+from relais.transfer.models import OutboxMessage
 
 ERRORS: dict[int, Any] = {400: ErrorOut, 401: ErrorOut, 413: ErrorOut, 422: ErrorOut}
 KeyHeader = Header(
@@ -63,8 +63,7 @@ def screening_input(body: ScreeningIn) -> ScreeningInput:
     )
 
 
-def _transfer_out(screening: Screening) -> TransferOut | None:
-    transfer = screening.transfer
+def _transfer_out(transfer: OutboxMessage | None) -> TransferOut | None:
     if transfer is None:
         return None
     return TransferOut(
@@ -75,19 +74,26 @@ def _transfer_out(screening: Screening) -> TransferOut | None:
     )
 
 
-def screening_fields(screening: Screening) -> dict[str, Any]:
+def _answer(screening: Screening, transfer: OutboxMessage | None) -> dict[str, Any]:
     return {
         "screening_id": screening.pk,
         "series_id": screening.series_id,
         "version": screening.version,
         "status": screening.status,
         "patient_id": screening.patient_id,
-        "transfer": _transfer_out(screening),
+        "transfer": _transfer_out(transfer),
     }
 
 
-def with_outbox(screening_id: uuid.UUID) -> Screening:
-    return Screening.objects.prefetch_related("outbox").get(pk=screening_id)
+def screening_fields(screening: Screening) -> dict[str, Any]:
+    """The answer describing ``screening`` (prefetch its outbox rows when reading it)."""
+    return _answer(screening, screening.transfer)
+
+
+def written_screening_fields(screening: Screening) -> dict[str, Any]:
+    """The answer for a version this request just recorded or found (in memory, read in its transaction): only its
+    latest outbox row is read, in one query, rather than the screening again and then its outbox rows."""
+    return _answer(screening, OutboxMessage.objects.filter(screening_id=screening.pk).order_by("-created_at").first())
 
 
 def replayable(request: HttpRequest, response: HttpResponse, key: str | None, handler: Callable[[], tuple[int, dict[str, Any]]]) -> Any:

@@ -18,7 +18,7 @@ from relais.api.common import (
     replayable,
     screening_fields,
     screening_input,
-    with_outbox,
+    written_screening_fields,
 )
 from relais.api.schemas import CorrectionIn, ErrorOut, RemovalIn, ScreeningIn, ScreeningOut, SubmitOut
 from relais.core.context import request_context
@@ -48,7 +48,7 @@ def submit_screening(request: HttpRequest, body: ScreeningIn, response: HttpResp
         except ValidationError as exc:
             return 422, ErrorOut(error="invalid_screening", message="The test was not recorded.", fields=field_errors(exc)).model_dump()
         out = SubmitOut(
-            **screening_fields(with_outbox(outcome.screening.pk)),
+            **written_screening_fields(outcome.screening),
             outcome="duplicate" if outcome.is_duplicate else "accepted",
             duplicate_of=outcome.screening.pk if outcome.is_duplicate else None,
             note=outcome.note,
@@ -88,7 +88,7 @@ def _correct(
             )
         except ValidationError as exc:
             return 422, ErrorOut(error="invalid_correction", message="Nothing was changed.", fields=field_errors(exc)).model_dump()
-        return 201, ScreeningOut(**screening_fields(with_outbox(version.pk))).model_dump(mode="json")
+        return 201, ScreeningOut(**written_screening_fields(version)).model_dump(mode="json")
 
     with request_context(channel="api"):
         return replayable(request, response, key, handler)
