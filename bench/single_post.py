@@ -342,6 +342,8 @@ def run(
                     )
         finally:
             server.stop()
+    if verbose:
+        print(summary_line(figures), flush=True)
     return figures
 
 
@@ -361,8 +363,7 @@ def main() -> None:
     options = parser.parse_args()
     rates = tuple(float(r) for r in options.rates.split(","))
     print(f"single POST, gunicorn {options.gunicorn_args}, open loop, {options.seconds:g} s per rate", flush=True)
-    figures = run(rates=rates, seconds=options.seconds, gunicorn_args=shlex.split(options.gunicorn_args), timeout=options.timeout)
-    print(summary_line(figures), flush=True)
+    run(rates=rates, seconds=options.seconds, gunicorn_args=shlex.split(options.gunicorn_args), timeout=options.timeout)
 
 
 if __name__ == "__main__":
