@@ -246,7 +246,8 @@ def main() -> None:
         say(f"single_failures_at_200: {fmt(failures).replace('_', ' ')} (target 0)")
         for name, figures in (("transfer_throughput", transfer), ("single_post", single)):
             if figures:
-                say(f"  {name}: {json.dumps(figures, default=str)}")
+                flat = {k: v for k, v in figures.items() if not isinstance(v, dict)}  # nested details were printed by the helper
+                say(f"  {name}: {json.dumps(flat, default=str)}")
 
         say(f"total time: {time.perf_counter() - began:.0f} s")
         if problems:
