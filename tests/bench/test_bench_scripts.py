@@ -17,6 +17,7 @@ SUMMARY = re.compile(
     re.MULTILINE,
 )
 
+
 @pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="make bench builds its own SQLite database")
 def test_quick_bench_runs_floor_intake_and_seeding_and_counts_every_row() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAIS_", "DJANGO_", "DATABASE_URL"))}
