@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from relais.audit.models import AuditEvent, AuditSubject
+from relais.core import bulk
 from relais.core.context import current_context
 
 
@@ -24,6 +25,39 @@ class AuditError(RuntimeError):
     """The audit event could not be written, so the access it describes must not happen."""
 
 
+def _event(
+    *,
+    actor: Any | None,
+    action: str,
+    object_type: str,
+    object_ids: Iterable[object],
+    pharmacy_id: uuid.UUID | None,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    context = current_context()
+    if pharmacy_id is None and actor is not None:
+        pharmacy_id = getattr(actor, "pharmacy_id", None)
+    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    return dict(
+        occurred_at=timezone.now(),
+        actor_id=user.pk if user is not None else None,
+        actor_label=user.email if user is not None else (context.channel or "system"),
+        actor_role=getattr(user, "role", ""),
+        pharmacy_id=pharmacy_id,
+        action=action,
+        object_type=object_type,
+        object_ids=[str(i) for i in object_ids],
+        detail=detail or {},
+        request_id=context.request_id,
+        client_ip=context.client_ip or None,
+        channel=context.channel,
+    )
+
+
+def _subjects(event: AuditEvent) -> list[AuditSubject]:
+    return [AuditSubject(event_id=event.pk, object_id=u) for u in dict.fromkeys(filter(None, map(_uuid, event.object_ids)))]
+
+
 def audit_record(
     *,
     actor: Any | None,
@@ -35,29 +69,53 @@ def audit_record(
 ) -> AuditEvent:
     if not connection.in_atomic_block:
         raise AuditError("audit_record must run inside the transaction of the access it records")
-    context = current_context()
-    if pharmacy_id is None and actor is not None:
-        pharmacy_id = getattr(actor, "pharmacy_id", None)
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-    ids = [str(i) for i in object_ids]
     try:
-        event = AuditEvent.objects.create(
-            occurred_at=timezone.now(),
-            actor_id=user.pk if user is not None else None,
-            actor_label=user.email if user is not None else (context.channel or "system"),
-            actor_role=getattr(user, "role", ""),
-            pharmacy_id=pharmacy_id,
-            action=action,
-            object_type=object_type,
-            object_ids=ids,
-            detail=detail or {},
-            request_id=context.request_id,
-            client_ip=context.client_ip or None,
-            channel=context.channel,
-        )
-        subjects = [AuditSubject(event_id=event.pk, object_id=u) for u in dict.fromkeys(filter(None, map(_uuid, ids)))]
+        fields = _event(actor=actor, action=action, object_type=object_type, object_ids=object_ids, pharmacy_id=pharmacy_id, detail=detail)
+        event = AuditEvent.objects.create(**fields)
+        subjects = _subjects(event)
         if subjects:
             AuditSubject.objects.bulk_create(subjects)
         return event
     except Exception as exc:  # any failure to write means the access is refused
         raise AuditError(f"could not write audit event {action}") from exc
+
+
+class AuditBuffer:
+    """Audit events of many accesses in one transaction, written together by ``flush`` (a batch of tests): the same
+    rows audit_record writes, in the same order, with three statements for the whole batch."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        *,
+        actor: Any | None,
+        action: str,
+        object_type: str = "",
+        object_ids: Iterable[object] = (),
+        pharmacy_id: uuid.UUID | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self.events.append(
+            _event(actor=actor, action=action, object_type=object_type, object_ids=object_ids, pharmacy_id=pharmacy_id, detail=detail)
+        )
+
+    def flush(self) -> None:
+        """Write the buffered events inside the caller's transaction (before it commits, or the accesses must not count)."""
+        if not self.events:
+            return
+        if not connection.in_atomic_block:
+            raise AuditError("AuditBuffer.flush must run inside the transaction of the accesses it records")
+        events, self.events = self.events, []
+        try:
+            ids = bulk.insert_dicts_returning_ids(AuditEvent, events, by="public_id")
+            prep = AuditSubject._meta.get_field("object_id").get_db_prep_save
+            subjects = [
+                (event_id, prep(u, connection))
+                for event_id, event in zip(ids, events, strict=True)
+                for u in dict.fromkeys(filter(None, map(_uuid, event["object_ids"])))
+            ]
+            bulk.insert_values(AuditSubject, ["event_id", "object_id"], subjects)
+        except Exception as exc:
+            raise AuditError(f"could not write {len(events)} audit events") from exc

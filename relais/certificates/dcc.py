@@ -130,5 +130,29 @@ def build_test_payload(
     }
     dob = birth_date.isoformat() if isinstance(birth_date, date) else birth_date
     payload: dict[str, Any] = {"ver": SCHEMA_VERSION, "nam": name, "dob": dob, "t": [test]}
-    validate_payload(payload)
+    check_shape(payload)
     return payload
+
+
+_STANDARDISED = re.compile(r"^[A-Z<]{0,80}$")  # DCC.schema.json "fnt"/"gnt"
+
+
+def check_shape(payload: dict[str, Any]) -> None:
+    """The schema rules a built payload could break, checked in microseconds on every certificate.
+
+    The full JSON-schema validation (validate_payload, ~1 ms) is proven against build_test_payload by the test suite
+    (tests/certificates/test_payload_property.py) instead of repeated for every certificate on the intake path."""
+    name = payload["nam"]
+    for plain, standard in (("fn", "fnt"), ("gn", "gnt")):
+        if plain in name and len(name[plain]) > NAME_MAX:
+            raise PayloadInvalid(f"$.nam.{plain} fails schema rule 'maxLength'")
+        if standard in name and not _STANDARDISED.match(name[standard]):
+            raise PayloadInvalid(f"$.nam.{standard} fails schema rule 'pattern'")
+    if "fnt" not in name and "gnt" not in name:
+        raise PayloadInvalid("$.nam fails schema rule 'anyOf'")
+    test = payload["t"][0]
+    if not _is_date_time(test["sc"]):
+        raise PayloadInvalid("$.t[0].sc fails schema rule 'format'")
+    for key in ("tc", "is", "ci"):
+        if len(test[key]) > NAME_MAX:
+            raise PayloadInvalid(f"$.t[0].{key} fails schema rule 'maxLength'")

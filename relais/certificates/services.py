@@ -75,8 +75,19 @@ def certificate_issue(*, screening: Screening, results: dict[str, str] | None = 
     page) and logged with ids only."""
     if not connection.in_atomic_block:
         raise RuntimeError("certificate_issue must run in the screening's transaction")
-    try:  # the row is written last, after every check: a failure leaves nothing to roll back
-        return _certificate_issue(screening=screening, results=results, now=now)
+    row = certificate_prepare(screening=screening, results=results, now=now)
+    if row is not None:
+        row.save(force_insert=True)
+    return row if isinstance(row, Certificate) else None
+
+
+def certificate_prepare(
+    *, screening: Screening, results: dict[str, str] | None = None, now: datetime | None = None
+) -> Certificate | CertificateRefusal | None:
+    """The signed certificate, or the refusal saying why there is none, not yet saved (a batch writes them together);
+    None when the result allows no certificate. Every check runs before: a failure leaves nothing half-built."""
+    try:
+        return _certificate_build(screening=screening, results=results, now=now)
     except CannotIssue as exc:
         reason, detail = exc.reason, ""
     except SignerConfigError:
@@ -84,11 +95,10 @@ def certificate_issue(*, screening: Screening, results: dict[str, str] | None = 
     except DccInvalid as exc:
         reason, detail = RefusalReason.SCHEMA, exc.message[:200]  # a schema location and rule, never a value
     log.error("certificate not issued for screening %s: %s %s", screening.pk, reason, detail)
-    CertificateRefusal.objects.create(screening=screening, reason=reason, detail=detail, created_at=now or timezone.now())
-    return None
+    return CertificateRefusal(screening=screening, reason=reason, detail=detail, created_at=now or timezone.now())
 
 
-def _certificate_issue(*, screening: Screening, results: dict[str, str] | None, now: datetime | None) -> Certificate | None:
+def _certificate_build(*, screening: Screening, results: dict[str, str] | None, now: datetime | None) -> Certificate | None:
     code = issuable(screening, results)
     if code is None:
         return None
@@ -111,7 +121,7 @@ def _certificate_issue(*, screening: Screening, results: dict[str, str] | None, 
     expires_at = now + timedelta(days=config["validity_days"])
     current = signer()
     hc1 = sign_hc1(payload, signer_key=current.key, kid=current.kid, issuer_country=config["country"], issued_at=now, expires_at=expires_at)
-    certificate = Certificate(
+    return Certificate(
         id=uuid.uuid4(),
         screening=screening,
         series_id=screening.series_id,
@@ -122,8 +132,6 @@ def _certificate_issue(*, screening: Screening, results: dict[str, str] | None, 
         issued_at=now,
         expires_at=expires_at,
     )
-    certificate.save(force_insert=True)
-    return certificate
 
 
 def certificate_refusal_for_screening(*, screening: Screening) -> CertificateRefusal | None:

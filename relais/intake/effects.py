@@ -5,19 +5,65 @@ screening or not at all. Webhooks are not attached here: they follow the nationa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.utils import timezone
+
 from relais.accounts.models import User
-from relais.certificates.services import certificate_issue, certificate_revoke_series
-from relais.notify.services import notify_for_screening
+from relais.audit.services import AuditBuffer
+from relais.certificates.models import Certificate, CertificateRefusal
+from relais.certificates.services import certificate_issue, certificate_prepare, certificate_revoke_series
+from relais.core import bulk
+from relais.notify.models import Notification, ResultLink
+from relais.notify.services import notifications_prepare, notify_for_screening
 from relais.screenings.models import Screening
+from relais.transfer.models import OutboxMessage
 from relais.transfer.services import outbox_enqueue
 
 
-def screening_recorded(*, actor: User, screening: Screening, results: dict[str, str], now: datetime) -> None:
-    outbox_enqueue(screening=screening)
-    certificate_issue(screening=screening, results=results, now=now)
-    notify_for_screening(actor=actor, screening=screening, now=now, fresh=True)
+@dataclass
+class RecordedEffects:
+    """A new test's effects, built in memory: ``write_recorded`` inserts those of a whole batch together."""
+
+    outbox: OutboxMessage
+    certificate: Certificate | CertificateRefusal | None = None
+    link: ResultLink | None = None
+    notifications: list[Notification] = field(default_factory=list)
+
+
+def screening_recorded(*, actor: User, screening: Screening, results: dict[str, str], now: datetime, audit: AuditBuffer) -> RecordedEffects:
+    """The effects of a test recorded in this transaction (so it has no earlier message, link or certificate)."""
+    # No destination nor format yet: the worker that sends it decides, from the destination in force then.
+    outbox = OutboxMessage(
+        screening=screening,
+        series_id=screening.series_id,
+        version=screening.version,
+        pharmacy_id=screening.pharmacy_id,
+        next_attempt_at=timezone.now(),
+    )
+    effects = RecordedEffects(outbox=outbox, certificate=certificate_prepare(screening=screening, results=results, now=now))
+    prepared = notifications_prepare(actor=actor, screening=screening, now=now)
+    if prepared is not None:
+        effects.link, effects.notifications = prepared
+        audit.add(
+            actor=actor,
+            action="notification.queue",
+            object_type="screening",
+            object_ids=[screening.pk, screening.patient_id],
+            pharmacy_id=screening.pharmacy_id,
+        )
+    return effects
+
+
+def write_recorded(effects: Sequence[RecordedEffects]) -> None:
+    """Insert the effects of tests whose rows were just inserted: one prepared statement per table."""
+    bulk.insert(OutboxMessage, [e.outbox for e in effects])
+    bulk.insert(Certificate, [e.certificate for e in effects if isinstance(e.certificate, Certificate)])
+    bulk.insert(CertificateRefusal, [e.certificate for e in effects if isinstance(e.certificate, CertificateRefusal)])
+    bulk.insert(ResultLink, [e.link for e in effects if e.link is not None])
+    bulk.insert(Notification, [n for e in effects for n in e.notifications])
 
 
 def screening_corrected(*, actor: User, original: Screening, correction: Screening, results: dict[str, str], removed: bool) -> None:

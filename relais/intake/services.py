@@ -1,26 +1,32 @@
 """Recording a screening, whatever brought it: the web form, the API (one test or a batch) and CSV rows all call
-``screening_intake``. One validation, one patient matching, one duplicate check, one set of effects, one transaction."""
+``screenings_intake`` (``screening_intake`` for one). One validation, one patient matching, one duplicate check, one set
+of effects, one transaction; a batch does each as a set (one query per lookup, bulk inserts)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
-from relais.audit.services import audit_record
-from relais.core.tenancy import for_actor, get_for_actor
+from relais.audit.services import AuditBuffer
+from relais.core import bulk, crypto
+from relais.core.tenancy import for_actor
 from relais.intake import effects
 from relais.patients.models import Patient
-from relais.patients.services import PatientIdentity, patient_resolve
+from relais.patients.services import PatientIdentity, PatientMatcher
+from relais.retention.keys import patient_tested
 from relais.screenings.inputs import ScreeningInput
-from relais.screenings.models import Device, Screening, ScreeningStatus
-from relais.screenings.services import screening_check, screening_create, screening_version_add
+from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
+from relais.screenings.services import active_devices, screening_build, screening_check, screening_version_add
 
 ACCEPTED = "accepted"  # the values of submissions.models.ItemStatus
 DUPLICATE = "duplicate"
@@ -39,46 +45,182 @@ class IntakeOutcome:
         return self.status == DUPLICATE
 
 
-def _patient_by_id(*, actor: User, patient_id: uuid.UUID | str) -> Patient | None:
-    patient = for_actor(Patient, actor).filter(pk=patient_id).first()
-    if patient is not None and patient.merged_into_id is not None:  # the pharmacy found it to be another's duplicate: follow it
-        patient = get_for_actor(Patient, actor, patient.merged_into_id)
-    return patient
+@dataclass(frozen=True)
+class IntakeRequest:
+    """One test to record, for a patient given by identity (matched or registered) or by id."""
+
+    data: ScreeningInput
+    identity: PatientIdentity | None = None
+    patient_id: uuid.UUID | str | None = None
 
 
-def earlier_duplicate(*, pharmacy_id: uuid.UUID, patient_id: uuid.UUID, data: ScreeningInput) -> Screening | None:
-    """A current screening of the same patient with the same device and sampling time: the same test sent twice."""
-    return (
-        Screening.objects.filter(
-            pharmacy_id=pharmacy_id,
-            patient_id=patient_id,
-            device_id=str(data.device_id).strip(),
-            sampled_at=data.sampled_at,
-            is_current=True,
-        )
-        .exclude(status=ScreeningStatus.REMOVED)
-        .prefetch_related("results")
-        .first()
-    )
+def _patients_by_id(*, actor: User, requests: Sequence[IntakeRequest]) -> dict[str, Patient]:
+    """The patients named by id (merged records followed to the kept one), by the id as given; one query, two with merges."""
+    wanted: dict[str, uuid.UUID] = {}
+    for request in requests:
+        if request.patient_id is not None:
+            try:
+                wanted[str(request.patient_id)] = uuid.UUID(str(request.patient_id))
+            except ValueError:
+                continue
+    if not wanted:
+        return {}
+    found = {p.pk: p for p in for_actor(Patient, actor).filter(pk__in=set(wanted.values()))}
+    merged = {p.merged_into_id for p in found.values() if p.merged_into_id is not None}
+    kept = {p.pk: p for p in for_actor(Patient, actor).filter(pk__in=merged)} if merged else {}
+    out = {}
+    for given, pk in wanted.items():
+        patient = found.get(pk)
+        if patient is not None and patient.merged_into_id is not None:  # the pharmacy found it to be another's duplicate: follow it
+            patient = kept.get(patient.merged_into_id)
+        if patient is not None:
+            out[given] = patient
+    return out
 
 
-def _checked(*, actor: User, data: ScreeningInput, patient_id: uuid.UUID | str | None, now: datetime) -> tuple[Device, Patient | None]:
+def _checked(
+    *, request: IntakeRequest, now: datetime, devices: dict[str, Device], patients: dict[str, Patient]
+) -> tuple[Device, Patient | None]:
     """Every problem with the input at once; the patient named by id, if one was."""
     errors: dict[str, list[str]] = {}
     device = None
     try:
-        device = screening_check(data, now=now)
+        device = screening_check(request.data, now=now, devices=devices)
     except ValidationError as exc:
         errors.update(exc.message_dict)
     patient = None
-    if patient_id is not None:
-        patient = _patient_by_id(actor=actor, patient_id=patient_id)
+    if request.patient_id is not None:
+        patient = patients.get(str(request.patient_id))
         if patient is None:
             errors["patient_id"] = [_("No patient with this id at your pharmacy: register the patient first.")]
     if errors:
         raise ValidationError(errors)
     assert device is not None
     return device, patient
+
+
+DuplicateKey = tuple[uuid.UUID, str, datetime]  # patient, device, sampling time: the same test sent twice
+
+
+def _duplicate_key(patient_id: uuid.UUID, data: ScreeningInput) -> DuplicateKey:
+    return (patient_id, str(data.device_id).strip(), data.sampled_at)
+
+
+def _recorded_earlier(*, pharmacy_id: uuid.UUID, keys: set[DuplicateKey]) -> dict[DuplicateKey, Screening]:
+    """earlier_duplicate for many keys: the current screenings already stored under any of them, in one query."""
+    if not keys:
+        return {}
+    rows = (
+        Screening.objects.filter(
+            pharmacy_id=pharmacy_id,
+            patient_id__in={k[0] for k in keys},
+            sampled_at__in={k[2] for k in keys},
+            is_current=True,
+        )
+        .exclude(status=ScreeningStatus.REMOVED)
+        .prefetch_related("results")
+        .order_by("pk")
+    )
+    out: dict[DuplicateKey, Screening] = {}
+    for row in rows:
+        key = (row.patient_id, row.device_id, row.sampled_at)
+        if key in keys:
+            out.setdefault(key, row)
+    return out
+
+
+def _new_patient_key() -> str:
+    """The retention key of a patient registered today (Patient.save's rule), set before a bulk insert."""
+    return crypto.retention_key_id(timezone.localdate() + timedelta(days=settings.RELAIS_RETENTION["identities"]))
+
+
+def screenings_intake(
+    *, actor: User, requests: Sequence[IntakeRequest], now: datetime | None = None
+) -> list[IntakeOutcome | ValidationError]:
+    """Record many tests at once, each with its own outcome: accepted, duplicate, or the ValidationError naming its fields.
+
+    The same rules as one by one (one validation, one patient matching, one duplicate check, one set of effects and the
+    same audit events, in item order), done as a set: one query per lookup for the whole batch and bulk inserts, in one
+    transaction. A refused item writes nothing; an item repeating an earlier one of the same batch is its duplicate."""
+    if not actor.sees_patients:
+        raise PermissionDenied
+    now = now or timezone.now()
+    outcomes: list[IntakeOutcome | ValidationError | None] = [None] * len(requests)
+    with transaction.atomic():
+        devices = active_devices(r.data.device_id for r in requests)
+        by_id = _patients_by_id(actor=actor, requests=requests)
+        valid: list[tuple[int, Device, Patient | None]] = []
+        for index, request in enumerate(requests):
+            if (request.identity is None) == (request.patient_id is None):
+                raise ValueError("give exactly one of identity and patient_id")
+            try:
+                device, patient = _checked(request=request, now=now, devices=devices, patients=by_id)
+            except ValidationError as exc:
+                outcomes[index] = exc
+            else:
+                valid.append((index, device, patient))
+
+        # Patients: matched or created in item order; each item's audit events kept in its own list, written in order.
+        identities = [requests[i].identity for i, _d, p in valid if p is None]
+        matcher = PatientMatcher(actor=actor, identities=[i for i in identities if i is not None], retention_key=_new_patient_key())
+        events: dict[int, list[dict[str, Any]]] = {}
+        resolved: list[tuple[int, Device, Patient]] = []
+        for index, device, patient in valid:
+            if patient is None:
+                identity = requests[index].identity
+                assert identity is not None
+                item_events = events.setdefault(index, [])
+                patient = matcher.resolve(identity, audit=lambda _e=item_events, **event: _e.append(event)).patient
+            resolved.append((index, device, patient))
+
+        stored = sorted({p.pk for _i, _d, p in resolved if not p._state.adding})  # records saved before this batch
+        if connection.vendor == "postgresql" and stored:
+            # Serialise submissions for one patient: the duplicate check below must see a concurrent batch's test.
+            list(Patient.objects.select_for_update().filter(pk__in=stored).order_by("pk").values_list("pk", flat=True))
+        earlier = _recorded_earlier(
+            pharmacy_id=actor.tenant_id,
+            keys={_duplicate_key(p.pk, requests[i].data) for i, _d, p in resolved if not p._state.adding},
+        )
+
+        audit = AuditBuffer()
+        screenings: list[Screening] = []
+        results: list[ScreeningResult] = []
+        recorded: list[effects.RecordedEffects] = []
+        batch_results: dict[uuid.UUID, dict[str, str]] = {}
+        for index, device, patient in resolved:
+            data = requests[index].data
+            for event in events.get(index, []):
+                audit.add(**event)
+            key = _duplicate_key(patient.pk, data)
+            duplicate = earlier.get(key)
+            if duplicate is not None:
+                recorded_results = batch_results.get(duplicate.pk) or {r.analyte: r.result for r in duplicate.results.all()}
+                same = recorded_results == dict(data.results)
+                note = (
+                    _("Already recorded: same patient, device and sampling time. Nothing was added.")
+                    if same
+                    else _("Already recorded with a different result: to change it, send a correction of that test.")
+                )
+                audit.add(actor=actor, action="screening.duplicate", object_type="screening", object_ids=[duplicate.pk, patient.pk])
+                outcomes[index] = IntakeOutcome(DUPLICATE, duplicate, patient.pk, note, same_result=same)
+                continue
+            screening, rows = screening_build(actor=actor, patient=patient, device=device, data=data)
+            earlier[key] = screening  # a later repeat in this batch is its duplicate
+            batch_results[screening.pk] = dict(data.results)
+            screenings.append(screening)
+            results.extend(rows)
+            audit.add(actor=actor, action="screening.create", object_type="screening", object_ids=[screening.pk, patient.pk])
+            patient_tested(patient=patient, sampled_at=data.sampled_at)  # before its messages: they take the patient's key
+            recorded.append(effects.screening_recorded(actor=actor, screening=screening, results=dict(data.results), now=now, audit=audit))
+            outcomes[index] = IntakeOutcome(ACCEPTED, screening, patient.pk)
+
+        # Parents before children; the audit events last, in the same transaction.
+        bulk.insert(Patient, matcher.created)
+        bulk.insert(Screening, screenings)
+        bulk.insert(ScreeningResult, results)
+        effects.write_recorded(recorded)
+        audit.flush()
+    return [o for o in outcomes if o is not None]
 
 
 def screening_intake(
@@ -93,34 +235,12 @@ def screening_intake(
 
     A test already recorded (same patient, device and sampling time) is answered with that test, flagged, not recorded
     twice. All or nothing: a refused screening leaves no new patient behind."""
-    if not actor.sees_patients:
-        raise PermissionDenied
     if (identity is None) == (patient_id is None):
         raise ValueError("give exactly one of identity and patient_id")
-    now = now or timezone.now()
-    with transaction.atomic():
-        device, patient = _checked(actor=actor, data=data, patient_id=patient_id, now=now)
-        new = False
-        if patient is None:
-            assert identity is not None
-            # The same person's record, or a new one (flagged when a look-alike exists): never another person's.
-            resolution = patient_resolve(actor=actor, identity=identity)
-            patient, new = resolution.patient, resolution.created
-        if connection.vendor == "postgresql" and not new:
-            Patient.objects.select_for_update().filter(pk=patient.pk).first()  # serialise submissions for one patient
-        earlier = None if new else earlier_duplicate(pharmacy_id=actor.tenant_id, patient_id=patient.pk, data=data)
-        if earlier is not None:
-            same = {r.analyte: r.result for r in earlier.results.all()} == dict(data.results)
-            note = (
-                _("Already recorded: same patient, device and sampling time. Nothing was added.")
-                if same
-                else _("Already recorded with a different result: to change it, send a correction of that test.")
-            )
-            audit_record(actor=actor, action="screening.duplicate", object_type="screening", object_ids=[earlier.pk, patient.pk])
-            return IntakeOutcome(DUPLICATE, earlier, patient.pk, note, same_result=same)
-        screening = screening_create(actor=actor, patient=patient, device=device, data=data)
-        effects.screening_recorded(actor=actor, screening=screening, results=data.results, now=now)
-    return IntakeOutcome(ACCEPTED, screening, patient.pk)
+    (outcome,) = screenings_intake(actor=actor, requests=[IntakeRequest(data=data, identity=identity, patient_id=patient_id)], now=now)
+    if isinstance(outcome, ValidationError):
+        raise outcome
+    return outcome
 
 
 def screening_record(*, actor: User, patient_id: uuid.UUID | str, data: ScreeningInput, now: datetime | None = None) -> Screening:

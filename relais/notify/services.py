@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import uuid
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,7 +34,13 @@ def token_hash(token: str) -> str:
 
 
 def link_url(token: str) -> str:
-    return settings.RELAIS_PUBLIC_URL.rstrip("/") + reverse("results:open", kwargs={"token": token})
+    return settings.RELAIS_PUBLIC_URL.rstrip("/") + _link_path(get_script_prefix()) + token
+
+
+@functools.lru_cache(maxsize=8)
+def _link_path(script_prefix: str) -> str:
+    """The result page's path without its token, reversed once (a batch builds a link per test)."""
+    return reverse("results:open", kwargs={"token": "T"}).removesuffix("T")
 
 
 def _kind(screening: Screening) -> str:
@@ -69,35 +76,17 @@ def notify_for_screening(
     if not connection.in_atomic_block:
         raise RuntimeError("notify_for_screening must run in the screening's transaction")
     now = now or timezone.now()
-    patient = screening.patient
-    addresses = [(name, channel.address_of(patient)) for name, channel in CHANNELS.items()]
-    addresses = [(name, address) for name, address in addresses if address]
-    if not addresses:
+    prepared = notifications_prepare(actor=actor, screening=screening, now=now)
+    if prepared is None:
         return []
+    link, notifications = prepared
     if not fresh:
         # A message still waiting for an older version would send a stale link: the new one replaces it.
         Notification.objects.filter(series_id=screening.series_id, status__in=OPEN).update(status=NotificationStatus.CANCELLED, link_url="")
-    link, token = link_issue(actor=actor, screening=screening, now=now, first=fresh)
-    url = link_url(token)
-    created_by = actor if actor is not None and actor.is_authenticated else None
-    notifications = [
-        Notification(
-            pharmacy_id=screening.pharmacy_id,
-            patient=patient,  # the object, not its id: its retention key is read from memory
-            screening=screening,
-            series_id=screening.series_id,
-            link=link,
-            kind=_kind(screening),
-            channel=channel,
-            address=address,
-            link_url=url,
-            next_attempt_at=now,
-            created_by=created_by,
-        )
-        for channel, address in addresses
-    ]
+        ResultLink.objects.filter(series_id=screening.series_id, replaced_at__isnull=True).update(replaced_at=now)
+    link.save(force_insert=True)
     for notification in notifications:
-        notification.save(force_insert=True)  # encrypted fields bind to the row id, so rows are saved one by one
+        notification.save(force_insert=True)
     audit_record(
         actor=actor,
         action="notification.queue",
@@ -106,6 +95,46 @@ def notify_for_screening(
         pharmacy_id=screening.pharmacy_id,
     )
     return notifications
+
+
+def notifications_prepare(*, actor: User | None, screening: Screening, now: datetime) -> tuple[ResultLink, list[Notification]] | None:
+    """The new link and one message per contact the patient gave, not yet saved (a batch writes them together), or None
+    when the patient gave no contact. The caller retires earlier links and messages of the test, if it has any."""
+    patient = screening.patient
+    addresses = [(name, channel.address_of(patient)) for name, channel in CHANNELS.items()]
+    addresses = [(name, address) for name, address in addresses if address]
+    if not addresses:
+        return None
+    token = secrets.token_urlsafe(32)
+    created_by = actor if actor is not None and actor.is_authenticated else None
+    link = ResultLink(
+        token_hash=token_hash(token),
+        pharmacy_id=screening.pharmacy_id,
+        patient_id=screening.patient_id,
+        series_id=screening.series_id,
+        created_by=created_by,
+        expires_at=now + LINK_LIFETIME,
+    )
+    url = link_url(token)
+    kind = _kind(screening)
+    notifications = [
+        Notification(
+            pharmacy_id=screening.pharmacy_id,
+            patient=patient,  # the object, not its id: its retention key is read from memory
+            screening=screening,
+            series_id=screening.series_id,
+            link=link,
+            kind=kind,
+            channel=channel,
+            address=address,
+            link_url=url,
+            next_attempt_at=now,
+            created_by=created_by,
+            retention_key=patient.retention_key,  # a batch writes without signals: the patient's key, as relais.retention sets it
+        )
+        for channel, address in addresses
+    ]
+    return link, notifications
 
 
 def _current(actor: User, screening_id: uuid.UUID | str) -> Screening:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -133,16 +135,22 @@ _FILLED_WHEN_EMPTY = ("nir", "address_line", "postcode", "city")
 _REPLACED_WHEN_GIVEN = ("phone", "email")
 
 
-def _complete(*, actor: User, patient: Patient, identity: PatientIdentity) -> None:
+def _complete_fields(*, actor: User, patient: Patient, identity: PatientIdentity) -> list[str]:
+    """Fill in or replace the fields the submitted identity brings (in memory); the names of those that changed."""
     changed = [name for name in _FILLED_WHEN_EMPTY if getattr(identity, name) and not getattr(patient, name)]
     changed += [name for name in _REPLACED_WHEN_GIVEN if getattr(identity, name) and getattr(identity, name) != getattr(patient, name)]
-    if not changed:
-        return
     for name in changed:
         setattr(patient, name, getattr(identity, name))
     if "nir" in changed:
         patient.nir_index = _indexes(actor.tenant_id, patient)["nir_index"]
         changed.append("nir_index")
+    return changed
+
+
+def _complete(*, actor: User, patient: Patient, identity: PatientIdentity) -> None:
+    changed = _complete_fields(actor=actor, patient=patient, identity=identity)
+    if not changed:
+        return
     patient.save(update_fields=[*changed, "updated_at"])
     audit_record(actor=actor, action="patient.update", object_type="patient", object_ids=[patient.pk], detail={"fields": sorted(changed)})
 
@@ -165,6 +173,79 @@ def patient_resolve(*, actor: User, identity: PatientIdentity) -> Resolution:
             audit_record(actor=actor, action="patient.duplicate_check", object_type="patient", object_ids=[c.pk for c in candidates])
         patient = _create(actor=actor, identity=identity, look_alike=candidates[0] if candidates else None)
         return Resolution(patient=patient, created=True, needs_review=bool(candidates))
+
+
+class PatientMatcher:
+    """patient_resolve for every identity of a batch: the candidates of all of them read in one query per index, new
+    records built in memory (``created``) for the caller to write in bulk, audit events added to the caller's buffer.
+
+    Identities are resolved in order, so a later item of the batch matches a record an earlier item created, exactly as
+    if they had been sent one by one."""
+
+    def __init__(self, *, actor: User, identities: Sequence[PatientIdentity], retention_key: str) -> None:
+        _require_patient_access(actor)
+        self.actor = actor
+        self.retention_key = retention_key  # a test-less registration's key (Patient.save's), set before the bulk insert
+        self.created: list[Patient] = []
+        self._by_identity: dict[str, list[Patient]] = {}
+        self._by_nir: dict[str, list[Patient]] = {}
+        self._order: dict[uuid.UUID, tuple[int, Any]] = {}
+        identity_keys = {_indexes(actor.tenant_id, i)["identity_index"] for i in identities}
+        nir_keys = {blind_index.nir_index(pharmacy_id=actor.tenant_id, nir=i.nir) for i in identities if i.nir}
+        live = Patient.objects.filter(pharmacy_id=actor.tenant_id, merged_into__isnull=True)
+        found = {p.pk: p for p in live.filter(identity_index__in=identity_keys)} if identity_keys else {}
+        if nir_keys:
+            found.update((p.pk, p) for p in live.filter(nir_index__in=nir_keys))
+        for patient in found.values():
+            self._remember(patient, (0, patient.created_at))
+
+    def _remember(self, patient: Patient, order: tuple[int, Any]) -> None:
+        self._order[patient.pk] = order
+        self._by_identity.setdefault(patient.identity_index, []).append(patient)
+        if patient.nir_index:
+            self._by_nir.setdefault(patient.nir_index, []).append(patient)
+
+    def _candidates(self, indexes: dict[str, str]) -> list[Patient]:
+        """likely_duplicates on what is known: same identity or NIR index, oldest first, at most five."""
+        found = {p.pk: p for p in self._by_identity.get(indexes["identity_index"], [])}
+        if indexes["nir_index"]:
+            found.update((p.pk, p) for p in self._by_nir.get(indexes["nir_index"], []) if p.nir_index == indexes["nir_index"])
+        return sorted(found.values(), key=lambda p: self._order[p.pk])[:5]
+
+    def resolve(self, identity: PatientIdentity, *, audit: Callable[..., None]) -> Resolution:
+        actor = self.actor
+        indexes = _indexes(actor.tenant_id, identity)
+        candidates = self._candidates(indexes)
+        same = [c for c in candidates if same_person(c, identity)]
+        if same:
+            patient = same[0]
+            audit(actor=actor, action="patient.match", object_type="patient", object_ids=[c.pk for c in candidates])
+            self._complete(patient=patient, identity=identity, audit=audit)
+            return Resolution(patient=patient, created=False)
+        if candidates:
+            audit(actor=actor, action="patient.duplicate_check", object_type="patient", object_ids=[c.pk for c in candidates])
+        look_alike = candidates[0] if candidates else None
+        patient = Patient(
+            pharmacy_id=actor.tenant_id, created_by=actor, possible_duplicate_of=look_alike, retention_key=self.retention_key, **indexes
+        )
+        for field in fields(PatientIdentity):
+            setattr(patient, field.name, getattr(identity, field.name))
+        self.created.append(patient)
+        self._remember(patient, (1, len(self.created)))
+        detail = {"possible_duplicate": True} if look_alike is not None else {}
+        audit(actor=actor, action="patient.create", object_type="patient", object_ids=[patient.pk], detail=detail)
+        return Resolution(patient=patient, created=True, needs_review=look_alike is not None)
+
+    def _complete(self, *, patient: Patient, identity: PatientIdentity, audit: Callable[..., None]) -> None:
+        before = patient.nir_index
+        changed = _complete_fields(actor=self.actor, patient=patient, identity=identity)
+        if not changed:
+            return
+        if not patient._state.adding:  # saved before this batch: updated now; one the batch created is written with it
+            patient.save(update_fields=[*changed, "updated_at"])
+        audit(actor=self.actor, action="patient.update", object_type="patient", object_ids=[patient.pk], detail={"fields": sorted(changed)})
+        if patient.nir_index != before:
+            self._by_nir.setdefault(patient.nir_index, []).append(patient)
 
 
 class MergeRefused(Exception):

@@ -55,11 +55,24 @@ def screening_saved(sender: Any, instance: Screening, created: bool = False, raw
     """A newer test moves the patient's identity to the later day's key, so the older key can go on its day."""
     if raw:
         return
-    wanted = expiry_day(instance.sampled_at, positive=False)
     patient = instance._state.fields_cache.get("patient") or Patient.objects.get(pk=instance.patient_id)
+    patient_tested(patient=patient, sampled_at=instance.sampled_at)
+
+
+def patient_tested(*, patient: Patient, sampled_at: datetime) -> None:
+    """A newer test moves the patient's identity to the later day's key, so the older key can go on its day.
+
+    Called by relais.intake for every test it records (bulk inserts send no signal); a record not yet inserted only
+    changes its key, encrypted under it when written."""
+    wanted = expiry_day(sampled_at, positive=False)
     current = crypto.retention_day_of(patient.retention_key) if patient.retention_key else None
-    if current is None or current < wanted:
-        reencrypt(patient, crypto.retention_key_id(wanted))
+    if current is not None and current >= wanted:
+        return
+    key_id = crypto.retention_key_id(wanted)
+    if patient._state.adding:
+        patient.retention_key = key_id
+    else:
+        reencrypt(patient, key_id)
 
 
 def notification_saving(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:

@@ -6,6 +6,7 @@ relais.intake, in the same transaction: callers record through relais.intake.ser
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,15 +22,25 @@ from relais.screenings.inputs import ScreeningInput, sampling_time_problem
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
 
-__all__ = ["ScreeningInput", "screening_check", "screening_create", "screening_version_add"]
+__all__ = ["ScreeningInput", "screening_build", "screening_check", "screening_version_add"]
 
 
-def screening_check(data: ScreeningInput, *, now: datetime) -> Device:
-    """The device of a valid input; ValidationError naming every field in error otherwise."""
+def active_devices(device_ids: Iterable[str]) -> dict[str, Device]:
+    """The catalogue devices among ``device_ids`` (one query for a whole batch), by id."""
+    return {d.device_id: d for d in Device.objects.filter(device_id__in={str(i).strip() for i in device_ids}, active=True)}
+
+
+def screening_check(data: ScreeningInput, *, now: datetime, devices: Mapping[str, Device] | None = None) -> Device:
+    """The device of a valid input; ValidationError naming every field in error otherwise.
+
+    ``devices``: the active devices already read for a batch (see active_devices); otherwise this one is read."""
     errors: dict[str, list[str]] = {}
     if data.information_notice_given is not True:
         errors["information_notice_given"] = [_("Give the patient the information notice, then confirm that you did.")]
-    device = Device.objects.filter(device_id=str(data.device_id).strip(), active=True).first()
+    device_id = str(data.device_id).strip()
+    if devices is None:
+        devices = active_devices([device_id])
+    device = devices.get(device_id)
     if device is None:
         errors["device"] = [
             _("Device %(id)s is not in the EU catalogue of approved rapid tests: pick one from the list.") % {"id": data.device_id}
@@ -55,8 +66,8 @@ def screening_check(data: ScreeningInput, *, now: datetime) -> Device:
     return device
 
 
-def _save_results(screening: Screening, device: Device, results: dict[str, str]) -> None:
-    ScreeningResult.objects.bulk_create(
+def _result_rows(screening: Screening, device: Device, results: dict[str, str]) -> list[ScreeningResult]:
+    return [
         ScreeningResult(
             screening=screening,
             analyte=analyte,
@@ -64,7 +75,11 @@ def _save_results(screening: Screening, device: Device, results: dict[str, str])
             result=results[analyte],
         )
         for analyte in device.analytes
-    )
+    ]
+
+
+def _save_results(screening: Screening, device: Device, results: dict[str, str]) -> None:
+    ScreeningResult.objects.bulk_create(_result_rows(screening, device, results))
 
 
 def _require_transaction() -> None:
@@ -72,14 +87,13 @@ def _require_transaction() -> None:
         raise RuntimeError("record screenings through relais.intake.services: its effects belong in the same transaction")
 
 
-def screening_create(*, actor: User, patient: Patient, device: Device, data: ScreeningInput) -> Screening:
-    """Write a checked screening (see screening_check) for a patient of the actor's pharmacy, with its audit event."""
-    if not actor.sees_patients:
+def screening_build(*, actor: User, patient: Patient, device: Device, data: ScreeningInput) -> tuple[Screening, list[ScreeningResult]]:
+    """A checked screening (see screening_check) and its result rows, not yet saved: relais.intake writes them, in bulk
+    for a batch, with the screening.create audit event, in the transaction of its effects."""
+    if not actor.sees_patients or patient.pharmacy_id != actor.tenant_id:
         raise PermissionDenied
     _require_transaction()
-    if patient.pharmacy_id != actor.tenant_id:
-        raise PermissionDenied
-    screening = Screening.objects.create(
+    screening = Screening(
         pharmacy_id=actor.tenant_id,
         patient=patient,
         device=device,
@@ -88,11 +102,9 @@ def screening_create(*, actor: User, patient: Patient, device: Device, data: Scr
         information_notice_given=True,
         recorded_by=actor,
     )
-    _save_results(screening, device, data.results)
     if actor.pharmacy is not None and actor.pharmacy_id == screening.pharmacy_id:
         screening.pharmacy = actor.pharmacy  # cached on the actor: no query per screening in a batch
-    audit_record(actor=actor, action="screening.create", object_type="screening", object_ids=[screening.pk, screening.patient_id])
-    return screening
+    return screening, _result_rows(screening, device, data.results)
 
 
 def screening_version_add(

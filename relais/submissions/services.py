@@ -1,7 +1,7 @@
-"""Accepting screenings from software and files: one item at a time, never the whole batch for one bad item.
+"""Accepting screenings from software and files: each item its own outcome, never the whole batch refused for one bad item.
 
 A submission is the durable record of a batch or a CSV file. Items are recorded in chunks (one transaction per
-chunk, a savepoint per item), each with its outcome row, so a killed process resumes where it stopped and an
+chunk, the chunk's tests written as a set), each with its outcome row, so a killed process resumes where it stopped and an
 item is never recorded twice.
 """
 
@@ -21,14 +21,14 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
-from relais.core import queue
-from relais.intake.services import screening_intake
+from relais.core import bulk, queue
+from relais.intake.services import IntakeOutcome, IntakeRequest, screenings_intake
 from relais.patients.services import PatientIdentity
 from relais.screenings import csv_import
 from relais.screenings.inputs import ScreeningInput
 from relais.submissions.models import ItemStatus, Submission, SubmissionItem, SubmissionKind, SubmissionStatus
 
-CHUNK = 100  # items per transaction: few fsyncs, short write locks
+CHUNK = 1000  # items per transaction, recorded as a set: a whole API batch at once, a CSV file in steps it resumes from
 LEASE = timedelta(minutes=2)
 
 
@@ -160,12 +160,10 @@ def submission_process(
             owned = Submission.objects.filter(pk=submission.pk, lease_owner=owner).update(lease_until=timezone.now() + LEASE)
             if not owned:
                 raise SubmissionBusy  # our lease was taken over: stop without writing
-            rows = []
-            for item in chunk:
-                row = _record_item(actor=actor, submission=submission, item=item, now=now)
+            rows = _record_chunk(actor=actor, submission=submission, items=chunk, now=now)
+            for row in rows:
                 counts[ItemStatus(row.status)] += 1
-                rows.append(row)
-            SubmissionItem.objects.bulk_create(rows)
+            bulk.insert(SubmissionItem, rows)
             Submission.objects.filter(pk=submission.pk).update(
                 processed=F("processed") + len(chunk),
                 accepted=F("accepted") + counts[ItemStatus.ACCEPTED],
@@ -183,25 +181,49 @@ def submission_process(
     return submission
 
 
-def _record_item(*, actor: User, submission: Submission, item: Prepared, now: datetime) -> SubmissionItem:
-    row = SubmissionItem(submission=submission, position=item.position)
-    errors = list(item.errors)
-    if not errors and item.data is not None:
-        try:
-            outcome = screening_intake(actor=actor, data=item.data, identity=item.identity, patient_id=item.patient_id, now=now)
-        except ValidationError as exc:
-            errors = validation_errors(exc)
-        else:
+def _record_chunk(*, actor: User, submission: Submission, items: list[Prepared], now: datetime) -> list[SubmissionItem]:
+    """Record the chunk's items as a set (relais.intake.services.screenings_intake); should the database refuse the set
+    (a constraint no check foresaw), each item alone, so that only the offending one is rejected."""
+    try:
+        with transaction.atomic():
+            return _record_items(actor=actor, submission=submission, items=items, now=now)
+    except IntegrityError:
+        rows = []
+        for item in items:
+            try:
+                with transaction.atomic():
+                    rows.extend(_record_items(actor=actor, submission=submission, items=[item], now=now))
+            except IntegrityError:
+                error = ItemError("item", _("This item could not be recorded: check it and send it again."))
+                rows.append(
+                    SubmissionItem(
+                        submission=submission, position=item.position, status=ItemStatus.REJECTED, errors=json.dumps([error.as_dict()])
+                    )
+                )
+        return rows
+
+
+def _record_items(*, actor: User, submission: Submission, items: list[Prepared], now: datetime) -> list[SubmissionItem]:
+    readable = [item for item in items if not item.errors and item.data is not None]
+    requests = [IntakeRequest(data=item.data, identity=item.identity, patient_id=item.patient_id) for item in readable if item.data]
+    outcomes = dict(zip((item.position for item in readable), screenings_intake(actor=actor, requests=requests, now=now), strict=True))
+    rows = []
+    for item in items:
+        row = SubmissionItem(submission=submission, position=item.position)
+        outcome = outcomes.get(item.position)
+        if isinstance(outcome, IntakeOutcome):
             row.status = outcome.status
             if outcome.is_duplicate:
                 row.duplicate_of = outcome.screening
                 row.errors = json.dumps([ItemError("item", outcome.note).as_dict()])
             else:
                 row.screening = outcome.screening
-            return row
-    row.status = ItemStatus.REJECTED
-    row.errors = json.dumps([e.as_dict() for e in errors] or [ItemError("item", _("This item could not be read.")).as_dict()])
-    return row
+        else:
+            errors = validation_errors(outcome) if outcome is not None else list(item.errors)
+            row.status = ItemStatus.REJECTED
+            row.errors = json.dumps([e.as_dict() for e in errors] or [ItemError("item", _("This item could not be read.")).as_dict()])
+        rows.append(row)
+    return rows
 
 
 def item_errors(item: SubmissionItem) -> list[ItemError]:
