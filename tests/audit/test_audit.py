@@ -101,3 +101,24 @@ def test_each_event_indexes_the_objects_it_names(owner: Any, patient: Any, scree
     assert set(AuditSubject.objects.filter(event_id=event.pk).values_list("object_id", flat=True)) == {screening.pk, patient.pk}
     with pytest.raises(DB_REFUSALS), transaction.atomic():
         AuditSubject.objects.filter(event_id=event.pk).delete()
+
+
+def test_a_batch_records_nothing_when_its_events_cannot_be_written(owner: Any, patient: Any, monkeypatch: Any) -> None:
+    """The batch path writes its events with one INSERT (AuditBuffer): a failure there refuses the whole set of tests."""
+    from relais.core import bulk
+    from relais.intake.services import IntakeRequest, screenings_intake
+    from relais.screenings.models import Screening
+    from tests.factories import screening_input
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("disk full")
+
+    monkeypatch.setattr(bulk, "insert_dicts_returning_ids", broken)
+    patients, screenings = Patient.objects.count(), Screening.objects.count()
+    requests = [
+        IntakeRequest(data=screening_input(), patient_id=patient.pk),
+        IntakeRequest(data=screening_input(), identity=identity(last_name="NOUVEAU", nir="")),
+    ]
+    with pytest.raises(AuditError):
+        screenings_intake(actor=owner, requests=requests)
+    assert (Patient.objects.count(), Screening.objects.count()) == (patients, screenings)

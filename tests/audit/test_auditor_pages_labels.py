@@ -1,6 +1,7 @@
 """Every action the code records has a readable label (relais/audit/labels.py), in English and French.
 
-Actions are read from the source: the ``action=`` of every audit_record call and every ``action = "..."`` assignment.
+Actions are read from the source: the ``action=`` of every audit_record call (AuditBuffer.add and the batch matcher's
+``audit`` callback too) and every ``action = "..."`` assignment.
 An action built at run time (an f-string) must be listed in DYNAMIC with the values it takes; a new one fails here."""
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ DYNAMIC: dict[str, set[str]] = {
 }
 
 
+# audit_record, an AuditBuffer's add, and the ``audit`` callback a batch's patient matching is given.
+AUDIT_CALLS = ("audit_record", "add", "audit")
+
+
 def _source_actions() -> tuple[set[str], set[str], set[str]]:
     """(literal actions, f-string actions as written, every string passed as purpose=...)."""
     literal: set[str] = set()
@@ -39,7 +44,7 @@ def _source_actions() -> tuple[set[str], set[str], set[str]]:
                 for keyword in node.keywords:
                     if keyword.arg == "purpose" and isinstance(keyword.value, ast.Constant):
                         purposes.add(str(keyword.value.value))
-                    if name == "audit_record" and keyword.arg == "action":
+                    if name in AUDIT_CALLS and keyword.arg == "action":
                         values.append(keyword.value)
             elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "action" for t in node.targets):
                 values.append(node.value)
