@@ -94,7 +94,7 @@ def seed(count: int) -> None:
                     last_name=rng.choice(LAST_NAMES),
                     first_names=rng.choice(FIRST_NAMES),
                     sex=rng.choice("FM"),
-                    date_of_birth=date(1950, 1, 1) + timedelta(days=rng.randrange(25000)),
+                    date_of_birth=date(1950, 1, 1) + timedelta(days=rng.randrange(25000)),  # type: ignore[misc]  # EncryptedDateField takes a date
                     nir="",
                     address_line=f"{rng.randrange(1, 99)} rue de la Gare & du Port",
                     postcode="69001",
