@@ -26,19 +26,31 @@ def _insert_sql(model: type[models.Model], columns: Sequence[str]) -> str:
     )
 
 
+class PreparedInsert:
+    """An INSERT of ``rows`` with its values computed now (pre_save: timestamps, encryption), executed later: the CPU
+    work done before the write transaction opens, only the statement inside it."""
+
+    def __init__(self, model: type[models.Model], rows: Sequence[models.Model]) -> None:
+        connection = connections[DEFAULT_DB_ALIAS]  # the thread's connection itself: the proxy costs a lookup per value
+        self.model, self.rows = model, rows
+        fields = _fields(model)
+        self.sql = _insert_sql(model, [str(f.column) for f in fields]) if rows else ""
+        self.values = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
+
+    def execute(self) -> None:
+        if not self.rows:
+            return
+        connection = connections[DEFAULT_DB_ALIAS]
+        with connection.cursor() as cursor:
+            cursor.executemany(self.sql, self.values)
+        for row in self.rows:
+            row._state.adding = False
+            row._state.db = connection.alias
+
+
 def insert(model: type[models.Model], rows: Sequence[models.Model]) -> None:
     """INSERT ``rows`` (instances of ``model`` with their primary key set), signals not sent, like bulk_create."""
-    if not rows:
-        return
-    connection = connections[DEFAULT_DB_ALIAS]  # the thread's connection itself: the proxy costs a lookup per value
-    fields = _fields(model)
-    sql = _insert_sql(model, [str(f.column) for f in fields])
-    values = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, values)
-    for row in rows:
-        row._state.adding = False
-        row._state.db = connection.alias
+    PreparedInsert(model, rows).execute()
 
 
 def insert_dicts_returning_ids(model: type[models.Model], rows: Sequence[dict[str, Any]], *, by: str) -> list[int]:

@@ -25,7 +25,7 @@ from relais.transfer.services import outbox_enqueue
 
 @dataclass
 class RecordedEffects:
-    """A new test's effects, built in memory: ``write_recorded`` inserts those of a whole batch together."""
+    """A new test's effects, built in memory: ``recorded_inserts`` writes those of a whole batch together."""
 
     outbox: OutboxMessage
     certificate: Certificate | CertificateRefusal | None = None
@@ -57,13 +57,15 @@ def screening_recorded(*, actor: User, screening: Screening, results: dict[str, 
     return effects
 
 
-def write_recorded(effects: Sequence[RecordedEffects]) -> None:
-    """Insert the effects of tests whose rows were just inserted: one prepared statement per table."""
-    bulk.insert(OutboxMessage, [e.outbox for e in effects])
-    bulk.insert(Certificate, [e.certificate for e in effects if isinstance(e.certificate, Certificate)])
-    bulk.insert(CertificateRefusal, [e.certificate for e in effects if isinstance(e.certificate, CertificateRefusal)])
-    bulk.insert(ResultLink, [e.link for e in effects if e.link is not None])
-    bulk.insert(Notification, [n for e in effects for n in e.notifications])
+def recorded_inserts(effects: Sequence[RecordedEffects]) -> list[bulk.PreparedInsert]:
+    """The INSERTs of tests' effects (run after the tests' own rows): one prepared statement per table."""
+    return [
+        bulk.PreparedInsert(OutboxMessage, [e.outbox for e in effects]),
+        bulk.PreparedInsert(Certificate, [e.certificate for e in effects if isinstance(e.certificate, Certificate)]),
+        bulk.PreparedInsert(CertificateRefusal, [e.certificate for e in effects if isinstance(e.certificate, CertificateRefusal)]),
+        bulk.PreparedInsert(ResultLink, [e.link for e in effects if e.link is not None]),
+        bulk.PreparedInsert(Notification, [n for e in effects for n in e.notifications]),
+    ]
 
 
 def screening_corrected(*, actor: User, original: Screening, correction: Screening, results: dict[str, str], removed: bool) -> None:

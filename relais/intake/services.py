@@ -22,8 +22,8 @@ from relais.core import bulk, crypto
 from relais.core.tenancy import for_actor
 from relais.intake import effects
 from relais.patients.models import Patient
+from relais.patients.retention_keys import patient_tested
 from relais.patients.services import PatientIdentity, PatientMatcher
-from relais.retention.keys import patient_tested
 from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.services import active_devices, screening_build, screening_check, screening_version_add
@@ -134,37 +134,70 @@ def _new_patient_key() -> str:
     return crypto.retention_key_id(timezone.localdate() + timedelta(days=settings.RELAIS_RETENTION["identities"]))
 
 
-def screenings_intake(
-    *, actor: User, requests: Sequence[IntakeRequest], now: datetime | None = None
-) -> list[IntakeOutcome | ValidationError]:
-    """Record many tests at once, each with its own outcome: accepted, duplicate, or the ValidationError naming its fields.
+class _NeedsLock(Exception):
+    """Planning outside the transaction met a write to a record saved earlier: plan again inside it."""
 
-    The same rules as one by one (one validation, one patient matching, one duplicate check, one set of effects and the
-    same audit events, in item order), done as a set: one query per lookup for the whole batch and bulk inserts, in one
-    transaction. A refused item writes nothing; an item repeating an earlier one of the same batch is its duplicate."""
+
+@dataclass
+class IntakePlan:
+    """Everything a set of tests will write, built before the write transaction (validation, matching, encryption,
+    certificates: the CPU work), with what it read, so the transaction checks that nothing changed and only inserts."""
+
+    actor: User
+    requests: Sequence[IntakeRequest]
+    now: datetime
+    locked: bool  # planned inside the transaction that commits it: nothing to check again
+    outcomes: list[IntakeOutcome | ValidationError]
+    reads: tuple[Any, ...]
+    inserts: list[bulk.PreparedInsert]
+    audit: AuditBuffer
+    matcher_keys: tuple[set[str], set[str]]
+    duplicate_keys: set[DuplicateKey]
+
+
+def _reads(
+    *, devices: dict[str, Device], by_id: dict[str, Patient], matcher: PatientMatcher, earlier: dict[DuplicateKey, Screening]
+) -> tuple[Any, ...]:
+    """What a plan's decisions rest on, in comparable form: a concurrent write that changes any of it changes this."""
+    return (
+        sorted(devices),
+        sorted((given, p.pk, p.updated_at) for given, p in by_id.items()),
+        sorted((p.pk, p.updated_at, p.retention_key) for p in matcher.stored),
+        sorted((key, s.pk) for key, s in earlier.items()),
+    )
+
+
+def screenings_plan(*, actor: User, requests: Sequence[IntakeRequest], now: datetime | None = None, locked: bool = False) -> IntakePlan:
+    """Plan the recording of many tests: every check and every row built, nothing written (see screenings_commit).
+
+    ``locked``: planned inside the write transaction, so records saved earlier may be updated here (a returning
+    patient's new contact details, its identity moved to a later retention key); outside it, such a plan raises
+    _NeedsLock and is redone inside."""
     if not actor.sees_patients:
         raise PermissionDenied
     now = now or timezone.now()
     outcomes: list[IntakeOutcome | ValidationError | None] = [None] * len(requests)
-    with transaction.atomic():
-        devices = active_devices(r.data.device_id for r in requests)
-        by_id = _patients_by_id(actor=actor, requests=requests)
-        valid: list[tuple[int, Device, Patient | None]] = []
-        for index, request in enumerate(requests):
-            if (request.identity is None) == (request.patient_id is None):
-                raise ValueError("give exactly one of identity and patient_id")
-            try:
-                device, patient = _checked(request=request, now=now, devices=devices, patients=by_id)
-            except ValidationError as exc:
-                outcomes[index] = exc
-            else:
-                valid.append((index, device, patient))
+    devices = active_devices(r.data.device_id for r in requests)
+    by_id = _patients_by_id(actor=actor, requests=requests)
+    valid: list[tuple[int, Device, Patient | None]] = []
+    for index, request in enumerate(requests):
+        if (request.identity is None) == (request.patient_id is None):
+            raise ValueError("give exactly one of identity and patient_id")
+        try:
+            device, patient = _checked(request=request, now=now, devices=devices, patients=by_id)
+        except ValidationError as exc:
+            outcomes[index] = exc
+        else:
+            valid.append((index, device, patient))
 
-        # Patients: matched or created in item order; each item's audit events kept in its own list, written in order.
-        identities = [requests[i].identity for i, _d, p in valid if p is None]
-        matcher = PatientMatcher(actor=actor, identities=[i for i in identities if i is not None], retention_key=_new_patient_key())
-        events: dict[int, list[dict[str, Any]]] = {}
-        resolved: list[tuple[int, Device, Patient]] = []
+    # Patients: matched or created in item order; each item's audit events kept in its own list, written in order.
+    identities = [requests[i].identity for i, _d, p in valid if p is None]
+    matcher = PatientMatcher(
+        actor=actor, identities=[i for i in identities if i is not None], retention_key=_new_patient_key(), may_update=locked
+    )
+    events: dict[int, list[dict[str, Any]]] = {}
+    resolved: list[tuple[int, Device, Patient]] = []
+    try:
         for index, device, patient in valid:
             if patient is None:
                 identity = requests[index].identity
@@ -172,55 +205,126 @@ def screenings_intake(
                 item_events = events.setdefault(index, [])
                 patient = matcher.resolve(identity, audit=lambda _e=item_events, **event: _e.append(event)).patient
             resolved.append((index, device, patient))
+    except PatientMatcher.UpdateNeeded:
+        raise _NeedsLock from None
 
-        stored = sorted({p.pk for _i, _d, p in resolved if not p._state.adding})  # records saved before this batch
-        if connection.vendor == "postgresql" and stored:
-            # Serialise submissions for one patient: the duplicate check below must see a concurrent batch's test.
-            list(Patient.objects.select_for_update().filter(pk__in=stored).order_by("pk").values_list("pk", flat=True))
-        earlier = _recorded_earlier(
-            pharmacy_id=actor.tenant_id,
-            keys={_duplicate_key(p.pk, requests[i].data) for i, _d, p in resolved if not p._state.adding},
-        )
+    if locked:
+        _lock_patients({p.pk for _i, _d, p in resolved if not p._state.adding})
+    duplicate_keys = {_duplicate_key(p.pk, requests[i].data) for i, _d, p in resolved if not p._state.adding}
+    earlier = _recorded_earlier(pharmacy_id=actor.tenant_id, keys=duplicate_keys)
+    reads = _reads(devices=devices, by_id=by_id, matcher=matcher, earlier=earlier)
 
-        audit = AuditBuffer()
-        screenings: list[Screening] = []
-        results: list[ScreeningResult] = []
-        recorded: list[effects.RecordedEffects] = []
-        batch_results: dict[uuid.UUID, dict[str, str]] = {}
-        for index, device, patient in resolved:
-            data = requests[index].data
-            for event in events.get(index, []):
-                audit.add(**event)
-            key = _duplicate_key(patient.pk, data)
-            duplicate = earlier.get(key)
-            if duplicate is not None:
-                recorded_results = batch_results.get(duplicate.pk) or {r.analyte: r.result for r in duplicate.results.all()}
-                same = recorded_results == dict(data.results)
-                note = (
-                    _("Already recorded: same patient, device and sampling time. Nothing was added.")
-                    if same
-                    else _("Already recorded with a different result: to change it, send a correction of that test.")
-                )
-                audit.add(actor=actor, action="screening.duplicate", object_type="screening", object_ids=[duplicate.pk, patient.pk])
-                outcomes[index] = IntakeOutcome(DUPLICATE, duplicate, patient.pk, note, same_result=same)
-                continue
-            screening, rows = screening_build(actor=actor, patient=patient, device=device, data=data)
-            earlier[key] = screening  # a later repeat in this batch is its duplicate
-            batch_results[screening.pk] = dict(data.results)
-            screenings.append(screening)
-            results.extend(rows)
-            audit.add(actor=actor, action="screening.create", object_type="screening", object_ids=[screening.pk, patient.pk])
-            patient_tested(patient=patient, sampled_at=data.sampled_at)  # before its messages: they take the patient's key
-            recorded.append(effects.screening_recorded(actor=actor, screening=screening, results=dict(data.results), now=now, audit=audit))
-            outcomes[index] = IntakeOutcome(ACCEPTED, screening, patient.pk)
+    audit = AuditBuffer()
+    screenings: list[Screening] = []
+    results: list[ScreeningResult] = []
+    recorded: list[effects.RecordedEffects] = []
+    batch_results: dict[uuid.UUID, dict[str, str]] = {}
+    for index, device, patient in resolved:
+        data = requests[index].data
+        for event in events.get(index, []):
+            audit.add(**event)
+        key = _duplicate_key(patient.pk, data)
+        duplicate = earlier.get(key)
+        if duplicate is not None:
+            recorded_results = batch_results.get(duplicate.pk) or {r.analyte: r.result for r in duplicate.results.all()}
+            same = recorded_results == dict(data.results)
+            note = (
+                _("Already recorded: same patient, device and sampling time. Nothing was added.")
+                if same
+                else _("Already recorded with a different result: to change it, send a correction of that test.")
+            )
+            audit.add(actor=actor, action="screening.duplicate", object_type="screening", object_ids=[duplicate.pk, patient.pk])
+            outcomes[index] = IntakeOutcome(DUPLICATE, duplicate, patient.pk, note, same_result=same)
+            continue
+        screening, rows = screening_build(actor=actor, patient=patient, device=device, data=data)
+        earlier[key] = screening  # a later repeat in this batch is its duplicate
+        batch_results[screening.pk] = dict(data.results)
+        screenings.append(screening)
+        results.extend(rows)
+        audit.add(actor=actor, action="screening.create", object_type="screening", object_ids=[screening.pk, patient.pk])
+        # Before its messages: they take the patient's key.
+        if not patient_tested(patient=patient, sampled_at=data.sampled_at, may_update=locked):
+            raise _NeedsLock
+        recorded.append(effects.screening_recorded(actor=actor, screening=screening, results=dict(data.results), now=now, audit=audit))
+        outcomes[index] = IntakeOutcome(ACCEPTED, screening, patient.pk)
 
-        # Parents before children; the audit events last, in the same transaction.
-        bulk.insert(Patient, matcher.created)
-        bulk.insert(Screening, screenings)
-        bulk.insert(ScreeningResult, results)
-        effects.write_recorded(recorded)
-        audit.flush()
-    return [o for o in outcomes if o is not None]
+    # Parents before children; values computed now (encryption included), outside the transaction when unlocked.
+    inserts = [
+        bulk.PreparedInsert(Patient, matcher.created),
+        bulk.PreparedInsert(Screening, screenings),
+        bulk.PreparedInsert(ScreeningResult, results),
+        *effects.recorded_inserts(recorded),
+    ]
+    return IntakePlan(
+        actor=actor,
+        requests=requests,
+        now=now,
+        locked=locked,
+        outcomes=[o for o in outcomes if o is not None],
+        reads=reads,
+        inserts=inserts,
+        audit=audit,
+        matcher_keys=matcher.keys,
+        duplicate_keys=duplicate_keys,
+    )
+
+
+def screenings_plan_ahead(*, actor: User, requests: Sequence[IntakeRequest], now: datetime) -> IntakePlan | None:
+    """screenings_plan before the write transaction, or None when the tests can only be planned inside it (a returning
+    patient's record to update): the caller then plans with locked=True in its transaction, or calls screenings_intake."""
+    try:
+        return screenings_plan(actor=actor, requests=requests, now=now)
+    except _NeedsLock:
+        return None
+
+
+def _lock_patients(ids: set[uuid.UUID]) -> None:
+    """PostgreSQL: serialise submissions for one patient, so the duplicate check sees a concurrent batch's test (SQLite's
+    immediate transactions already hold the database's one write lock)."""
+    if connection.vendor == "postgresql" and ids:
+        list(Patient.objects.select_for_update().filter(pk__in=sorted(ids)).order_by("pk").values_list("pk", flat=True))
+
+
+def _still_valid(plan: IntakePlan) -> bool:
+    """Read again, under the write lock, what the plan read before it: equal means its decisions still hold."""
+    actor, requests = plan.actor, plan.requests
+    devices = active_devices(r.data.device_id for r in requests)
+    by_id = _patients_by_id(actor=actor, requests=requests)
+    matcher = PatientMatcher.stored_for(actor=actor, keys=plan.matcher_keys)
+    earlier = _recorded_earlier(pharmacy_id=actor.tenant_id, keys=plan.duplicate_keys)
+    return _reads(devices=devices, by_id=by_id, matcher=matcher, earlier=earlier) == plan.reads
+
+
+def screenings_commit(plan: IntakePlan) -> list[IntakeOutcome | ValidationError]:
+    """Write a plan inside the caller's transaction. A plan made outside it is checked first; if a concurrent request
+    changed what it read (the same patient registered, the same test recorded), it is made again, now under the lock."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("screenings_commit must run in the transaction that records the tests")
+    if not plan.locked:
+        _lock_patients({pk for pk, _at, _key in plan.reads[2]} | {pk for _g, pk, _at in plan.reads[1]})
+        if not _still_valid(plan):
+            plan = screenings_plan(actor=plan.actor, requests=plan.requests, now=plan.now, locked=True)
+    for insert in plan.inserts:
+        insert.execute()
+    plan.audit.flush()
+    return plan.outcomes
+
+
+def screenings_intake(
+    *, actor: User, requests: Sequence[IntakeRequest], now: datetime | None = None
+) -> list[IntakeOutcome | ValidationError]:
+    """Record many tests at once, each with its own outcome: accepted, duplicate, or the ValidationError naming its fields.
+
+    The same rules as one by one (one validation, one patient matching, one duplicate check, one set of effects and the
+    same audit events, in item order), done as a set: one query per lookup for the whole batch and bulk inserts, in one
+    transaction. A refused item writes nothing; an item repeating an earlier one of the same batch is its duplicate.
+    Planned before the transaction when the caller is not in one, so the write lock is held only for the inserts."""
+    now = now or timezone.now()
+    plan = None if transaction.get_connection().in_atomic_block else screenings_plan_ahead(actor=actor, requests=requests, now=now)
+    with transaction.atomic():
+        if plan is None:
+            plan = screenings_plan(actor=actor, requests=requests, now=now, locked=True)
+        return screenings_commit(plan)
 
 
 def screening_intake(

@@ -182,22 +182,41 @@ class PatientMatcher:
     Identities are resolved in order, so a later item of the batch matches a record an earlier item created, exactly as
     if they had been sent one by one."""
 
-    def __init__(self, *, actor: User, identities: Sequence[PatientIdentity], retention_key: str) -> None:
+    class UpdateNeeded(Exception):
+        """A record saved earlier would be updated, and this matcher may not write (the caller plans outside its
+        transaction; it matches again inside)."""
+
+    def __init__(self, *, actor: User, identities: Sequence[PatientIdentity], retention_key: str = "", may_update: bool = True) -> None:
         _require_patient_access(actor)
         self.actor = actor
         self.retention_key = retention_key  # a test-less registration's key (Patient.save's), set before the bulk insert
+        self.may_update = may_update
         self.created: list[Patient] = []
         self._by_identity: dict[str, list[Patient]] = {}
         self._by_nir: dict[str, list[Patient]] = {}
         self._order: dict[uuid.UUID, tuple[int, Any]] = {}
         identity_keys = {_indexes(actor.tenant_id, i)["identity_index"] for i in identities}
         nir_keys = {blind_index.nir_index(pharmacy_id=actor.tenant_id, nir=i.nir) for i in identities if i.nir}
+        self.keys = (identity_keys, nir_keys)
+        self.stored = self._read(actor=actor, identity_keys=identity_keys, nir_keys=nir_keys)
+        for patient in self.stored:
+            self._remember(patient, (0, patient.created_at))
+
+    @staticmethod
+    def _read(*, actor: User, identity_keys: set[str], nir_keys: set[str]) -> list[Patient]:
+        """The live records of the pharmacy under any of these identity or NIR indexes: one query per index."""
         live = Patient.objects.filter(pharmacy_id=actor.tenant_id, merged_into__isnull=True)
         found = {p.pk: p for p in live.filter(identity_index__in=identity_keys)} if identity_keys else {}
         if nir_keys:
             found.update((p.pk, p) for p in live.filter(nir_index__in=nir_keys))
-        for patient in found.values():
-            self._remember(patient, (0, patient.created_at))
+        return list(found.values())
+
+    @classmethod
+    def stored_for(cls, *, actor: User, keys: tuple[set[str], set[str]]) -> PatientMatcher:
+        """A matcher over the same indexes read again (to check that a plan's candidates have not changed)."""
+        matcher = cls.__new__(cls)
+        matcher.stored = cls._read(actor=actor, identity_keys=keys[0], nir_keys=keys[1])
+        return matcher
 
     def _remember(self, patient: Patient, order: tuple[int, Any]) -> None:
         self._order[patient.pk] = order
@@ -242,6 +261,8 @@ class PatientMatcher:
         if not changed:
             return
         if not patient._state.adding:  # saved before this batch: updated now; one the batch created is written with it
+            if not self.may_update:
+                raise PatientMatcher.UpdateNeeded
             patient.save(update_fields=[*changed, "updated_at"])
         audit(actor=self.actor, action="patient.update", object_type="patient", object_ids=[patient.pk], detail={"fields": sorted(changed)})
         if patient.nir_index != before:

@@ -28,6 +28,7 @@ from relais.core import crypto
 from relais.core.models import DataKey
 from relais.notify.models import Notification, NotificationStatus, ResultLink
 from relais.patients.models import Patient
+from relais.patients.retention_keys import reencrypt
 from relais.retention import keys
 from relais.screenings.models import Screening, ScreeningResult
 from relais.screenings.vocab import RESULT_DETECTED
@@ -327,10 +328,10 @@ def _keys(run: _Run) -> dict[str, Any]:
         for key_id in past:
             with transaction.atomic():
                 for patient in Patient.objects.select_for_update().filter(retention_key=key_id):
-                    keys.reencrypt(patient, crypto.retention_key_id(max(keys.patient_expiry_day(patient), tomorrow)))
+                    reencrypt(patient, crypto.retention_key_id(max(keys.patient_expiry_day(patient), tomorrow)))
                     rekeyed += 1
                 for note in Notification.objects.select_for_update().filter(retention_key=key_id).select_related("patient"):
-                    keys.reencrypt(note, note.patient.retention_key)
+                    reencrypt(note, note.patient.retention_key)
                     rekeyed += 1
                 crypto.destroy_key(key_id)
                 audit_record(actor=None, action=AUDIT_ACTION, object_type="keys", detail={"class": "keys", "keys_destroyed": 1})

@@ -89,10 +89,9 @@ def _require_transaction() -> None:
 
 def screening_build(*, actor: User, patient: Patient, device: Device, data: ScreeningInput) -> tuple[Screening, list[ScreeningResult]]:
     """A checked screening (see screening_check) and its result rows, not yet saved: relais.intake writes them, in bulk
-    for a batch, with the screening.create audit event, in the transaction of its effects."""
+    for a batch, with the screening.create audit event, in the transaction of its effects (built before it opens)."""
     if not actor.sees_patients or patient.pharmacy_id != actor.tenant_id:
         raise PermissionDenied
-    _require_transaction()
     screening = Screening(
         pharmacy_id=actor.tenant_id,
         patient=patient,

@@ -22,7 +22,14 @@ from django.utils.translation import gettext as _
 from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.core import bulk, queue
-from relais.intake.services import IntakeOutcome, IntakeRequest, screenings_intake
+from relais.intake.services import (
+    IntakeOutcome,
+    IntakePlan,
+    IntakeRequest,
+    screenings_commit,
+    screenings_intake,
+    screenings_plan_ahead,
+)
 from relais.patients.services import PatientIdentity
 from relais.screenings import csv_import
 from relais.screenings.inputs import ScreeningInput
@@ -156,11 +163,13 @@ def submission_process(
     for start in range(0, len(pending), CHUNK):
         chunk = pending[start : start + CHUNK]
         counts = {ItemStatus.ACCEPTED: 0, ItemStatus.DUPLICATE: 0, ItemStatus.REJECTED: 0}
+        # The CPU work (checks, matching, encryption, certificates) before the transaction: the write lock covers inserts.
+        plan = screenings_plan_ahead(actor=actor, requests=_requests(chunk), now=now)
         with transaction.atomic():
             owned = Submission.objects.filter(pk=submission.pk, lease_owner=owner).update(lease_until=timezone.now() + LEASE)
             if not owned:
                 raise SubmissionBusy  # our lease was taken over: stop without writing
-            rows = _record_chunk(actor=actor, submission=submission, items=chunk, now=now)
+            rows = _record_chunk(actor=actor, submission=submission, items=chunk, now=now, plan=plan)
             for row in rows:
                 counts[ItemStatus(row.status)] += 1
             bulk.insert(SubmissionItem, rows)
@@ -181,12 +190,23 @@ def submission_process(
     return submission
 
 
-def _record_chunk(*, actor: User, submission: Submission, items: list[Prepared], now: datetime) -> list[SubmissionItem]:
-    """Record the chunk's items as a set (relais.intake.services.screenings_intake); should the database refuse the set
-    (a constraint no check foresaw), each item alone, so that only the offending one is rejected."""
+def _requests(items: list[Prepared]) -> list[IntakeRequest]:
+    return [
+        IntakeRequest(data=item.data, identity=item.identity, patient_id=item.patient_id)
+        for item in items
+        if not item.errors and item.data is not None
+    ]
+
+
+def _record_chunk(
+    *, actor: User, submission: Submission, items: list[Prepared], now: datetime, plan: IntakePlan | None
+) -> list[SubmissionItem]:
+    """Record the chunk's items as a set (relais.intake.services: the plan made before the transaction, checked and
+    written in it); should the database refuse the set (a constraint no check foresaw), each item alone, so that only
+    the offending one is rejected."""
     try:
         with transaction.atomic():
-            return _record_items(actor=actor, submission=submission, items=items, now=now)
+            return _record_items(actor=actor, submission=submission, items=items, now=now, plan=plan)
     except IntegrityError:
         rows = []
         for item in items:
@@ -203,10 +223,12 @@ def _record_chunk(*, actor: User, submission: Submission, items: list[Prepared],
         return rows
 
 
-def _record_items(*, actor: User, submission: Submission, items: list[Prepared], now: datetime) -> list[SubmissionItem]:
+def _record_items(
+    *, actor: User, submission: Submission, items: list[Prepared], now: datetime, plan: IntakePlan | None = None
+) -> list[SubmissionItem]:
     readable = [item for item in items if not item.errors and item.data is not None]
-    requests = [IntakeRequest(data=item.data, identity=item.identity, patient_id=item.patient_id) for item in readable if item.data]
-    outcomes = dict(zip((item.position for item in readable), screenings_intake(actor=actor, requests=requests, now=now), strict=True))
+    recorded = screenings_commit(plan) if plan is not None else screenings_intake(actor=actor, requests=_requests(items), now=now)
+    outcomes = dict(zip((item.position for item in readable), recorded, strict=True))
     rows = []
     for item in items:
         row = SubmissionItem(submission=submission, position=item.position)
