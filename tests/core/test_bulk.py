@@ -49,7 +49,7 @@ def django_value(field: models.Field[Any, Any], value: Any) -> tuple[str, Any]:
         result = field.get_db_prep_save(value, connection)
     except Exception as exc:  # the shortcut must fail the same way
         return ("error", type(exc).__name__)
-    return (type(result).__name__, result)
+    return (type(result).__name__, repr(result))  # repr: some adapters (Jsonb) have no equality
 
 
 def bulk_value(field: models.Field[Any, Any], value: Any) -> tuple[str, Any]:
@@ -57,7 +57,7 @@ def bulk_value(field: models.Field[Any, Any], value: Any) -> tuple[str, Any]:
         result = db_value_converter(field, connection)(value)
     except Exception as exc:
         return ("error", type(exc).__name__)
-    return (type(result).__name__, result)
+    return (type(result).__name__, repr(result))  # repr: some adapters (Jsonb) have no equality
 
 
 @pytest.mark.django_db
