@@ -16,7 +16,7 @@ import socket
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -100,7 +100,7 @@ class LeasedQueue(Generic[M]):
     open: Q
     lease_seconds: Callable[[], float]
     order: tuple[str, ...] = ("next_attempt_at", "created_at")
-    related: tuple[str, ...] = field(default=())
+    related: tuple[str, ...] | None = None  # select_related of the claimed rows: None follows every non-null foreign key
 
     @property
     def rows(self) -> models.QuerySet[M]:
@@ -124,7 +124,9 @@ class LeasedQueue(Generic[M]):
             ids = list(due.values_list("pk", flat=True)[:limit])
             if ids:
                 self.rows.filter(pk__in=ids).update(lease_owner=owner, lease_until=now + timedelta(seconds=self.lease_seconds()))
-        by_id = {row.pk: row for row in self.rows.filter(pk__in=ids).select_related(*self.related)}
+        rows = self.rows.filter(pk__in=ids)
+        rows = rows.select_related() if self.related is None else rows.select_related(*self.related) if self.related else rows
+        by_id = {row.pk: row for row in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def held(self, *, owner: str, pk: Any) -> models.QuerySet[M]:

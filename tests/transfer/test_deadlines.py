@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sqlite3
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +20,6 @@ from django.test import override_settings
 from django.utils import timezone
 
 from relais.intake.services import screening_record
-from relais.transfer import delivery
 from relais.transfer.delivery import Deliverer
 from relais.transfer.destinations import Destination, destination
 from relais.transfer.models import OutboxMessage, TransferStatus
@@ -107,23 +106,26 @@ def test_no_send_starts_that_could_outlast_the_batch(trickling: tuple[TricklingP
     assert peer.connections == 1
 
 
-def test_the_wait_on_a_send_is_bounded_even_if_the_transport_hangs(owner: Any, patient: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    [message] = _claim(owner, patient, 1, "hl7v2")
-    target = Destination(name="t-stuck", message_format="hl7v2", transport="mllp", port=9, timeout=1, deadline=0.5)
-    unblock = threading.Event()
-    monkeypatch.setattr(delivery, "OVERRUN_GRACE", 0.5)
-    monkeypatch.setattr(Deliverer, "_deliver_one", lambda self, message, body: unblock.wait(10))  # a send that ignores its deadline
-    deliverer = Deliverer(target)
-    started = time.monotonic()
-    try:
-        outcome = deliverer.deliver([message])[message]
-        elapsed = time.monotonic() - started
-    finally:
-        unblock.set()
-        deliverer.close()
-    assert outcome.kind == "transient" and outcome.detail == "no complete acknowledgement within 0.5 s"
-    assert outcome.transmitted  # it may have left: the receiver deduplicates the retry
-    assert elapsed < 0.5 + 0.5 + MARGIN
+def test_silent_receivers_are_abandoned_together_at_the_deadline(owner: Any, patient: Any) -> None:
+    """The worker's one thread waits on every connection at once: two unanswered messages cost one deadline, not two,
+    and each is a transient failure that may have left (the receiver deduplicates the retry)."""
+    messages = _claim(owner, patient, 2, "hl7v2")
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:  # connections queue in the backlog, never answered
+        target = Destination(
+            name="t-silent", message_format="hl7v2", transport="mllp", port=silent.getsockname()[1], timeout=5, deadline=0.5
+        )
+        deliverer = Deliverer(target, concurrency=2)
+        started = time.monotonic()
+        try:
+            outcomes = deliverer.deliver(messages)
+            elapsed = time.monotonic() - started
+        finally:
+            deliverer.close()
+    for message in messages:
+        outcome = outcomes[message]
+        assert outcome.kind == "transient" and outcome.detail == "no complete acknowledgement within 0.5 s", outcome
+        assert outcome.transmitted
+    assert 0.5 <= elapsed < 0.5 + MARGIN, elapsed
 
 
 def test_deadline_is_set_per_destination_or_globally() -> None:

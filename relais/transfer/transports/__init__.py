@@ -1,6 +1,8 @@
 """Transports: one module each, wrapped here to one interface; listed in relais.transfer.registry.
 
-Every transport sends one rendered text and answers a Reply; it raises TransientError when the outcome is unknown."""
+Every transport sends one rendered text and answers a Reply; it raises TransientError when the outcome is unknown.
+``send`` is ``start`` then ``finish``: between the two, one thread can wait on several connections' ``fileno()``
+(one message in flight on each) instead of one thread per connection."""
 
 from __future__ import annotations
 
@@ -23,6 +25,14 @@ class Reply:
 class Transport(Protocol):
     def send(self, body: str, *, content_type: str, message_id: str) -> Reply: ...
 
+    def start(self, body: str, *, content_type: str, message_id: str) -> None: ...
+
+    def finish(self) -> Reply: ...
+
+    def fileno(self) -> int: ...  # -1 when not connected
+
+    def pending(self) -> bool: ...  # reply bytes already buffered above the socket
+
     def close(self) -> None: ...
 
 
@@ -34,6 +44,18 @@ class Mllp:
 
     def send(self, body: str, *, content_type: str, message_id: str) -> Reply:
         return Reply(self.connection.exchange(body))
+
+    def start(self, body: str, *, content_type: str, message_id: str) -> None:
+        self.connection.start(body)
+
+    def finish(self) -> Reply:
+        return Reply(self.connection.finish())
+
+    def fileno(self) -> int:
+        return self.connection.fileno()
+
+    def pending(self) -> bool:
+        return self.connection.pending()
 
     def close(self) -> None:
         self.connection.close()
@@ -55,6 +77,19 @@ class Https:
     def send(self, body: str, *, content_type: str, message_id: str) -> Reply:
         reply = self.connection.exchange(body, content_type=content_type, message_id=message_id)
         return Reply(reply.body, reply.status)
+
+    def start(self, body: str, *, content_type: str, message_id: str) -> None:
+        self.connection.start(body, content_type=content_type, message_id=message_id)
+
+    def finish(self) -> Reply:
+        reply = self.connection.finish()
+        return Reply(reply.body, reply.status)
+
+    def fileno(self) -> int:
+        return self.connection.fileno()
+
+    def pending(self) -> bool:
+        return self.connection.pending()
 
     def close(self) -> None:
         self.connection.close()

@@ -7,7 +7,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from django.utils import timezone
@@ -79,9 +79,16 @@ class HttpsTransport:
         self.context = client_context(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
         self.context.sslsocket_class = _DeadlineSocket
         self._conn: http.client.HTTPSConnection | None = None
+        self._until = 0.0
 
     def exchange(self, body: str, *, content_type: str, message_id: str = "") -> HttpReply:
-        until = time.monotonic() + self.deadline
+        self.start(body, content_type=content_type, message_id=message_id)
+        return self.finish()
+
+    def start(self, body: str, *, content_type: str, message_id: str = "") -> None:
+        """Connect if needed (TCP, TLS) and send the request; ``finish`` reads the response. Between the two the caller
+        may wait on ``fileno()`` with other connections (one request in flight on each)."""
+        self._until = until = time.monotonic() + self.deadline
         if self._conn is None:
             self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
         conn = self._conn
@@ -97,19 +104,18 @@ class HttpsTransport:
                 conn.sock.until, conn.sock.idle = until, self.timeout
             transmitted = True
             conn.request("POST", self.path, body=body.encode("utf-8"), headers=headers)
+        except (OSError, http.client.HTTPException) as exc:
+            self._fail(exc, until, transmitted)
+
+    def finish(self) -> HttpReply:
+        until, conn = self._until, self._conn
+        if conn is None:
+            raise TransientError("connection closed without a response", transmitted=True)
+        try:
             response = conn.getresponse()
             data = response.read(MAX_REPLY + 1)
-        except ssl.SSLCertVerificationError as exc:
-            self.close()
-            raise TransientError(f"server certificate refused: {exc.verify_message}", transmitted=False) from exc
-        except TimeoutError as exc:
-            self.close()
-            reason = timeout_reason(until=until, deadline=self.deadline, idle_reason=f"no answer within {self.timeout:g} s")
-            raise TransientError(reason, transmitted=transmitted) from exc
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise TransientError(f"connection error: {reason}", transmitted=transmitted) from exc
+            self._fail(exc, until, True)
         if response.will_close:
             self.close()
         if response.status == 429 or response.status >= 500:
@@ -119,6 +125,25 @@ class HttpsTransport:
                 retry_after=retry_after_seconds(response.getheader("Retry-After")),
             )
         return HttpReply(response.status, data[:MAX_REPLY].decode("utf-8", errors="replace"), response.getheader("Content-Type", ""))
+
+    def fileno(self) -> int:
+        sock = self._conn.sock if self._conn is not None else None
+        return sock.fileno() if sock is not None else -1
+
+    def pending(self) -> bool:
+        """TLS bytes already decrypted and buffered: select() on the socket would not see them."""
+        sock = self._conn.sock if self._conn is not None else None
+        return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+    def _fail(self, exc: BaseException, until: float, transmitted: bool) -> NoReturn:
+        self.close()
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            raise TransientError(f"server certificate refused: {exc.verify_message}", transmitted=False) from exc
+        if isinstance(exc, TimeoutError):
+            reason = timeout_reason(until=until, deadline=self.deadline, idle_reason=f"no answer within {self.timeout:g} s")
+            raise TransientError(reason, transmitted=transmitted) from exc
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise TransientError(f"connection error: {reason}", transmitted=transmitted) from exc
 
     def close(self) -> None:
         if self._conn is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import NoReturn
 
 from relais.transfer.outcome import TransientError
 from relais.transfer.transports.deadline import next_timeout, timeout_reason
@@ -42,6 +43,7 @@ class MllpTransport:
     def __init__(self, *, host: str, port: int, timeout: float, deadline: float = 30.0) -> None:
         self.host, self.port, self.timeout, self.deadline = host, port, timeout, deadline
         self._sock: socket.socket | None = None
+        self._until = 0.0
 
     def _connect(self, until: float) -> socket.socket:
         if self._sock is None:
@@ -52,22 +54,44 @@ class MllpTransport:
         return self._sock
 
     def exchange(self, message: str) -> str:
-        until = time.monotonic() + self.deadline
+        self.start(message)
+        return self.finish()
+
+    def start(self, message: str) -> None:
+        """Connect if needed and send the framed message; ``finish`` reads its acknowledgement. Between the two the
+        caller may wait on ``fileno()`` with other connections (one message in flight on each)."""
+        self._until = until = time.monotonic() + self.deadline
         sock = self._connect(until)
         try:
             sock.settimeout(next_timeout(until, self.timeout))  # sendall: one timeout for the whole message
             sock.sendall(frame(message))
-            return read_frame(sock, until=until, idle=self.timeout)
-        except TransientError:
-            self.close()
-            raise
-        except TimeoutError as exc:
-            self.close()
+        except (TimeoutError, OSError) as exc:
+            self._fail(exc, until)
+
+    def finish(self) -> str:
+        until = self._until
+        if self._sock is None:
+            raise TransientError("connection closed without an acknowledgement", transmitted=True)
+        try:
+            return read_frame(self._sock, until=until, idle=self.timeout)
+        except (TransientError, TimeoutError, OSError) as exc:
+            self._fail(exc, until)
+
+    def fileno(self) -> int:
+        return self._sock.fileno() if self._sock is not None else -1
+
+    def pending(self) -> bool:
+        return False  # no buffering above the socket: select on fileno() tells everything
+
+    def _fail(self, exc: BaseException, until: float) -> NoReturn:
+        self.close()
+        if isinstance(exc, TransientError):
+            raise exc
+        if isinstance(exc, TimeoutError):
             reason = timeout_reason(until=until, deadline=self.deadline, idle_reason=f"no acknowledgement within {self.timeout:g} s")
             raise TransientError(reason, transmitted=True) from exc
-        except OSError as exc:
-            self.close()
-            raise TransientError(f"connection error: {exc.strerror or exc}", transmitted=True) from exc
+        assert isinstance(exc, OSError)
+        raise TransientError(f"connection error: {exc.strerror or exc}", transmitted=True) from exc
 
     def close(self) -> None:
         if self._sock is not None:
