@@ -208,8 +208,42 @@ def _ack_window(relais: Relais) -> tuple[int, float]:
     return int(n), float(seconds)
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its live children and its reaped ones (PostgreSQL: the postmaster and its backends)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(path: str) -> list[str]:
+        with open(path) as handle:
+            return handle.read().rpartition(")")[2].split()
+
+    try:
+        own = fields(f"/proc/{pid}/stat")
+        total = sum(int(v) for v in own[11:15])  # utime stime cutime cstime
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and entry != str(pid):
+                try:
+                    child = fields(f"/proc/{entry}/stat")
+                except OSError:
+                    continue
+                if child[1] == str(pid):
+                    total += int(child[11]) + int(child[12])
+    except OSError:
+        return 0.0
+    return total / tick
+
+
+def _postmaster_pid(database_url: str) -> int | None:
+    """The PostgreSQL server of a scripts/pg-test-server URL (its port names its folder), None for another server."""
+    port = database_url.rpartition(":")[2].partition("/")[0]
+    try:
+        return int(Path(tempfile.gettempdir(), f"relais-pg-test-{port}", "data", "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def measure(fmt: str, *, messages: int, workers: int = 1, database_url: str = "", log: Callable[[str], None] = print) -> dict[str, Any]:
     """One figure: a fresh database and sandbox, ``messages`` seeded, ``workers`` workers drain the queue."""
+    postmaster = _postmaster_pid(database_url) if database_url else None
     with tempfile.TemporaryDirectory(prefix="relais-transfer-bench-") as folder:
         tmp = Path(folder)
         sandbox: Sandbox = start_sandbox(tmp, "--log-level", "WARNING", *SANDBOX_SAMPLING)
@@ -220,9 +254,11 @@ def measure(fmt: str, *, messages: int, workers: int = 1, database_url: str = ""
             idle_cpu = _run_workers(relais, 1)  # start-up and one empty poll, before seeding: subtracted from the figure
             seeded = int(_django(relais, f"from bench.transfer_throughput import seed; seed({messages})").split()[-1])
             before = sandbox.control("/control/stats")
+            db_before = _tree_cpu(postmaster) if postmaster else 0.0
             started = time.perf_counter()
             cpu = _run_workers(relais, workers)
             wall = time.perf_counter() - started
+            db_cpu = _tree_cpu(postmaster) - db_before if postmaster else 0.0
             after = sandbox.control("/control/stats")
             acknowledged, window = _ack_window(relais)
             stats = relais.stats()
@@ -241,6 +277,8 @@ def measure(fmt: str, *, messages: int, workers: int = 1, database_url: str = ""
         "wall_s": round(wall, 2),
         "worker_cpu_ms": round(max(0.0, cpu - workers * idle_cpu) * 1000 / max(1, acknowledged), 3),
         "sandbox_cpu_ms": round((after["cpu_seconds"] - before["cpu_seconds"]) * 1000 / max(1, stored), 3),
+        # PostgreSQL's own CPU (postmaster and backends) during the drain; 0 on SQLite, whose work is in the worker's.
+        "db_cpu_ms": round(db_cpu * 1000 / max(1, acknowledged), 3),
         "full_validations": {k: after["validation"]["full"][k] - before["validation"]["full"][k] for k in ("hl7v2", "fhir")},
         "by_status": stats["by_status"],
     }
@@ -248,7 +286,9 @@ def measure(fmt: str, *, messages: int, workers: int = 1, database_url: str = ""
     log(
         f"{fmt:<5} {result['backend']:<10} {workers} worker{'s' if workers > 1 else ' '} {acknowledged}/{seeded} acknowledged, "
         f"{stored} stored: {result['per_s']:.0f} msg/s (wall {wall:.1f} s with start-up), worker CPU {result['worker_cpu_ms']:.3f} ms/msg, "
-        f"sandbox CPU {result['sandbox_cpu_ms']:.3f} ms/msg; lost={lost} duplicates={after['duplicates']}"
+        f"sandbox CPU {result['sandbox_cpu_ms']:.3f} ms/msg"
+        + (f", PostgreSQL CPU {result['db_cpu_ms']:.3f} ms/msg" if postmaster else "")
+        + f"; lost={lost} duplicates={after['duplicates']}"
     )
     if lost or stored != seeded:
         raise RuntimeError(f"messages lost: {result}")
@@ -286,7 +326,7 @@ def run(
 
     def record(key: str, result: dict[str, Any]) -> None:
         figures[key] = result
-        for name in ("per_s", "worker_cpu_ms", "sandbox_cpu_ms", "wall_s"):
+        for name in ("per_s", "worker_cpu_ms", "sandbox_cpu_ms", "db_cpu_ms", "wall_s"):
             figures[f"{key}_{name}"] = result[name]
 
     if sqlite:
