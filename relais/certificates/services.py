@@ -22,6 +22,7 @@ from relais.certificates.errors import CannotIssue, DccInvalid
 from relais.certificates.keys import Signer, SignerConfigError, generate_dev_signer, load_signer, write_signer
 from relais.certificates.models import Certificate, CertificateRefusal, RefusalReason
 from relais.certificates.uvci import new_uvci
+from relais.core import bulk
 from relais.screenings.models import Screening, ScreeningStatus
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_NOT_DETECTED
 
@@ -121,7 +122,8 @@ def _certificate_build(*, screening: Screening, results: dict[str, str] | None, 
     expires_at = now + timedelta(days=config["validity_days"])
     current = signer()
     hc1 = sign_hc1(payload, signer_key=current.key, kid=current.kid, issuer_country=config["country"], issued_at=now, expires_at=expires_at)
-    return Certificate(
+    return bulk.new(
+        Certificate,
         id=uuid.uuid4(),
         screening=screening,
         series_id=screening.series_id,

@@ -11,15 +11,24 @@ every field of every model, on SQLite and PostgreSQL); any other value goes thro
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.fields.reverse_related import ForeignObjectRel
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
+from django.utils import timezone
 
-from relais.core.fields import EncryptedTextField
+from relais.core.fields import EncryptedAttribute, EncryptedTextField
+
+M = TypeVar("M", bound=models.Model)
 
 Convert = Callable[[Any], Any]
 _TEXT_FIELDS = (models.CharField, models.TextField)
@@ -78,9 +87,62 @@ def db_value_converter(field: models.Field[Any, Any], connection: BaseDatabaseWr
 _PLAIN_PRE_SAVE = models.Field.pre_save
 
 
-def _preparers(model: type[models.Model], connection: BaseDatabaseWrapper) -> list[tuple[models.Field[Any, Any], str | None, Convert]]:
-    """Per field: the field, its attname when pre_save only reads the attribute (else None: call pre_save), converter."""
-    return [(f, f.attname if type(f).pre_save is _PLAIN_PRE_SAVE else None, db_value_converter(f, connection)) for f in _fields(model)]
+_PLAIN_ATTRIBUTES = (DeferredAttribute, ForeignKeyDeferredAttribute, EncryptedAttribute)
+
+
+@functools.cache
+def _constructor(model: type[models.Model]) -> list[tuple[str, str, bool, bool, Callable[[], Any]]]:
+    """Per field, as Model.__init__ walks them: name, attname, whether a related object may be given by name, whether
+    setting the attribute on a new instance is a plain write into __dict__, and the default."""
+    out = []
+    for f in model._meta.fields:
+        if f.column is None or f.generated:
+            continue
+        plain = type(model.__dict__.get(f.attname)) in _PLAIN_ATTRIBUTES
+        out.append((f.name, f.attname, isinstance(f.remote_field, ForeignObjectRel), plain, f.get_default))
+    return out
+
+
+def new(model: type[M], **kwargs: Any) -> M:
+    """``model(**kwargs)`` for the intake's hot path (about 20 µs an instance, several per test): the same instance, the
+    same defaults, related objects set through their descriptor (cached, type-checked), without the generic walk.
+    Anything unusual (a property, positional arguments, init signals) goes to the model itself; tests/core/test_bulk.py
+    compares both for every model the intake builds."""
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model(**kwargs)
+    instance = model.__new__(model)
+    instance._state = ModelState()
+    values = instance.__dict__
+    for name, attname, relation, plain, default in _constructor(model):
+        if relation and name in kwargs:
+            setattr(instance, name, kwargs.pop(name))
+            continue
+        value = kwargs.pop(attname) if attname in kwargs else default()
+        if plain:
+            values[attname] = value
+        else:
+            setattr(instance, attname, value)
+    if kwargs:
+        raise TypeError(f"{model.__qualname__}() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+    return instance
+
+
+READ, STAMP, PRE_SAVE = range(3)
+
+
+def _preparers(model: type[models.Model], connection: BaseDatabaseWrapper) -> list[tuple[models.Field[Any, Any], int, Convert]]:
+    """Per field: the field, what its pre_save does on an INSERT (read the attribute; set it to now, the same instant for
+    the whole statement; or anything else: call it) and its converter."""
+    out: list[tuple[models.Field[Any, Any], int, Convert]] = []
+    for f in _fields(model):
+        if type(f).pre_save is _PLAIN_PRE_SAVE:
+            how = READ
+        elif type(f) is models.DateTimeField and (f.auto_now or f.auto_now_add):
+            how = STAMP
+        else:
+            how = PRE_SAVE
+        out.append((f, how, db_value_converter(f, connection)))
+    return out
 
 
 def _insert_sql(model: type[models.Model], columns: Sequence[str]) -> str:
@@ -89,6 +151,15 @@ def _insert_sql(model: type[models.Model], columns: Sequence[str]) -> str:
     return "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
         quote(model._meta.db_table), ", ".join(quote(c) for c in columns), ", ".join(["%s"] * len(columns))
     )
+
+
+def _pre_save(field: models.Field[Any, Any], how: int, row: models.Model, now: datetime) -> Any:
+    if how == READ:
+        return getattr(row, field.attname)
+    if how == STAMP:
+        setattr(row, field.attname, now)
+        return now
+    return field.pre_save(row, True)
 
 
 class PreparedInsert:
@@ -101,10 +172,8 @@ class PreparedInsert:
         fields = _fields(model)
         self.sql = _insert_sql(model, [str(f.column) for f in fields]) if rows else ""
         preparers = _preparers(model, connection)
-        self.values = [
-            [convert(getattr(row, attname) if attname is not None else f.pre_save(row, True)) for f, attname, convert in preparers]
-            for row in rows
-        ]
+        now = timezone.now()
+        self.values = [[convert(_pre_save(f, how, row, now)) for f, how, convert in preparers] for row in rows]
 
     def execute(self) -> None:
         if not self.rows:

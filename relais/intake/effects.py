@@ -36,7 +36,8 @@ class RecordedEffects:
 def screening_recorded(*, actor: User, screening: Screening, results: dict[str, str], now: datetime, audit: AuditBuffer) -> RecordedEffects:
     """The effects of a test recorded in this transaction (so it has no earlier message, link or certificate)."""
     # No destination nor format yet: the worker that sends it decides, from the destination in force then.
-    outbox = OutboxMessage(
+    outbox = bulk.new(
+        OutboxMessage,
         screening=screening,
         series_id=screening.series_id,
         version=screening.version,

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
-from relais.core import queue
+from relais.core import bulk, queue
 from relais.notify.channels import CHANNELS
 from relais.notify.models import Notification, NotificationKind, NotificationStatus, ResultLink
 from relais.notify.outcome import SendOutcome, scrub
@@ -107,7 +107,8 @@ def notifications_prepare(*, actor: User | None, screening: Screening, now: date
         return None
     token = secrets.token_urlsafe(32)
     created_by = actor if actor is not None and actor.is_authenticated else None
-    link = ResultLink(
+    link = bulk.new(
+        ResultLink,
         token_hash=token_hash(token),
         pharmacy_id=screening.pharmacy_id,
         patient_id=screening.patient_id,
@@ -118,7 +119,8 @@ def notifications_prepare(*, actor: User | None, screening: Screening, now: date
     url = link_url(token)
     kind = _kind(screening)
     notifications = [
-        Notification(
+        bulk.new(
+            Notification,
             pharmacy_id=screening.pharmacy_id,
             patient=patient,  # the object, not its id: its retention key is read from memory
             screening=screening,

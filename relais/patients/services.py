@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
-from relais.core import blind_index
+from relais.core import blind_index, bulk
 from relais.core.tenancy import get_for_actor
 from relais.patients.models import Patient
 
@@ -244,8 +244,13 @@ class PatientMatcher:
         if candidates:
             audit(actor=actor, action="patient.duplicate_check", object_type="patient", object_ids=[c.pk for c in candidates])
         look_alike = candidates[0] if candidates else None
-        patient = Patient(
-            pharmacy_id=actor.tenant_id, created_by=actor, possible_duplicate_of=look_alike, retention_key=self.retention_key, **indexes
+        patient = bulk.new(
+            Patient,
+            pharmacy_id=actor.tenant_id,
+            created_by=actor,
+            possible_duplicate_of=look_alike,
+            retention_key=self.retention_key,
+            **indexes,
         )
         for field in fields(PatientIdentity):
             setattr(patient, field.name, getattr(identity, field.name))

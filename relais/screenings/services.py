@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
+from relais.core import bulk
 from relais.core.tenancy import get_for_actor
 from relais.patients.models import Patient
 from relais.screenings.inputs import ScreeningInput, sampling_time_problem
@@ -68,7 +69,8 @@ def screening_check(data: ScreeningInput, *, now: datetime, devices: Mapping[str
 
 def _result_rows(screening: Screening, device: Device, results: dict[str, str]) -> list[ScreeningResult]:
     return [
-        ScreeningResult(
+        bulk.new(
+            ScreeningResult,
             screening=screening,
             analyte=analyte,
             loinc_code=ANALYTES[analyte].rapid_antigen_loinc if analyte != "sars-cov-2" else device.loinc_code,
@@ -92,7 +94,8 @@ def screening_build(*, actor: User, patient: Patient, device: Device, data: Scre
     for a batch, with the screening.create audit event, in the transaction of its effects (built before it opens)."""
     if not actor.sees_patients or patient.pharmacy_id != actor.tenant_id:
         raise PermissionDenied
-    screening = Screening(
+    screening = bulk.new(
+        Screening,
         pharmacy_id=actor.tenant_id,
         patient=patient,
         device=device,

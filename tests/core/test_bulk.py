@@ -88,3 +88,93 @@ def test_aware_datetimes_convert_as_django_does(moment: datetime, shift: int) ->
     field = Screening._meta.get_field("sampled_at")
     value = moment + timedelta(microseconds=shift)
     assert bulk_value(field, value) == django_value(field, value)
+
+
+def comparable(instance: Any, random: set[str]) -> dict[str, Any]:
+    """An instance's state, random defaults (UUIDs, tokens: ``random``) replaced by their type."""
+    out: dict[str, Any] = {}
+    for key, value in instance.__dict__.items():
+        if key == "_state":
+            out[key] = (value.adding, value.db, {k: id(v) for k, v in value.fields_cache.items()})
+        else:
+            out[key] = type(value).__name__ if key in random else value
+    return out
+
+
+def random_defaults(model: type[Any], kwargs: dict[str, Any]) -> set[str]:
+    one, two = model(**kwargs).__dict__, model(**kwargs).__dict__
+    return {key for key in one if key != "_state" and one[key] != two[key]}
+
+
+@pytest.mark.django_db
+def test_new_builds_the_instance_the_model_builds(owner: Any, patient: Any, screening: Any) -> None:
+    from relais.certificates.models import Certificate, CertificateRefusal
+    from relais.core.bulk import new
+    from relais.notify.models import Notification, ResultLink
+    from relais.patients.models import Patient
+    from relais.screenings.models import Screening, ScreeningResult
+    from relais.transfer.models import OutboxMessage
+
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    link = ResultLink(token_hash="h", pharmacy_id=owner.tenant_id, patient_id=patient.pk, series_id=screening.series_id)
+    cases: list[tuple[type[Any], dict[str, Any]]] = [
+        (
+            Patient,
+            {
+                "pharmacy_id": owner.tenant_id,
+                "created_by": owner,
+                "possible_duplicate_of": patient,
+                "retention_key": "k",
+                "identity_index": "i",
+            },
+        ),
+        (Patient, {"pharmacy_id": owner.tenant_id, "created_by": None, "possible_duplicate_of": None}),
+        (
+            Screening,
+            {"pharmacy_id": owner.tenant_id, "patient": patient, "device": screening.device, "sampled_at": now, "recorded_by": owner},
+        ),
+        (ScreeningResult, {"screening": screening, "analyte": "sars-cov-2", "loinc_code": "94558-4", "result": "260415000"}),
+        (
+            OutboxMessage,
+            {
+                "screening": screening,
+                "series_id": screening.series_id,
+                "version": 1,
+                "pharmacy_id": owner.tenant_id,
+                "next_attempt_at": now,
+            },
+        ),
+        (
+            Certificate,
+            {
+                "id": uuid.uuid4(),
+                "screening": screening,
+                "series_id": screening.series_id,
+                "uvci": "U",
+                "hc1": "HC1:x",
+                "issued_at": now,
+                "expires_at": now,
+            },
+        ),
+        (CertificateRefusal, {"screening": screening, "reason": "signer", "detail": "", "created_at": now}),
+        (ResultLink, {"token_hash": "h", "pharmacy_id": owner.tenant_id, "patient_id": patient.pk, "created_by": owner, "expires_at": now}),
+        (
+            Notification,
+            {
+                "pharmacy_id": owner.tenant_id,
+                "patient": patient,
+                "screening": screening,
+                "link": link,
+                "channel": "email",
+                "address": "a@example.org",
+                "created_by": None,
+            },
+        ),
+    ]
+    for model, kwargs in cases:
+        random = random_defaults(model, kwargs)
+        assert comparable(new(model, **kwargs), random) == comparable(model(**kwargs), random), model
+    with pytest.raises(TypeError):
+        new(ScreeningResult, no_such_field=1)
+    with pytest.raises(ValueError):  # a related object of the wrong type is refused, as by the model
+        new(ScreeningResult, screening=patient)
