@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,8 +29,8 @@ class Signer:
     key: SignerKey
     certificate: x509.Certificate
 
-    @property
-    def kid(self) -> bytes:
+    @functools.cached_property
+    def kid(self) -> bytes:  # a hash of the certificate: once per process, not once per certificate signed
         return kid_for_certificate(self.certificate)
 
 

@@ -5,7 +5,7 @@ of effects, one transaction; a batch does each as a set (one query per lookup, b
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -106,21 +107,31 @@ def _duplicate_key(patient_id: uuid.UUID, data: ScreeningInput) -> DuplicateKey:
     return (patient_id, str(data.device_id).strip(), data.sampled_at)
 
 
+def _earlier_rows(*, pharmacy_id: uuid.UUID, keys: set[DuplicateKey]) -> QuerySet[Screening]:
+    return Screening.objects.filter(
+        pharmacy_id=pharmacy_id,
+        patient_id__in={k[0] for k in keys},
+        sampled_at__in={k[2] for k in keys},
+        is_current=True,
+    ).exclude(status=ScreeningStatus.REMOVED)
+
+
+def _recorded_earlier_fingerprint(*, pharmacy_id: uuid.UUID, keys: set[DuplicateKey]) -> list[tuple[Any, ...]]:
+    """_earlier_fingerprint(_recorded_earlier(...)) from four columns, no instances built."""
+    if not keys:
+        return []
+    rows = _earlier_rows(pharmacy_id=pharmacy_id, keys=keys).order_by("pk").values_list("pk", "patient_id", "device_id", "sampled_at")
+    first: dict[DuplicateKey, tuple[Any, ...]] = {}
+    for row in rows:
+        first.setdefault((row[1], row[2], row[3]), row)
+    return [row for key, row in first.items() if key in keys]
+
+
 def _recorded_earlier(*, pharmacy_id: uuid.UUID, keys: set[DuplicateKey]) -> dict[DuplicateKey, Screening]:
     """earlier_duplicate for many keys: the current screenings already stored under any of them, in one query."""
     if not keys:
         return {}
-    rows = (
-        Screening.objects.filter(
-            pharmacy_id=pharmacy_id,
-            patient_id__in={k[0] for k in keys},
-            sampled_at__in={k[2] for k in keys},
-            is_current=True,
-        )
-        .exclude(status=ScreeningStatus.REMOVED)
-        .prefetch_related("results")
-        .order_by("pk")
-    )
+    rows = _earlier_rows(pharmacy_id=pharmacy_id, keys=keys).prefetch_related("results").order_by("pk")
     out: dict[DuplicateKey, Screening] = {}
     for row in rows:
         key = (row.patient_id, row.device_id, row.sampled_at)
@@ -155,16 +166,24 @@ class IntakePlan:
     duplicate_keys: set[DuplicateKey]
 
 
-def _reads(
-    *, devices: dict[str, Device], by_id: dict[str, Patient], matcher: PatientMatcher, earlier: dict[DuplicateKey, Screening]
-) -> tuple[Any, ...]:
-    """What a plan's decisions rest on, in comparable form: a concurrent write that changes any of it changes this."""
+def _reads(*, by_id: dict[str, Patient], stored: list[tuple[Any, ...]], earlier: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """What a plan's decisions rest on, in comparable form: a concurrent write that changes any of it changes this.
+
+    Not the devices: one withdrawn from the catalogue while the request is in flight is as if the request came a moment
+    earlier (an accepted test is never refused for it afterwards either)."""
     return (
-        sorted(devices),
         sorted((given, p.pk, p.updated_at) for given, p in by_id.items()),
-        sorted((p.pk, p.updated_at, p.retention_key) for p in matcher.stored),
-        sorted((key, s.pk) for key, s in earlier.items()),
+        sorted(stored),
+        sorted(earlier),
     )
+
+
+def _stored_fingerprint(patients: Iterable[Patient]) -> list[tuple[Any, ...]]:
+    return [(p.pk, p.updated_at, p.retention_key) for p in patients]
+
+
+def _earlier_fingerprint(earlier: dict[DuplicateKey, Screening]) -> list[tuple[Any, ...]]:
+    return [(s.pk, s.patient_id, s.device_id, s.sampled_at) for s in earlier.values()]
 
 
 def screenings_plan(*, actor: User, requests: Sequence[IntakeRequest], now: datetime | None = None, locked: bool = False) -> IntakePlan:
@@ -212,7 +231,7 @@ def screenings_plan(*, actor: User, requests: Sequence[IntakeRequest], now: date
         _lock_patients({p.pk for _i, _d, p in resolved if not p._state.adding})
     duplicate_keys = {_duplicate_key(p.pk, requests[i].data) for i, _d, p in resolved if not p._state.adding}
     earlier = _recorded_earlier(pharmacy_id=actor.tenant_id, keys=duplicate_keys)
-    reads = _reads(devices=devices, by_id=by_id, matcher=matcher, earlier=earlier)
+    reads = _reads(by_id=by_id, stored=_stored_fingerprint(matcher.stored), earlier=_earlier_fingerprint(earlier))
 
     audit = AuditBuffer()
     screenings: list[Screening] = []
@@ -286,13 +305,13 @@ def _lock_patients(ids: set[uuid.UUID]) -> None:
 
 
 def _still_valid(plan: IntakePlan) -> bool:
-    """Read again, under the write lock, what the plan read before it: equal means its decisions still hold."""
+    """Read again, under the write lock, what the plan read before it (only the columns it compares): equal means its
+    decisions still hold."""
     actor, requests = plan.actor, plan.requests
-    devices = active_devices(r.data.device_id for r in requests)
     by_id = _patients_by_id(actor=actor, requests=requests)
-    matcher = PatientMatcher.stored_for(actor=actor, keys=plan.matcher_keys)
-    earlier = _recorded_earlier(pharmacy_id=actor.tenant_id, keys=plan.duplicate_keys)
-    return _reads(devices=devices, by_id=by_id, matcher=matcher, earlier=earlier) == plan.reads
+    stored = PatientMatcher.stored_fingerprint(actor=actor, keys=plan.matcher_keys)
+    earlier = _recorded_earlier_fingerprint(pharmacy_id=actor.tenant_id, keys=plan.duplicate_keys)
+    return _reads(by_id=by_id, stored=stored, earlier=earlier) == plan.reads
 
 
 def screenings_commit(plan: IntakePlan) -> list[IntakeOutcome | ValidationError]:
@@ -301,7 +320,7 @@ def screenings_commit(plan: IntakePlan) -> list[IntakeOutcome | ValidationError]
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("screenings_commit must run in the transaction that records the tests")
     if not plan.locked:
-        _lock_patients({pk for pk, _at, _key in plan.reads[2]} | {pk for _g, pk, _at in plan.reads[1]})
+        _lock_patients({pk for pk, _at, _key in plan.reads[1]} | {pk for _g, pk, _at in plan.reads[0]})
         if not _still_valid(plan):
             plan = screenings_plan(actor=plan.actor, requests=plan.requests, now=plan.now, locked=True)
     for insert in plan.inserts:

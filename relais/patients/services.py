@@ -211,12 +211,16 @@ class PatientMatcher:
             found.update((p.pk, p) for p in live.filter(nir_index__in=nir_keys))
         return list(found.values())
 
-    @classmethod
-    def stored_for(cls, *, actor: User, keys: tuple[set[str], set[str]]) -> PatientMatcher:
-        """A matcher over the same indexes read again (to check that a plan's candidates have not changed)."""
-        matcher = cls.__new__(cls)
-        matcher.stored = cls._read(actor=actor, identity_keys=keys[0], nir_keys=keys[1])
-        return matcher
+    @staticmethod
+    def stored_fingerprint(*, actor: User, keys: tuple[set[str], set[str]]) -> list[tuple[Any, ...]]:
+        """(pk, updated_at, retention_key) of the records _read finds under these indexes, read again without building
+        them (to check that a plan's candidates have not changed)."""
+        live = Patient.objects.filter(pharmacy_id=actor.tenant_id, merged_into__isnull=True)
+        columns = ("pk", "updated_at", "retention_key")
+        found = {row[0]: row for row in live.filter(identity_index__in=keys[0]).values_list(*columns)} if keys[0] else {}
+        if keys[1]:
+            found.update((row[0], row) for row in live.filter(nir_index__in=keys[1]).values_list(*columns))
+        return list(found.values())
 
     def _remember(self, patient: Patient, order: tuple[int, Any]) -> None:
         self._order[patient.pk] = order
