@@ -90,10 +90,12 @@ def screening_fields(screening: Screening) -> dict[str, Any]:
     return _answer(screening, screening.transfer)
 
 
-def written_screening_fields(screening: Screening) -> dict[str, Any]:
-    """The answer for a version this request just recorded or found (in memory, read in its transaction): only its
-    latest outbox row is read, in one query, rather than the screening again and then its outbox rows."""
-    return _answer(screening, OutboxMessage.objects.filter(screening_id=screening.pk).order_by("-created_at").first())
+def written_screening_fields(screening: Screening, *, outbox: OutboxMessage | None = None) -> dict[str, Any]:
+    """The answer for a version this request just recorded or found (in memory, read in its transaction): its latest
+    outbox row is the one just written when given (a new test), else read in one query."""
+    if outbox is None:
+        outbox = OutboxMessage.objects.filter(screening_id=screening.pk).order_by("-created_at").first()
+    return _answer(screening, outbox)
 
 
 def replayable(request: HttpRequest, response: HttpResponse, key: str | None, handler: Callable[[], tuple[int, dict[str, Any]]]) -> Any:

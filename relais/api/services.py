@@ -235,6 +235,8 @@ def client_for_token(token: str, *, now: datetime | None = None) -> ApiClient | 
     client = _from_row(ApiClient, row[: widths[0]])
     client.service_user = _from_row(User, row[widths[0] : widths[0] + widths[1]])
     client.pharmacy = _from_row(Pharmacy, row[widths[0] + widths[1] :])
+    if client.service_user.pharmacy_id == client.pharmacy.pk:
+        client.service_user.pharmacy = client.pharmacy  # the same row: the service user's pharmacy needs no query of its own
     return client  # type: ignore[no-any-return]
 
 

@@ -28,6 +28,7 @@ from relais.patients.services import PatientIdentity, PatientMatcher
 from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.services import active_devices, screening_build, screening_check, screening_version_add
+from relais.transfer.models import OutboxMessage
 
 ACCEPTED = "accepted"  # the values of submissions.models.ItemStatus
 DUPLICATE = "duplicate"
@@ -40,6 +41,7 @@ class IntakeOutcome:
     patient_id: uuid.UUID
     note: str = ""
     same_result: bool = True  # for a duplicate: whether the earlier test has the submitted result
+    outbox: OutboxMessage | None = None  # for an accepted test: its outbox row, written with it (the answer shows it)
 
     @property
     def is_duplicate(self) -> bool:
@@ -264,8 +266,9 @@ def screenings_plan(*, actor: User, requests: Sequence[IntakeRequest], now: date
         # Before its messages: they take the patient's key.
         if not patient_tested(patient=patient, sampled_at=data.sampled_at, may_update=locked):
             raise _NeedsLock
-        recorded.append(effects.screening_recorded(actor=actor, screening=screening, results=dict(data.results), now=now, audit=audit))
-        outcomes[index] = IntakeOutcome(ACCEPTED, screening, patient.pk)
+        effect = effects.screening_recorded(actor=actor, screening=screening, results=dict(data.results), now=now, audit=audit)
+        recorded.append(effect)
+        outcomes[index] = IntakeOutcome(ACCEPTED, screening, patient.pk, outbox=effect.outbox)
 
     # Parents before children; values computed now (encryption included), outside the transaction when unlocked.
     inserts = [

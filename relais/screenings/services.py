@@ -28,7 +28,9 @@ __all__ = ["ScreeningInput", "screening_build", "screening_check", "screening_ve
 
 def active_devices(device_ids: Iterable[str]) -> dict[str, Device]:
     """The catalogue devices among ``device_ids`` (one query for a whole batch), by id."""
-    return {d.device_id: d for d in Device.objects.filter(device_id__in={str(i).strip() for i in device_ids}, active=True)}
+    wanted = {str(i).strip() for i in device_ids}
+    # Unsorted: compiling the catalogue's default order was a third of this query's cost.
+    return {d.device_id: d for d in Device.objects.filter(device_id__in=wanted, active=True).order_by()}
 
 
 def screening_check(data: ScreeningInput, *, now: datetime, devices: Mapping[str, Device] | None = None) -> Device:

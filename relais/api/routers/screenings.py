@@ -48,7 +48,7 @@ def submit_screening(request: HttpRequest, body: ScreeningIn, response: HttpResp
         except ValidationError as exc:
             return 422, ErrorOut(error="invalid_screening", message="The test was not recorded.", fields=field_errors(exc)).model_dump()
         out = SubmitOut(
-            **written_screening_fields(outcome.screening),
+            **written_screening_fields(outcome.screening, outbox=outcome.outbox),
             outcome="duplicate" if outcome.is_duplicate else "accepted",
             duplicate_of=outcome.screening.pk if outcome.is_duplicate else None,
             note=outcome.note,
