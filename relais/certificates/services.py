@@ -124,7 +124,6 @@ def _certificate_build(*, screening: Screening, results: dict[str, str] | None, 
     hc1 = sign_hc1(payload, signer_key=current.key, kid=current.kid, issuer_country=config["country"], issued_at=now, expires_at=expires_at)
     return bulk.new(
         Certificate,
-        id=uuid.uuid4(),
         screening=screening,
         series_id=screening.series_id,
         pharmacy_id=screening.pharmacy_id,

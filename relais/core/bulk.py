@@ -27,6 +27,7 @@ from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from relais.core.fields import EncryptedAttribute, EncryptedTextField
+from relais.core.ids import uuid7
 
 M = TypeVar("M", bound=models.Model)
 
@@ -99,13 +100,15 @@ def _constructor(model: type[models.Model]) -> list[tuple[str, str, bool, bool, 
         if f.column is None or f.generated:
             continue
         plain = type(model.__dict__.get(f.attname)) in _PLAIN_ATTRIBUTES
-        out.append((f.name, f.attname, isinstance(f.remote_field, ForeignObjectRel), plain, f.get_default))
+        default = uuid7 if f.default is uuid.uuid4 else f.get_default  # rows written together, indexed together
+        out.append((f.name, f.attname, isinstance(f.remote_field, ForeignObjectRel), plain, default))
     return out
 
 
 def new(model: type[M], **kwargs: Any) -> M:
     """``model(**kwargs)`` for the intake's hot path (about 20 µs an instance, several per test): the same instance, the
-    same defaults, related objects set through their descriptor (cached, type-checked), without the generic walk.
+    same defaults but time-ordered UUIDs (relais.core.ids) for random ones, related objects set through their descriptor
+    (cached, type-checked), without the generic walk.
     Anything unusual (a property, positional arguments, init signals) goes to the model itself; tests/core/test_bulk.py
     compares both for every model the intake builds."""
     if pre_init.has_listeners(model) or post_init.has_listeners(model):
@@ -191,42 +194,49 @@ def insert(model: type[models.Model], rows: Sequence[models.Model]) -> None:
     PreparedInsert(model, rows).execute()
 
 
+class PreparedDictInsert:
+    """An INSERT of rows given as {attname: value} (defaults for the rest), no model instances built (a batch writes
+    thousands of audit events): values computed now, the statement run later by ``execute``, which answers the rows'
+    auto-increment ids, in order, read back through the unique UUID column ``by``."""
+
+    def __init__(self, model: type[models.Model], rows: Sequence[dict[str, Any]], *, by: str) -> None:
+        connection = connections[DEFAULT_DB_ALIAS]
+        self.model, self.fields = model, _fields(model)
+        preparers = [(f.attname, f.get_default, db_value_converter(f, connection)) for f in self.fields]
+        self.position = [f.attname for f in self.fields].index(by)
+        self.values = []
+        for row in rows:
+            row.setdefault(by, uuid7())
+            self.values.append([convert(row[name] if name in row else default()) for name, default, convert in preparers])
+
+    def execute(self) -> list[int]:
+        if not self.values:
+            return []
+        connection = connections[DEFAULT_DB_ALIAS]
+        model, keys = self.model, [v[self.position] for v in self.values]
+        quote = connection.ops.quote_name
+        by_column, pk_column = quote(str(self.fields[self.position].column)), quote(str(model._meta.pk.column))
+        ids: dict[Any, int] = {}
+        with connection.cursor() as cursor:
+            cursor.executemany(_insert_sql(model, [str(f.column) for f in self.fields]), self.values)
+            for start in range(0, len(keys), 500):  # under every backend's limit of bound parameters
+                chunk = keys[start : start + 500]
+                # Identifiers from model metadata, quoted; the keys are bound parameters.
+                cursor.execute(
+                    "SELECT {}, {} FROM {} WHERE {} IN ({})".format(  # noqa: S608
+                        by_column, pk_column, quote(model._meta.db_table), by_column, ", ".join(["%s"] * len(chunk))
+                    ),
+                    chunk,
+                )
+                ids.update(cursor.fetchall())
+        if len(ids) != len(keys):
+            raise RuntimeError(f"{model._meta.label}: inserted rows not found again")
+        return [ids[key] for key in keys]
+
+
 def insert_dicts_returning_ids(model: type[models.Model], rows: Sequence[dict[str, Any]], *, by: str) -> list[int]:
-    """INSERT rows given as {attname: value} (defaults for the rest), no model instances built (a batch writes thousands
-    of audit events); their auto-increment ids, in order, read back through the unique UUID column ``by``."""
-    if not rows:
-        return []
-    connection = connections[DEFAULT_DB_ALIAS]
-    fields = _fields(model)
-    preparers = [(f.attname, f.get_default, db_value_converter(f, connection)) for f in fields]
-    position = [f.attname for f in fields].index(by)
-    values = []
-    for row in rows:
-        row.setdefault(by, uuid.uuid4())
-        values.append([convert(row[name] if name in row else default()) for name, default, convert in preparers])
-    keys = [v[position] for v in values]
-    quote = connection.ops.quote_name
-    by_column, pk_column = quote(str(fields[position].column)), quote(str(model._meta.pk.column))
-    ids: dict[Any, int] = {}
-    with connection.cursor() as cursor:
-        cursor.executemany(_insert_sql(model, [str(f.column) for f in fields]), values)
-        for start in range(0, len(keys), 500):  # under every backend's limit of bound parameters
-            chunk = keys[start : start + 500]
-            # Identifiers from model metadata, quoted; the keys are bound parameters.
-            cursor.execute(
-                "SELECT {}, {} FROM {} WHERE {} IN ({})".format(  # noqa: S608
-                    by_column,
-                    pk_column,
-                    quote(model._meta.db_table),
-                    by_column,
-                    ", ".join(["%s"] * len(chunk)),
-                ),
-                chunk,
-            )
-            ids.update(cursor.fetchall())
-    if len(ids) != len(keys):
-        raise RuntimeError(f"{model._meta.label}: inserted rows not found again")
-    return [ids[key] for key in keys]
+    """PreparedDictInsert(...).execute(): insert now, the ids of the rows in order."""
+    return PreparedDictInsert(model, rows, by=by).execute()
 
 
 def insert_values(model: type[models.Model], columns: Sequence[str], values: Sequence[Sequence[Any]]) -> None:

@@ -178,3 +178,30 @@ def test_new_builds_the_instance_the_model_builds(owner: Any, patient: Any, scre
         new(ScreeningResult, no_such_field=1)
     with pytest.raises(ValueError):  # a related object of the wrong type is refused, as by the model
         new(ScreeningResult, screening=patient)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ms=st.integers(min_value=0, max_value=(1 << 48) - 2))
+def test_uuid7_layout_and_order(ms: int) -> None:
+    from relais.core.ids import uuid7
+
+    first, later = uuid7(ms), uuid7(ms + 1)
+    assert first.version == 7 and first.variant == uuid.RFC_4122
+    assert first.int >> 80 == ms
+    assert first.hex < later.hex and first.bytes < later.bytes  # index order (SQLite stores hex, PostgreSQL bytes)
+
+
+def test_uuid7_is_random_within_a_millisecond() -> None:
+    from relais.core.ids import uuid7
+
+    ids = {uuid7(1_700_000_000_000) for _ in range(1000)}
+    assert len(ids) == 1000
+
+
+@pytest.mark.django_db
+def test_rows_built_by_new_get_time_ordered_keys(owner: Any, patient: Any, screening: Any) -> None:
+    from relais.core.bulk import new
+    from relais.screenings.models import Screening
+
+    built = new(Screening, pharmacy_id=owner.tenant_id, patient=patient, device=screening.device, recorded_by=owner)
+    assert built.pk.version == 7 and built.series_id.version == 7
