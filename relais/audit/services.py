@@ -82,10 +82,12 @@ def audit_record(
 
 class AuditBuffer:
     """Audit events of many accesses in one transaction, written together by ``flush`` (a batch of tests): the same
-    rows audit_record writes, in the same order, with three statements for the whole batch."""
+    rows audit_record writes, in the same order, with three statements for the whole batch. ``prepare`` computes the
+    rows' values beforehand (the intake does it before its write transaction opens)."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self._prepared: tuple[int, bulk.PreparedDictInsert, list[list[Any]]] | None = None
 
     def add(
         self,
@@ -101,21 +103,28 @@ class AuditBuffer:
             _event(actor=actor, action=action, object_type=object_type, object_ids=object_ids, pharmacy_id=pharmacy_id, detail=detail)
         )
 
+    def prepare(self) -> None:
+        """Compute the database values of the events added so far (flush prepares again if more were added since)."""
+        self._prepared = self._values()
+
+    def _values(self) -> tuple[int, bulk.PreparedDictInsert, list[list[Any]]]:
+        prep = AuditSubject._meta.get_field("object_id").get_db_prep_save
+        subjects = [[prep(u, connection) for u in dict.fromkeys(filter(None, map(_uuid, e["object_ids"])))] for e in self.events]
+        return len(self.events), bulk.PreparedDictInsert(AuditEvent, self.events, by="public_id"), subjects
+
     def flush(self) -> None:
         """Write the buffered events inside the caller's transaction (before it commits, or the accesses must not count)."""
         if not self.events:
             return
         if not connection.in_atomic_block:
             raise AuditError("AuditBuffer.flush must run inside the transaction of the accesses it records")
-        events, self.events = self.events, []
         try:
-            ids = bulk.insert_dicts_returning_ids(AuditEvent, events, by="public_id")
-            prep = AuditSubject._meta.get_field("object_id").get_db_prep_save
-            subjects = [
-                (event_id, prep(u, connection))
-                for event_id, event in zip(ids, events, strict=True)
-                for u in dict.fromkeys(filter(None, map(_uuid, event["object_ids"])))
-            ]
-            bulk.insert_values(AuditSubject, ["event_id", "object_id"], subjects)
+            prepared = self._prepared if self._prepared is not None and self._prepared[0] == len(self.events) else self._values()
+            _count, insert, subjects = prepared
+            ids = insert.execute()
+            rows = [(event_id, object_id) for event_id, ids_of in zip(ids, subjects, strict=True) for object_id in ids_of]
+            bulk.insert_values(AuditSubject, ["event_id", "object_id"], rows)
         except Exception as exc:
-            raise AuditError(f"could not write {len(events)} audit events") from exc
+            raise AuditError(f"could not write {len(self.events)} audit events") from exc
+        finally:
+            self.events, self._prepared = [], None

@@ -271,6 +271,7 @@ def screenings_plan(*, actor: User, requests: Sequence[IntakeRequest], now: date
         outcomes[index] = IntakeOutcome(ACCEPTED, screening, patient.pk, outbox=effect.outbox)
 
     # Parents before children; values computed now (encryption included), outside the transaction when unlocked.
+    audit.prepare()
     inserts = [
         bulk.PreparedInsert(Patient, matcher.created),
         bulk.PreparedInsert(Screening, screenings),

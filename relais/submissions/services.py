@@ -165,14 +165,20 @@ def submission_process(
         counts = {ItemStatus.ACCEPTED: 0, ItemStatus.DUPLICATE: 0, ItemStatus.REJECTED: 0}
         # The CPU work (checks, matching, encryption, certificates) before the transaction: the write lock covers inserts.
         plan = screenings_plan_ahead(actor=actor, requests=_requests(chunk), now=now)
+        # Its items' rows too, as they will be unless the plan must be made again under the lock.
+        ahead = _item_rows(submission=submission, items=chunk, recorded=plan.outcomes) if plan is not None else None
+        ahead_insert = bulk.PreparedInsert(SubmissionItem, ahead) if ahead is not None else None
         with transaction.atomic():
             owned = Submission.objects.filter(pk=submission.pk, lease_owner=owner).update(lease_until=timezone.now() + LEASE)
             if not owned:
                 raise SubmissionBusy  # our lease was taken over: stop without writing
-            rows = _record_chunk(actor=actor, submission=submission, items=chunk, now=now, plan=plan)
+            rows = _record_chunk(actor=actor, submission=submission, items=chunk, now=now, plan=plan, ahead=ahead)
             for row in rows:
                 counts[ItemStatus(row.status)] += 1
-            bulk.insert(SubmissionItem, rows)
+            if ahead_insert is not None and rows is ahead:
+                ahead_insert.execute()
+            else:
+                bulk.insert(SubmissionItem, rows)
             Submission.objects.filter(pk=submission.pk).update(
                 processed=F("processed") + len(chunk),
                 accepted=F("accepted") + counts[ItemStatus.ACCEPTED],
@@ -199,14 +205,20 @@ def _requests(items: list[Prepared]) -> list[IntakeRequest]:
 
 
 def _record_chunk(
-    *, actor: User, submission: Submission, items: list[Prepared], now: datetime, plan: IntakePlan | None
+    *,
+    actor: User,
+    submission: Submission,
+    items: list[Prepared],
+    now: datetime,
+    plan: IntakePlan | None,
+    ahead: list[SubmissionItem] | None = None,
 ) -> list[SubmissionItem]:
     """Record the chunk's items as a set (relais.intake.services: the plan made before the transaction, checked and
     written in it); should the database refuse the set (a constraint no check foresaw), each item alone, so that only
     the offending one is rejected."""
     try:
         with transaction.atomic():
-            return _record_items(actor=actor, submission=submission, items=items, now=now, plan=plan)
+            return _record_items(actor=actor, submission=submission, items=items, now=now, plan=plan, ahead=ahead)
     except IntegrityError:
         rows = []
         for item in items:
@@ -224,14 +236,28 @@ def _record_chunk(
 
 
 def _record_items(
-    *, actor: User, submission: Submission, items: list[Prepared], now: datetime, plan: IntakePlan | None = None
+    *,
+    actor: User,
+    submission: Submission,
+    items: list[Prepared],
+    now: datetime,
+    plan: IntakePlan | None = None,
+    ahead: list[SubmissionItem] | None = None,
 ) -> list[SubmissionItem]:
-    readable = [item for item in items if not item.errors and item.data is not None]
+    """The items' rows; ``ahead`` itself when they were built from the plan's outcomes and the plan held."""
     recorded = screenings_commit(plan) if plan is not None else screenings_intake(actor=actor, requests=_requests(items), now=now)
+    if ahead is not None and plan is not None and recorded is plan.outcomes:
+        return ahead
+    return _item_rows(submission=submission, items=items, recorded=recorded)
+
+
+def _item_rows(*, submission: Submission, items: list[Prepared], recorded: list[IntakeOutcome | ValidationError]) -> list[SubmissionItem]:
+    """One row per item: accepted, duplicate or rejected, from the outcomes of its readable items, in order."""
+    readable = [item for item in items if not item.errors and item.data is not None]
     outcomes = dict(zip((item.position for item in readable), recorded, strict=True))
     rows = []
     for item in items:
-        row = SubmissionItem(submission=submission, position=item.position)
+        row = bulk.new(SubmissionItem, submission=submission, position=item.position)
         outcome = outcomes.get(item.position)
         if isinstance(outcome, IntakeOutcome):
             row.status = outcome.status

@@ -113,7 +113,7 @@ def test_a_batch_records_nothing_when_its_events_cannot_be_written(owner: Any, p
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("disk full")
 
-    monkeypatch.setattr(bulk, "insert_dicts_returning_ids", broken)
+    monkeypatch.setattr(bulk.PreparedDictInsert, "execute", broken)  # the INSERT, run inside the transaction
     patients, screenings = Patient.objects.count(), Screening.objects.count()
     requests = [
         IntakeRequest(data=screening_input(), patient_id=patient.pk),
