@@ -231,7 +231,20 @@ def test_a_batch_is_enqueued_in_a_constant_number_of_queries(api_client: ApiClie
     OutboxMessage.objects.filter(pk__in=[m.pk for m in claimed]).update(status="acknowledged", acknowledged_at=now)
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         created = webhook_enqueue_for_outcomes(messages=claimed, now=now)
-    assert len(created) == 5 and len(queries) <= 5, [q["sql"][:60] for q in queries]  # 2 selects, 1 insert, savepoint
+    assert len(created) == 5 and len(queries) <= 6, [q["sql"][:60] for q in queries]  # 3 selects, 1 insert, savepoint
+
+
+def test_without_a_webhook_a_batch_reads_no_screening(api_client: ApiClient) -> None:
+    for _ in range(5):
+        patient = patient_register(actor=api_client.service_user, identity=identity(), allow_duplicate=True)
+        screening_record(actor=api_client.service_user, patient_id=patient.pk, data=screening_input())
+    claimed = outbox_claim(owner="transfer", limit=100)
+    now = timezone.now()
+    OutboxMessage.objects.filter(pk__in=[m.pk for m in claimed]).update(status="acknowledged", acknowledged_at=now)
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            created = webhook_enqueue_for_outcomes(messages=claimed, now=now)
+    assert created == [] and len(queries) == 2, [q["sql"][:60] for q in queries]  # recorders, then their (absent) webhooks
 
 
 def test_a_late_lease_holder_does_not_notify_twice(api_client: ApiClient, hook: Webhook) -> None:
