@@ -85,6 +85,7 @@ def warm_up(app: App) -> None:
         post_batches(app, batches=1, offset=WARM_UP_OFFSET + _warmed.pop(), size=20, label="warm-up")
 
 
+TWO_CLIENTS_OFFSET = 5_000_000  # patients of the two-client run: distinct from the empty and growth runs
 _warmed = list(range(0, 1000, 20))  # distinct warm-up patients for each call
 WARM_UP_OFFSET = 11_000_000
 
@@ -173,6 +174,18 @@ def main() -> None:
         before = row_counts(app.db)
         empty = post_batches(app, batches=batches, offset=0, size=size, clients=1, before_each=floor_batch)
         after = row_counts(app.db)
+        # The server's throughput when two clients post at once (a relay serves many pharmacies' software): the
+        # planning of one batch (checks, matching, encryption, certificates) overlaps the other's write transaction.
+        say(f"intake, two clients at once: {batches * 2} batches of {size} new patients, two POSTs in flight (one per worker)")
+        before_two = row_counts(app.db)
+        two = post_batches(app, batches=batches * 2, offset=TWO_CLIENTS_OFFSET, size=size, clients=2, label="batch (2 clients)")
+        missing_two = check_effects(before_two, row_counts(app.db), two.accepted)
+        problems += missing_two
+        say(
+            "  effects: "
+            + ("MISSING: " + "; ".join(missing_two) if missing_two else f"all {two.accepted} accepted results have their rows")
+        )
+        say(f"intake_2clients_per_s: {two.per_s:.0f} results/s ({two.accepted} in {two.seconds:.1f} s, wall time of the whole run)")
         app.stop()
         floor_rows = bare.close()
         missing = check_effects(before, after, empty.accepted)

@@ -28,6 +28,8 @@ def test_quick_bench_runs_floor_intake_and_seeding_and_counts_every_row() -> Non
     # The floor recorded the batch, the app accepted it twice (empty, then grown) with every row each result needs.
     assert re.search(r"floor_per_s: \d+ results/s", out)
     assert out.count("effects: all 20 accepted results have their rows") == 2
+    assert "effects: all 40 accepted results have their rows" in out  # two clients at once, two batches each
+    assert re.search(r"^intake_2clients_per_s: \d+ results/s", out, re.MULTILINE)
     assert "seeded 300 patients and 300 tests" in out
     stored = re.search(r"  patients stored: ([\d,]+), tests", out)
     assert stored is not None and int(stored.group(1).replace(",", "")) >= 300 + 2 * 20  # seeded, then both runs' patients
