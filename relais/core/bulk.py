@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import functools
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -133,10 +134,24 @@ def new(model: type[M], **kwargs: Any) -> M:
 READ, STAMP, PRE_SAVE = range(3)
 
 
-def _preparers(model: type[models.Model], connection: BaseDatabaseWrapper) -> list[tuple[models.Field[Any, Any], int, Convert]]:
+Preparers: TypeAlias = "list[tuple[models.Field[Any, Any], int, Convert]]"
+# Per connection (each thread keeps its own wrapper object) and model: built once, not for every statement.
+_PREPARED: weakref.WeakKeyDictionary[BaseDatabaseWrapper, dict[type[models.Model], tuple[Preparers, str]]] = weakref.WeakKeyDictionary()
+
+
+def _statement(model: type[models.Model], connection: BaseDatabaseWrapper) -> tuple[Preparers, str]:
+    """The model's preparers and its INSERT statement, for this connection."""
+    known = _PREPARED.setdefault(connection, {})
+    found = known.get(model)
+    if found is None:
+        found = known[model] = (_preparers(model, connection), _insert_sql(model, [str(f.column) for f in _fields(model)]))
+    return found
+
+
+def _preparers(model: type[models.Model], connection: BaseDatabaseWrapper) -> Preparers:
     """Per field: the field, what its pre_save does on an INSERT (read the attribute; set it to now, the same instant for
     the whole statement; or anything else: call it) and its converter."""
-    out: list[tuple[models.Field[Any, Any], int, Convert]] = []
+    out: Preparers = []
     for f in _fields(model):
         if type(f).pre_save is _PLAIN_PRE_SAVE:
             how = READ
@@ -172,9 +187,7 @@ class PreparedInsert:
     def __init__(self, model: type[models.Model], rows: Sequence[models.Model]) -> None:
         connection = connections[DEFAULT_DB_ALIAS]  # the thread's connection itself: the proxy costs a lookup per value
         self.model, self.rows = model, rows
-        fields = _fields(model)
-        self.sql = _insert_sql(model, [str(f.column) for f in fields]) if rows else ""
-        preparers = _preparers(model, connection)
+        preparers, self.sql = _statement(model, connection)
         now = timezone.now()
         self.values = [[convert(_pre_save(f, how, row, now)) for f, how, convert in preparers] for row in rows]
 

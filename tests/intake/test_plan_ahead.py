@@ -18,6 +18,7 @@ from relais.intake.services import (
     screenings_plan,
     screenings_plan_ahead,
 )
+from relais.intake.services import _still_valid as still_valid
 from relais.patients.models import Patient
 from relais.screenings.models import Screening
 from tests.factories import identity, screening_input
@@ -62,3 +63,22 @@ def test_a_returning_patient_to_update_is_planned_inside_the_transaction(owner: 
     outcome = screening_intake(actor=owner, data=screening_input(), identity=newer)
     assert outcome.status == ACCEPTED and outcome.patient_id == patient.pk
     assert Patient.objects.get(pk=patient.pk).email == "nouvelle.adresse@example.org"
+
+
+def test_a_plan_whose_reads_did_not_change_is_still_valid(owner: Any, patient: Any) -> None:
+    """The re-check compares what it reads again with what the plan read: equal when nothing changed (else every plan
+    would be made twice, correct but slow). Patients matched by identity and by id, a new one, an earlier test."""
+    earlier = screening_input(sampled_at=timezone.now() - timedelta(hours=3))
+    screening_intake(actor=owner, data=earlier, patient_id=patient.pk)
+    requests = [
+        IntakeRequest(data=screening_input(), identity=identity()),  # the fixture's patient, matched, nothing to update
+        IntakeRequest(data=screening_input(sampled_at=timezone.now() - timedelta(hours=1)), patient_id=patient.pk),
+        IntakeRequest(data=earlier, patient_id=patient.pk),  # a duplicate of the earlier test
+        IntakeRequest(data=screening_input(), identity=identity(last_name="NOUVEAU", nir="")),
+    ]
+    plan = screenings_plan_ahead(actor=owner, requests=requests, now=timezone.now())
+    assert plan is not None and plan.reads[1] and plan.reads[2], "the plan matched a stored patient and an earlier test"
+    with transaction.atomic():
+        assert still_valid(plan)
+        Patient.objects.filter(pk=patient.pk).update(updated_at=timezone.now() + timedelta(seconds=1))
+        assert not still_valid(plan)
