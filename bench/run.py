@@ -224,11 +224,23 @@ def main() -> None:
                 say(f"  {line}")
             if seeded.returncode != 0:
                 raise SystemExit("seeding failed")
-            say(f"intake with {growth:,} patients stored: {batches} batches of {size} new patients")
+            say(f"intake with {growth:,} patients stored: {batches} batches of {size} new patients, each first recorded by")
+            say("  the floor again, on its own small database: it measures the machine's speed now, for the paired ratio")
             app.start()
             warm_up(app)
+            (folder / "floor-grown").mkdir()
+            grown_bodies = floor.make_bodies(batches=batches, size=size, offset=batches * size)
+            beside = floor.Floor(schema_db=folder / "floor" / "floor.sqlite3", folder=folder / "floor-grown")
+            beside.batch(floor.make_bodies(batches=1, size=20, offset=WARM_UP_OFFSET + 500)[0])  # warm-up, not counted
+            beside.results, beside.seconds = 0, 0.0
+
+            def floor_beside(index: int) -> None:
+                accepted, took = beside.batch(grown_bodies[index])
+                say(f"  floor batch {index + 1}/{batches}: {accepted} results in {took:.2f} s = {accepted / took:.0f} results/s")
+
             before = row_counts(app.db)
-            grown = post_batches(app, batches=batches, offset=batches * size, size=size)
+            grown = post_batches(app, batches=batches, offset=batches * size, size=size, before_each=floor_beside)
+            beside.close()
             after = row_counts(app.db)
             app.stop()
             missing = check_effects(before, after, grown.accepted)
@@ -239,6 +251,12 @@ def main() -> None:
             times = ", ".join(f"{t:.2f}" for t in grown.batch_seconds)
             say(f"intake_per_s with {growth:,} stored: {grown.per_s:.0f} results/s (batches {times} s)")
             say(f"growth_ratio: {fmt(growth_ratio, 3)} (target at least 0.85)")
+            drift = beside.per_s / bare.per_s if bare.per_s else None
+            paired = growth_ratio / drift if growth_ratio is not None and drift else None
+            say(
+                f"growth_ratio_paired: {fmt(paired, 3)} (each half divided by the floor's rate measured beside it: "
+                f"{bare.per_s:.0f} then {beside.per_s:.0f} results/s, so the machine's drift between them cancels)"
+            )
 
         quick_transfer = {"messages": 200, "postgres": False} if args.quick else {}
         transfer = None if args.skip_transfer else call_helper("transfer_throughput", quick=args.quick, **quick_transfer)

@@ -31,6 +31,7 @@ def test_quick_bench_runs_floor_intake_and_seeding_and_counts_every_row() -> Non
     assert "effects: all 40 accepted results have their rows" in out  # two clients at once, two batches each
     assert re.search(r"^intake_2clients_per_s: \d+ results/s", out, re.MULTILINE)
     assert "seeded 300 patients and 300 tests" in out
+    assert re.search(r"^growth_ratio_paired: [\d.]+ ", out, re.MULTILINE)  # the floor ran beside the grown run too
     stored = re.search(r"  patients stored: ([\d,]+), tests", out)
     assert stored is not None and int(stored.group(1).replace(",", "")) >= 300 + 2 * 20  # seeded, then both runs' patients
     assert "deliver_hl7_per_s: not measured" in out
