@@ -247,11 +247,6 @@ class PreparedDictInsert:
         return [ids[key] for key in keys]
 
 
-def insert_dicts_returning_ids(model: type[models.Model], rows: Sequence[dict[str, Any]], *, by: str) -> list[int]:
-    """PreparedDictInsert(...).execute(): insert now, the ids of the rows in order."""
-    return PreparedDictInsert(model, rows, by=by).execute()
-
-
 def insert_values(model: type[models.Model], columns: Sequence[str], values: Sequence[Sequence[Any]]) -> None:
     """INSERT plain tuples already in database form (no model instances): for link tables of plain ids."""
     if not values:
