@@ -120,6 +120,7 @@ INSTALLED_APPS = [
     "relais.retention",
     "relais.subject_access",
     "relais.oversight",
+    "relais.ops",
     "ninja",
 ]
 
