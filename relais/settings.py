@@ -86,6 +86,23 @@ RELAIS_AUDIT_SEAL: dict[str, Any] = {
     "files": [f for f in (_AUDIT_CHECKPOINT_FILE, os.environ.get("RELAIS_AUDIT_CHECKPOINT_COPY", "")) if f],
 }
 
+# Key that encrypts and authenticates backup files (relais/backup/, docs/backup.md); distinct from every other key.
+RELAIS_BACKUP_KEY = _secret("RELAIS_BACKUP_KEY")
+if RELAIS_BACKUP_KEY in {RELAIS_MASTER_KEY, RELAIS_BLIND_INDEX_KEY, RELAIS_WEBHOOK_SIGNING_KEY, RELAIS_AUDIT_SIGNING_KEY}:
+    raise ImproperlyConfigured("Refusing to start: RELAIS_BACKUP_KEY must differ from the other keys")
+# Where `manage.py backup` writes: var/backups outside production; production names it (backup refuses without it).
+_BACKUP_DIR = os.environ.get("RELAIS_BACKUP_DIR", "" if PRODUCTION else str(VAR_DIR / ("backups-test" if RELAIS_ENV == "test" else "backups")))
+RELAIS_BACKUP_DIR = Path(_BACKUP_DIR) if _BACKUP_DIR else None
+if RELAIS_BACKUP_DIR is not None and any(RELAIS_BACKUP_DIR.resolve().is_relative_to(Path(d).resolve()) for d in SERVED_DIRS):
+    raise ImproperlyConfigured("Refusing to start: RELAIS_BACKUP_DIR is inside a served folder; move it out")
+# Days a backup is kept (`backup --prune`): it holds retention keys, so no longer than the shortest retention period.
+RELAIS_BACKUP_RETENTION_DAYS = int(os.environ.get("RELAIS_BACKUP_RETENTION_DAYS", str(min(7, *RELAIS_RETENTION.values()))))
+if not 0 < RELAIS_BACKUP_RETENTION_DAYS <= min(RELAIS_RETENTION.values()):
+    raise ImproperlyConfigured(
+        "Refusing to start: RELAIS_BACKUP_RETENTION_DAYS must be between 1 and the shortest retention period"
+        f" ({min(RELAIS_RETENTION.values())} days): backups hold the retention keys the purge destroys"
+    )
+
 DEBUG = os.environ.get("RELAIS_DEBUG") == "1" and not PRODUCTION
 if PRODUCTION:
     ALLOWED_HOSTS = [h for h in os.environ.get("RELAIS_ALLOWED_HOSTS", "").split(",") if h]

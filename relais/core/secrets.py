@@ -14,11 +14,19 @@ SECRET_NAMES = (
     "RELAIS_BLIND_INDEX_KEY",
     "RELAIS_WEBHOOK_SIGNING_KEY",
     "RELAIS_AUDIT_SIGNING_KEY",
+    "RELAIS_BACKUP_KEY",
 )
 # Values that must never protect real data: documentation examples and framework defaults.
 KNOWN_DEFAULTS = {"", "changeme", "change-me", "secret", "password", "dev", "development", "test"}
 # RELAIS_AUDIT_SIGNING_KEY is the 32-byte Ed25519 seed that signs audit checkpoints.
-KEY_NAMES = ("RELAIS_MASTER_KEY", "RELAIS_BLIND_INDEX_KEY", "RELAIS_WEBHOOK_SIGNING_KEY", "RELAIS_AUDIT_SIGNING_KEY")
+# RELAIS_BACKUP_KEY encrypts and authenticates backup files (relais/backup/); it must differ from every other key.
+KEY_NAMES = (
+    "RELAIS_MASTER_KEY",
+    "RELAIS_BLIND_INDEX_KEY",
+    "RELAIS_WEBHOOK_SIGNING_KEY",
+    "RELAIS_AUDIT_SIGNING_KEY",
+    "RELAIS_BACKUP_KEY",
+)
 
 
 class SecretError(Exception):
