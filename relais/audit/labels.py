@@ -79,6 +79,9 @@ ACTION_LABELS: dict[str, Any] = {
     "staff.mfa_enrol": _l("enrolled a second factor"),
     "crypto.reencrypt": _l("re-encrypted personal data under a new key"),
     "retention.purge_done": _l("purged personal data past its retention period"),
+    "backup.create": _l("made an encrypted backup"),
+    "backup.restore": _l("restored an encrypted backup"),
+    "backup.prune": _l("deleted backups past their retention"),
     # audit log, oversight, breach response
     "audit.search": _l("searched the audit log"),
     "audit.export": _l("exported audit events (CSV)"),
