@@ -11,7 +11,8 @@ from urllib.parse import unquote, urlparse
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from relais.core.secrets import SecretError, read_secret
+from relais.core.proxy import parse_trusted_proxies
+from relais.core.secrets import SecretError, file_problem, read_secret, secret_conflicts, secrets_read
 from relais.retention.config import parse_retention
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -108,8 +109,15 @@ if PRODUCTION:
     ALLOWED_HOSTS = [h for h in os.environ.get("RELAIS_ALLOWED_HOSTS", "").split(",") if h]
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("Refusing to start: RELAIS_ALLOWED_HOSTS is missing")
+    if any("*" in h or not h.strip(". ") for h in ALLOWED_HOSTS):
+        raise ImproperlyConfigured("Refusing to start: RELAIS_ALLOWED_HOSTS must name each host ('*' accepts any Host header)")
 else:
     ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"]
+# Peers whose X-Forwarded-For / X-Forwarded-Proto are believed: IPs, CIDR networks, or `unix` (relais/core/proxy.py).
+try:
+    RELAIS_TRUSTED_PROXIES = parse_trusted_proxies(os.environ.get("RELAIS_TRUSTED_PROXIES", ""))
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"Refusing to start: {_exc}") from None
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -142,6 +150,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "relais.core.proxy.TrustedProxyMiddleware",  # first: everything after it sees the real client address and scheme
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "relais.core.middleware.RequestContextMiddleware",
@@ -247,6 +256,7 @@ AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
+AXES_CLIENT_IP_CALLABLE = "relais.core.proxy.client_address"  # the same address audit events record
 
 OTP_TOTP_ISSUER = "Relais"
 OTP_TOTP_THROTTLE_FACTOR = 1
@@ -270,7 +280,6 @@ if PRODUCTION:
     SESSION_COOKIE_NAME = "__Host-relais_session"
     CSRF_COOKIE_NAME = "__Host-relais_csrf"
     SECURE_SSL_REDIRECT = os.environ.get("RELAIS_SSL_REDIRECT", "1") == "1"
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 63072000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -382,12 +391,18 @@ if PRODUCTION:
     for _name in ("RELAIS_DCC_SIGNER_KEY_FILE", "RELAIS_DCC_SIGNER_CERT_FILE"):
         if _name not in os.environ:
             raise ImproperlyConfigured(f"Refusing to start: {_name} is missing (the EU DCC document signer)")
-    if any(Path(RELAIS_DCC["key_file"]).resolve().is_relative_to(Path(d).resolve()) for d in SERVED_DIRS):
-        raise ImproperlyConfigured("Refusing to start: RELAIS_DCC_SIGNER_KEY_FILE is inside a served folder; move it out")
+    # The given path and the resolved one, no link, mode 0600, owned by the service user (relais/core/secrets.py).
+    _problem = file_problem("RELAIS_DCC_SIGNER_KEY_FILE", Path(RELAIS_DCC["key_file"]), served_dirs=SERVED_DIRS)
+    if _problem:
+        raise ImproperlyConfigured(f"Refusing to start: {_problem}")
     try:
-        load_signer(key_file=Path(RELAIS_DCC["key_file"]), cert_file=Path(RELAIS_DCC["cert_file"]))
+        load_signer(key_file=Path(RELAIS_DCC["key_file"]), cert_file=Path(RELAIS_DCC["cert_file"]), require_valid=True)
     except SignerConfigError as exc:
         raise ImproperlyConfigured(f"Refusing to start: {exc}") from exc
+    # Every secret read above, pairwise: one leaked secret must not give another (equal, or one inside the other).
+    _conflicts = secret_conflicts({_n: _v for _n, (_v, _path) in secrets_read().items()})
+    if _conflicts:
+        raise ImproperlyConfigured(f"Refusing to start: {'; '.join(_conflicts)}")
 
 # Delivery to the national platform. Development points at the sandbox (`python -m sandbox`).
 _CERTS = Path(os.environ.get("RELAIS_TRANSFER_CERTS", VAR_DIR / "certs"))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from relais.core.context import request_context
+from relais.core.proxy import client_address
 
 
 class RequestContextMiddleware:
@@ -16,7 +17,7 @@ class RequestContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = uuid.uuid4().hex
-        client_ip = request.META.get("REMOTE_ADDR", "")
+        client_ip = client_address(request)  # resolved once by TrustedProxyMiddleware: the address lockout also uses
         with request_context(request_id=request_id, client_ip=client_ip, channel="web"):
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
