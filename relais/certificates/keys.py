@@ -65,8 +65,24 @@ def write_signer(signer: Signer, *, key_file: Path, cert_file: Path) -> None:
     cert_file.write_bytes(signer.certificate.public_bytes(serialization.Encoding.PEM))
 
 
-def load_signer(*, key_file: Path | None = None, cert_file: Path | None = None) -> Signer:
-    """Load the signer from the given paths, or from RELAIS_DCC_SIGNER_KEY_FILE / RELAIS_DCC_SIGNER_CERT_FILE."""
+def validity_problem(certificate: x509.Certificate, *, now: datetime | None = None) -> str | None:
+    """Why the certificate cannot sign today (expired, not yet valid), or None."""
+    now = now or datetime.now(UTC)
+    if certificate.not_valid_after_utc <= now:
+        return f"the DCC signer certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}; install a new one"
+    if certificate.not_valid_before_utc > now:
+        return f"the DCC signer certificate is valid only from {certificate.not_valid_before_utc:%Y-%m-%d}"
+    return None
+
+
+def days_left(certificate: x509.Certificate, *, now: datetime | None = None) -> float:
+    return (certificate.not_valid_after_utc - (now or datetime.now(UTC))).total_seconds() / 86400
+
+
+def load_signer(*, key_file: Path | None = None, cert_file: Path | None = None, require_valid: bool = False) -> Signer:
+    """Load the signer from the given paths, or from RELAIS_DCC_SIGNER_KEY_FILE / RELAIS_DCC_SIGNER_CERT_FILE.
+
+    ``require_valid``: refuse a certificate that is expired or not yet valid (the production start-up check)."""
     key_path = key_file or _env_path(KEY_FILE_ENV)
     cert_path = cert_file or _env_path(CERT_FILE_ENV)
     try:
@@ -87,6 +103,9 @@ def load_signer(*, key_file: Path | None = None, cert_file: Path | None = None) 
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(*spki) != certificate.public_key().public_bytes(*spki):
         raise SignerConfigError("signer key does not match the certificate")
+    problem = validity_problem(certificate) if require_valid else None
+    if problem:
+        raise SignerConfigError(problem)
     return Signer(key=key, certificate=certificate)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,99 @@ def test_plain_http_public_address_refused(prod_env: dict[str, str]) -> None:
     prod_env["RELAIS_PUBLIC_URL"] = "http://relais.example.org"
     result = _check(prod_env)
     assert result.returncode != 0 and "RELAIS_PUBLIC_URL" in result.stderr
+
+
+# --- Weak configurations that passed before issue 14: each one is refused at start-up (doctor calls each a fail). ---
+
+
+def _write_secret(env: dict[str, str], name: str, value: str) -> None:
+    Path(env[f"{name}_FILE"]).write_text(value)
+
+
+def _key(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def test_all_zero_master_key_refused(prod_env: dict[str, str]) -> None:
+    _write_secret(prod_env, "RELAIS_MASTER_KEY", _key(bytes(32)))
+    result = _check(prod_env)
+    assert result.returncode != 0 and "RELAIS_MASTER_KEY is all zero bytes" in result.stderr
+
+
+def test_repeated_byte_blind_index_key_refused(prod_env: dict[str, str]) -> None:
+    _write_secret(prod_env, "RELAIS_BLIND_INDEX_KEY", _key(b"A" * 32))
+    result = _check(prod_env)
+    assert result.returncode != 0 and "RELAIS_BLIND_INDEX_KEY is one character or byte repeated" in result.stderr
+
+
+def test_repeated_pattern_django_secret_key_refused(prod_env: dict[str, str]) -> None:
+    _write_secret(prod_env, "DJANGO_SECRET_KEY", "abcde" * 10)
+    result = _check(prod_env)
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY is too simple" in result.stderr
+
+
+def test_secret_key_containing_the_master_key_refused(prod_env: dict[str, str]) -> None:
+    master = Path(prod_env["RELAIS_MASTER_KEY_FILE"]).read_text().strip()
+    _write_secret(prod_env, "DJANGO_SECRET_KEY", generate_secret("DJANGO_SECRET_KEY") + master)
+    result = _check(prod_env)
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY contains RELAIS_MASTER_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("hosts", ["*", "relais.example.org,*", "*.example.org", "."])
+def test_wildcard_allowed_hosts_refused(prod_env: dict[str, str], hosts: str) -> None:
+    prod_env["RELAIS_ALLOWED_HOSTS"] = hosts
+    result = _check(prod_env)
+    assert result.returncode != 0 and "RELAIS_ALLOWED_HOSTS must name each host" in result.stderr
+
+
+def test_group_readable_secret_refused(prod_env: dict[str, str]) -> None:
+    Path(prod_env["RELAIS_WEBHOOK_SIGNING_KEY_FILE"]).chmod(0o640)
+    result = _check(prod_env)
+    assert result.returncode != 0 and "readable or writable by its group" in result.stderr
+
+
+def test_expired_dcc_signer_certificate_refused(prod_env: dict[str, str], tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    signer = generate_dev_signer(now=datetime.now(UTC) - timedelta(days=400), days=365)
+    write_signer(signer, key_file=old / "key.pem", cert_file=old / "cert.pem")
+    prod_env["RELAIS_DCC_SIGNER_KEY_FILE"] = str(old / "key.pem")
+    prod_env["RELAIS_DCC_SIGNER_CERT_FILE"] = str(old / "cert.pem")
+    result = _check(prod_env)
+    assert result.returncode != 0 and "DCC signer certificate expired" in result.stderr
+
+
+def test_secret_symlink_placed_in_static_root_refused(prod_env: dict[str, str], tmp_path: Path) -> None:
+    # The link's target is a 0600 file outside every served folder, yet the static server would follow the link.
+    static = tmp_path / "var" / "static"
+    static.mkdir(parents=True)
+    link = static / "master.txt"
+    link.symlink_to(prod_env["RELAIS_MASTER_KEY_FILE"])
+    prod_env["RELAIS_MASTER_KEY_FILE"] = str(link)
+    result = _check(prod_env)
+    assert result.returncode != 0 and "inside the served folder" in result.stderr
+
+
+def test_secret_given_as_a_symlink_refused(prod_env: dict[str, str], tmp_path: Path) -> None:
+    link = tmp_path / "blind-index-link"
+    link.symlink_to(prod_env["RELAIS_BLIND_INDEX_KEY_FILE"])
+    prod_env["RELAIS_BLIND_INDEX_KEY_FILE"] = str(link)
+    result = _check(prod_env)
+    assert result.returncode != 0 and "is a symbolic link" in result.stderr
+
+
+def test_dcc_signer_key_symlink_in_static_root_refused(prod_env: dict[str, str], tmp_path: Path) -> None:
+    static = tmp_path / "var" / "static"
+    static.mkdir(parents=True)
+    link = static / "signer.pem"
+    link.symlink_to(prod_env["RELAIS_DCC_SIGNER_KEY_FILE"])
+    prod_env["RELAIS_DCC_SIGNER_KEY_FILE"] = str(link)
+    result = _check(prod_env)
+    assert result.returncode != 0 and "inside the served folder" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_secret_owned_by_another_user_refused(prod_env: dict[str, str]) -> None:
+    os.chown(prod_env["RELAIS_AUDIT_SIGNING_KEY_FILE"], 65534, 65534)
+    result = _check(prod_env)
+    assert result.returncode != 0 and "not the service user" in result.stderr
