@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "relais.subject_access",
     "relais.oversight",
     "relais.ops",
+    "relais.observability",
     "ninja",
 ]
 
@@ -154,6 +155,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "relais.core.middleware.RequestContextMiddleware",
+    "relais.observability.middleware.RequestMetricsMiddleware",  # under the request id, around everything but static files
     "relais.core.middleware.SecurityHeadersMiddleware",
     "relais.core.middleware.ApiMethodNotAllowedMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -251,7 +253,11 @@ LOGIN_REDIRECT_URL = "accounts:mfa"
 
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Per (account, client) pair: one client's failures never lock the owner out elsewhere; spraying: see lockout.py.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "relais.accounts.lockout.LockoutHandler"
+# Failures from one client address, any usernames, that lock that address (well above the per-account 5: shared routers).
+RELAIS_LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("RELAIS_LOGIN_FAILURES_PER_ADDRESS", "20"))
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
@@ -443,20 +449,43 @@ RELAIS_TRANSFER: dict[str, Any] = {
 DEFAULT_EXCEPTION_REPORTER_FILTER = "relais.core.reporting.NoPersonalDataExceptionFilter"
 ADMINS: list[tuple[str, str]] = []
 
+
+
+# /metrics (relais/observability): a scraper sends `Authorization: Bearer <RELAIS_METRICS_TOKEN>` or comes from one of
+# RELAIS_METRICS_ALLOWED_ADDRESSES (IPs or CIDR networks, comma-separated); with neither configured /metrics answers 404.
+def _metrics_token() -> str:
+    if PRODUCTION:
+        return _optional_secret("RELAIS_METRICS_TOKEN")
+    try:  # development: var/secrets/relais_metrics_token when `make run` made one; none is fine
+        return read_secret("RELAIS_METRICS_TOKEN", production=False, dev_dir=VAR_DIR / "secrets")
+    except SecretError:
+        return ""
+
+
+RELAIS_METRICS_TOKEN = _metrics_token()
+if PRODUCTION and RELAIS_METRICS_TOKEN and (len(RELAIS_METRICS_TOKEN) < 32 or RELAIS_METRICS_TOKEN in {SECRET_KEY, RELAIS_MASTER_KEY}):
+    raise ImproperlyConfigured("Refusing to start: RELAIS_METRICS_TOKEN must be 32+ random characters of its own")
+RELAIS_METRICS_ALLOWED_ADDRESSES = [a.strip() for a in os.environ.get("RELAIS_METRICS_ALLOWED_ADDRESSES", "").split(",") if a.strip()]
+
 LOG_DIR = VAR_DIR / "log"
+# One JSON object per line in production (relais.core.logging.JsonFormatter), plain lines elsewhere; RELAIS_LOG_FORMAT overrides.
+LOG_FORMAT = os.environ.get("RELAIS_LOG_FORMAT", "json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("RELAIS_LOG_FORMAT must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_context": {"()": "relais.core.logging.RequestContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s request=%(request_id)s %(message)s"},
+        "json": {"()": "relais.core.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_context"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_context"]},
         "file": {
             "class": "relais.core.logging.PrivateFileHandler",
             "filename": str(LOG_DIR / "relais.log"),
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["request_context"],
         },
     },
