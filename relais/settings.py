@@ -147,6 +147,7 @@ INSTALLED_APPS = [
     "relais.oversight",
     "relais.ops",
     "relais.observability",
+    "relais.backup",
     "ninja",
 ]
 
