@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("relais.results.urls")),
     path("dcc/", include("relais.certificates.urls")),
     path("breach/", include("relais.breach.urls")),
+    path("", include("relais.observability.urls")),
 ]
 handler404 = "relais.core.views.not_found"
 handler400 = "relais.core.views.bad_request"

@@ -13,8 +13,8 @@ from django.shortcuts import redirect
 
 # The API authenticates its own way (bearer tokens from signed client assertions).
 # Patients open their result with a link and their date of birth (/r/); verifiers download the revocation list (/dcc/);
-# anyone may read the patient information notice (/notice/, no personal data).
-PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico", "/api/", "/r/", "/dcc/", "/notice/")
+# anyone may read the patient information notice (/notice/, no personal data); /metrics checks its own token or address.
+PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico", "/api/", "/r/", "/dcc/", "/notice/", "/metrics")
 MFA_PREFIXES = ("/mfa/", "/logout/")
 
 

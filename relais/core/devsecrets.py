@@ -8,12 +8,15 @@ from pathlib import Path
 
 from relais.core.secrets import SECRET_NAMES, generate_secret
 
+# Optional in production; made for development so /metrics can be tried with var/secrets/relais_metrics_token.
+DEV_ONLY_SECRETS = ("RELAIS_METRICS_TOKEN",)
+
 
 def ensure_dev_secrets(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     created = []
-    for name in SECRET_NAMES:
+    for name in (*SECRET_NAMES, *DEV_ONLY_SECRETS):
         path = folder / name.lower()
         if path.exists():
             os.chmod(path, 0o600)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 
 from relais.core.context import current_context
@@ -61,3 +64,25 @@ class PrivateFileHandler(logging.FileHandler):
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         super().__init__(filename, encoding="utf-8", delay=True)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (production): ts, level, logger, message, request_id, and nothing else.
+
+    No extra attribute of the record is written (a caller's ``extra=`` could carry request data), and an exception
+    gives its class and the places of its frames, never its message, which may quote a value (see core.queue)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            # The filter redacted tokens and escaped controls in the values; the message text around them is ours.
+            "message": redact_secrets(record.getMessage()),
+            "request_id": getattr(record, "request_id", None) or current_context().request_id or "-",
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            payload["exc_type"] = record.exc_info[0].__name__
+            payload["stack"] = [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in traceback.extract_tb(record.exc_info[2])]
+        # ASCII only: a U+2028 in a message stays an escape, so no log reader splits the line.
+        return json.dumps(payload, ensure_ascii=True)
