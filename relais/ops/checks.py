@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -23,21 +22,11 @@ from django.utils import timezone
 
 from relais.core.secrets import SECRET_NAMES, file_problem, secret_conflicts, secret_weakness, secrets_read
 from relais.ops.queues import assess, queue_health
+from relais.ops.result import Check, Status
 
-Status = Literal["pass", "warn", "fail"]
 CERT_WARN_DAYS = 30
 BACKUP_MAX_AGE_HOURS = 26  # a daily backup, with two hours of slack
 AUDIT_VERIFY_DAYS = 2  # doctor re-derives the seal from the last checkpoint before this; audit_verify checks it all
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: Status
-    detail: str
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def _production() -> bool:

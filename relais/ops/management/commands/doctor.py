@@ -5,11 +5,26 @@ One line per check, `PASS|WARN|FAIL name: detail`, then a summary; exit status 1
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from relais.ops.checks import Check, run_checks, summary
+
+
+def source_maps() -> list[Any]:
+    """Every source map the static files hold (the apps' and the collected, hashed names): none may be served."""
+    from django.conf import settings
+    from django.contrib.staticfiles import finders
+
+    from relais.ops.checks import collected_names
+    from relais.ops.probe import Exposure
+
+    names = {path for finder in finders.get_finders() for path, _storage in finder.list([]) if path.endswith(".map")}
+    names |= {n for n in collected_names(Path(settings.STATIC_ROOT)) or () if n.endswith(".map")}
+    prefix = settings.STATIC_URL if settings.STATIC_URL.startswith("/") else "/static/"
+    return [Exposure(prefix + name, "source map (unminified source)") for name in sorted(names)]
 
 
 class Command(BaseCommand):
@@ -42,7 +57,7 @@ class Command(BaseCommand):
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
-            checks += run_probe(target, concurrency=max(1, min(options["concurrency"], 16)))
+            checks += run_probe(target, concurrency=max(1, min(options["concurrency"], 16)), extra_paths=source_maps())
         elif options["skip_inside"]:
             raise CommandError("--skip-inside needs --url")
         counts = summary(checks)
