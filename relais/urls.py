@@ -1,11 +1,13 @@
 from django.urls import include, path
 
-from relais.core.views import healthz
+from relais.core.views import healthz, healthz_live, healthz_ready
 from relais.screenings.views import home
 
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("healthz/live", healthz_live, name="healthz-live"),
+    path("healthz/ready", healthz_ready, name="healthz-ready"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("relais.accounts.urls")),
     path("patients/", include("relais.patients.urls")),

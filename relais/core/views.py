@@ -8,6 +8,7 @@ from django.views.defaults import bad_request as default_bad_request
 from django.views.defaults import page_not_found
 
 from relais.accounts.access import public
+from relais.ops.readiness import readiness
 
 
 @public
@@ -21,6 +22,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
         database = "error"
     status = 200 if database == "ok" else 503
     return JsonResponse({"status": "ok" if status == 200 else "degraded", "database": database}, status=status)
+
+
+@public
+@require_GET
+def healthz_live(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. No database: a database outage must not get every process restarted."""
+    return JsonResponse({"status": "ok"})
+
+
+@public
+@require_GET
+def healthz_ready(request: HttpRequest) -> JsonResponse:
+    """Readiness: database reachable, migrations applied, no queue stalled; 503 names the failing parts only."""
+    ready, parts = readiness()
+    return JsonResponse({"status": "ok" if ready else "not ready", **parts}, status=200 if ready else 503)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
