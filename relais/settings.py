@@ -154,7 +154,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "relais.core.proxy.TrustedProxyMiddleware",  # first: everything after it sees the real client address and scheme
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "relais.core.staticserve.CollectedOnlyWhiteNoiseMiddleware",  # only collected, hashed files; never a symlink
     "relais.core.middleware.RequestContextMiddleware",
     "relais.observability.middleware.RequestMetricsMiddleware",  # under the request id, around everything but static files
     "relais.core.middleware.SecurityHeadersMiddleware",
@@ -318,10 +318,12 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "relais" / "static"]
+# The stock finders minus source maps (relais/core/staticserve.py): a map publishes the unminified source.
+STATICFILES_FINDERS = ["relais.core.staticserve.FileSystemFinder", "relais.core.staticserve.AppDirectoriesFinder"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "relais.core.staticserve.CollectedStaticStorage"
         if PRODUCTION
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },

@@ -51,8 +51,9 @@ class Strict(Schema):
 
 
 class PatientIn(Strict):
-    last_name: Text = Field(min_length=1, max_length=100, examples=["DURAND-TESTEUR"])
-    first_names: Text = Field(min_length=1, max_length=150, examples=["Camille"])
+    # Placeholders no real or demo patient bears: the published OpenAPI document must not carry anyone's name.
+    last_name: Text = Field(min_length=1, max_length=100, examples=["NOM-EXEMPLE"])
+    first_names: Text = Field(min_length=1, max_length=150, examples=["Prénom-Exemple"])
     sex: Literal["F", "M", "O", "U"]
     date_of_birth: IsoDate = Field(examples=["1990-05-01"])
     nir: Text = Field("", max_length=21, description="15 characters with the key; 2A/2B for Corsica")
