@@ -50,7 +50,7 @@ class _NoSourceMaps:
 
     def find(self, path: str, find_all: bool = False, **kwargs: Any) -> Any:
         if _is_source_map(path):
-            return [] if find_all or kwargs.get("all") else None
+            return []  # what the stock finders answer for "not here", whether find_all or not
         return super().find(path, find_all=find_all, **kwargs)  # type: ignore[misc]
 
 
