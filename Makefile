@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test bench install install-dev secrets migrate messages lint typecheck pytest pytest-postgres browser-deps postgres-deps clean
+.PHONY: run test bench install install-dev secrets migrate messages lint typecheck pytest pytest-postgres browser-deps postgres-deps deploy-deps clean
 
 $(VENV)/.base-installed: requirements/base.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ browser-deps:
 postgres-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
+# Debian's nginx for the reference stack test (tests/deploy/test_stack.py, which also needs postgres-deps).
+deploy-deps: postgres-deps
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null)
+
 lint: install-dev
 	$(VENV)/bin/ruff check relais sandbox bench tests
 	$(VENV)/bin/ruff format --check relais sandbox bench tests
@@ -48,8 +52,8 @@ lint: install-dev
 typecheck: install-dev
 	RELAIS_ENV=test $(VENV)/bin/mypy relais sandbox bench
 
-# The whole suite on the embedded SQLite default, browser journey included.
-pytest: install-dev messages browser-deps
+# The whole suite on the embedded SQLite default, browser journey and the deploy/ stack test (own PostgreSQL) included.
+pytest: install-dev messages browser-deps deploy-deps
 	RELAIS_ENV=test $(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 # The same suite on a real PostgreSQL server (throwaway cluster on loopback); subprocess-only tests are skipped.
