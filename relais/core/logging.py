@@ -41,9 +41,24 @@ def escape_controls(text: str) -> str:
     return CONTROLS.sub(_escape, text)
 
 
+# Where a request keeps its id for log lines written after the middleware that set the context has returned (Django
+# logs "Not Found" and "Internal Server Error" there, passing the request); not an HTTP_* key, so no client sets it.
+REQUEST_ID_KEY = "RELAIS_REQUEST_ID"
+
+
+def _request_id(record: logging.LogRecord) -> str:
+    meta = getattr(getattr(record, "request", None), "META", None)
+    if isinstance(meta, dict) and meta.get(REQUEST_ID_KEY):
+        return str(meta[REQUEST_ID_KEY])
+    return current_context().request_id
+
+
 class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_context().request_id or "-"
+        if getattr(record, "relais_filtered", False):
+            return True  # each handler runs the filter: escaping twice would double every backslash in the second log
+        record.relais_filtered = True
+        record.request_id = _request_id(record) or "-"
         # Values put into a message come from requests (Django's "Not Found: <path>", runserver's request line): a
         # token there is a credential, and a decoded %0a there would forge a second line. The message text is ours.
         if isinstance(record.args, tuple):
@@ -79,7 +94,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             # The filter redacted tokens and escaped controls in the values; the message text around them is ours.
             "message": redact_secrets(record.getMessage()),
-            "request_id": getattr(record, "request_id", None) or current_context().request_id or "-",
+            "request_id": getattr(record, "request_id", None) or _request_id(record) or "-",
         }
         if record.exc_info and record.exc_info[0] is not None:
             payload["exc_type"] = record.exc_info[0].__name__

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from relais.core.context import current_context
+from relais.core.logging import REQUEST_ID_KEY
 from relais.observability.request_metrics import observe
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,9 @@ class RequestMetricsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
+        # Django logs a 4xx or 5xx answer once every middleware has returned, outside the request's context: leave the
+        # id on the request, where the log filter finds it.
+        request.META[REQUEST_ID_KEY] = current_context().request_id
         response = self.get_response(request)
         try:
             observe(request, response.status_code, time.perf_counter() - started)

@@ -75,7 +75,15 @@ def test_with_nothing_configured_nobody_reads_it(client: Client) -> None:
 @override_settings(RELAIS_METRICS_TOKEN="", RELAIS_METRICS_ALLOWED_ADDRESSES=["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"])
 @pytest.mark.parametrize(
     ("address", "status"),
-    [("10.1.2.3", 200), ("::ffff:10.1.2.3", 200), ("2001:db8::5", 200), ("192.0.2.7", 200), ("192.0.2.8", 404), ("127.0.0.1", 404), ("", 404)],
+    [
+        ("10.1.2.3", 200),
+        ("::ffff:10.1.2.3", 200),
+        ("2001:db8::5", 200),
+        ("192.0.2.7", 200),
+        ("192.0.2.8", 404),
+        ("127.0.0.1", 404),
+        ("", 404),
+    ],
 )
 def test_an_allowed_address_reads_it_without_a_token(client: Client, address: str, status: int) -> None:
     assert _get(client, REMOTE_ADDR=address).status_code == status
