@@ -274,6 +274,17 @@ def _check_doctor_sees_dropped_files(stack: Stack) -> None:
     assert "dropped.txt" in static[0]["detail"] and "link-to-secret" in static[0]["detail"]
 
 
+def _check_metrics(stack: Stack, context: ssl.SSLContext) -> None:
+    """/metrics through the proxy: the same 404 as a missing page without the token, Prometheus text with it."""
+    browser = Browser(stack.https_port, context)
+    assert browser.get("/metrics").status == 404
+    assert browser.get("/metrics", Authorization="Bearer not-the-token-but-long-enough-to-be-read").status == 404
+    token = Path(stack.env["RELAIS_METRICS_TOKEN_FILE"]).read_text().strip()
+    answer = browser.get("/metrics", Authorization=f"Bearer {token}")
+    assert answer.status == 200 and "text/plain" in answer.headers["Content-Type"], answer.status
+    assert "# TYPE" in answer.text
+
+
 def _check_pharmacist_login(stack: Stack, context: ssl.SSLContext, record: dict[str, Any]) -> None:
     browser = Browser(stack.https_port, context)
     answer = browser.login_password(PHARMACIST, PASSWORD)
@@ -360,6 +371,7 @@ def test_reference_stack_through_nginx(tmp_path: Path, record_property: Any) -> 
             _check_pharmacist_login(stack, context, record)
             _check_api_submission(stack, context, record)
             _check_proxy_lockout(stack, context)
+            _check_metrics(stack, context)
             stack.step("checks", checks)
         except BaseException:
             for name in ("nginx-start", "nginx-main-error", "relais-error", "gunicorn", "workers"):
