@@ -13,6 +13,7 @@ import re
 import socket
 import ssl
 import threading
+import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -122,7 +123,7 @@ EXPOSURE_PATHS: tuple[Exposure, ...] = tuple(_paths())
 SIGNATURES: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("a git HEAD or ref", re.compile(rb"\Aref: refs/|\A[0-9a-f]{40}\s*\Z")),
     ("a git or mercurial config", re.compile(rb"^\[(core|remote \"|branch \"|paths|ui)\]", re.M)),
-    ("a PEM block (key or certificate)", re.compile(rb"-----BEGIN [A-Z0-9 ]+-----")),
+    ("a PEM block (key or certificate)", re.compile(rb"-----BEGIN (?!PUBLIC KEY)[A-Z0-9 ]+-----")),  # public keys are public
     ("an SQLite database", re.compile(rb"\ASQLite format 3\x00")),
     ("a PostgreSQL dump", re.compile(rb"\APGDMP|^(CREATE TABLE|INSERT INTO|COPY public\.)", re.M)),
     ("a directory listing", re.compile(rb"<title>(Index of|Directory listing)|<h1>Index of ", re.I)),
@@ -270,8 +271,10 @@ def _legacy_tls(target: ProbeTarget) -> Check:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        context.minimum_version = ssl.TLSVersion.TLSv1
-        context.maximum_version = ssl.TLSVersion.TLSv1_1
+        with warnings.catch_warnings():  # deprecated on purpose: offering them is the test
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
     except (ValueError, ssl.SSLError):
         return Check("tls legacy versions", "warn", "this Python's OpenSSL cannot offer TLS 1.0/1.1: not tested")
