@@ -128,10 +128,10 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now = self.now()
         self._audit_queue = None
-        started = time.perf_counter()
         errors = GaugeMetricFamily(
             "relais_metrics_section_errors", "1 when this section of the scrape could not be read", labels=["section"]
         )
+        seconds = GaugeMetricFamily("relais_metrics_section_seconds", "Time this section of the scrape took to read", labels=["section"])
         for name, section in (
             ("queues", self._queues),
             ("delivery", self._delivery),
@@ -139,16 +139,16 @@ class DatabaseCollector(Collector):
             ("notifications", self._notifications),
             ("audit", self._audit),
         ):
+            started = time.perf_counter()
             try:
                 yield from list(section(now))
                 errors.add_metric([name], 0)
             except Exception:  # one broken section leaves the others readable
                 log.exception("metrics: the %s section failed", name)
                 errors.add_metric([name], 1)
+            seconds.add_metric([name], time.perf_counter() - started)
         yield errors
-        duration = GaugeMetricFamily("relais_metrics_database_seconds", "Time the database sections of this scrape took")
-        duration.add_metric([], time.perf_counter() - started)
-        yield duration
+        yield seconds
 
     def _queues(self, now: datetime) -> Iterator[Metric]:
         families = {
