@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import stat
 import subprocess
@@ -152,3 +153,16 @@ def test_make_secrets_writes_private_files_and_never_overwrites(tmp_path: Path) 
     again = _script("make-secrets", "--dir", str(folder))
     assert again.returncode == 0 and "kept, already there" in again.stdout
     assert {p.name: p.read_text() for p in folder.iterdir()} == files
+
+
+def test_relais_manage_runs_manage_py_with_only_the_environment_file(tmp_path: Path) -> None:
+    env_file = tmp_path / "relais.env"
+    env_file.write_text(f'# settings\nRELAIS_ENV=test\nRELAIS_VAR_DIR={tmp_path / "var"}\nRELAIS_DPO_NAME="Délégué DPO"\n')
+    code = "import os; print(oct(os.umask(0)), os.environ['RELAIS_DPO_NAME'], 'LEAKED' in os.environ)"
+    env = {**os.environ, "RELAIS_HOME": str(ROOT), "RELAIS_ENV_FILE": str(env_file), "RELAIS_USER": pwd.getpwuid(os.getuid()).pw_name}
+    for mask, shown in (("", "0o77"), ("027", "0o27")):
+        run_env = {**env, "LEAKED": "1", **({"RELAIS_UMASK": mask} if mask else {})}
+        argv = [str(DEPLOY / "relais-manage"), "shell", "-c", code]
+        result = subprocess.run(argv, env=run_env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\n")[-2] == f"{shown} Délégué DPO False"
