@@ -200,6 +200,22 @@ def _check_tls_and_headers(stack: Stack, context: ssl.SSLContext) -> None:
     plain.close()
 
 
+def _check_logs_hold_no_link_token(stack: Stack, context: ssl.SSLContext) -> None:
+    """nginx's and gunicorn's access lines replace result-link and invitation tokens and drop query strings."""
+    browser = Browser(stack.https_port, context)
+    token = "LinkTokenNeverLogged" + uuid.uuid4().hex
+    for path in (f"/r/{token}", f"/invite/{token}/", f"/login/?next=/{token}"):
+        assert browser.get(path).status < 500, path
+    deadline = time.monotonic() + 5
+    nginx_log = stack.logs / "relais-access.log"
+    while "/invite/[token]" not in nginx_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for log in (nginx_log, stack.logs / "gunicorn.log"):
+        text = log.read_text()
+        assert "LinkTokenNeverLogged" not in text, log.name
+        assert "/r/[link]" in text, log.name
+
+
 def _check_static(stack: Stack, context: ssl.SSLContext) -> None:
     """Collected, hashed files are served; a dropped file, a symlink to a secret, the manifest and source maps are not."""
     static = stack.tmp / "srv" / "static"
@@ -365,6 +381,7 @@ def test_reference_stack_through_nginx(tmp_path: Path, record_property: Any) -> 
             stack.step("backup_and_doctor", checks)
             checks = time.monotonic()
             _check_tls_and_headers(stack, context)
+            _check_logs_hold_no_link_token(stack, context)
             _check_static(stack, context)
             probed = _check_probe(stack)
             _check_doctor_sees_dropped_files(stack)
