@@ -5,6 +5,7 @@ One line per check, `PASS|WARN|FAIL name: detail`, then a summary; exit status 1
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--server-name", help="host name to send (SNI, Host) and check the certificate against, when --url names an address"
         )
+        parser.add_argument("--http-port", type=int, help="port where plain http must redirect to https (default 80 with https on 443)")
         parser.add_argument("--json", action="store_true", help="print a JSON document instead of lines")
         parser.add_argument("--skip-inside", action="store_true", help="only the outside probe (with --url)")
         parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request of the probe (default 5)")
@@ -57,6 +59,8 @@ class Command(BaseCommand):
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
+            if options["http_port"]:
+                target = replace(target, http_port=options["http_port"])
             checks += run_probe(target, concurrency=max(1, min(options["concurrency"], 16)), extra_paths=source_maps())
         elif options["skip_inside"]:
             raise CommandError("--skip-inside needs --url")
