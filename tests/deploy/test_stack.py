@@ -277,9 +277,12 @@ def _check_doctor(stack: Stack) -> str:
     """The backup timer's commands, then `doctor --url` as the doctor timer runs it: every check passes."""
     stack.manage("backup", timeout=120)
     stack.manage("backup", "--prune", timeout=120)
-    status, checks = _doctor(stack, "--url", f"https://127.0.0.1:{stack.https_port}", "--ca-file", str(stack.ca))
+    url = f"https://127.0.0.1:{stack.https_port}"
+    status, checks = _doctor(stack, "--url", url, "--ca-file", str(stack.ca), "--http-port", str(stack.http_port))
     failed = [c for c in checks if c["status"] != "pass"]
     assert status == 0 and not failed, failed
+    redirect = [c for c in checks if c["name"] == "http redirect"]
+    assert redirect and "not probed" not in redirect[0]["detail"], redirect
     return f"doctor --url: {len(checks)} checks passed"
 
 
