@@ -29,11 +29,14 @@ The nginx in deploy/ overwrites both headers (``X-Forwarded-For $remote_addr``, 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -43,6 +46,7 @@ PEER_KEY = "RELAIS_PEER_ADDR"  # not an HTTP_* key: a client cannot set it throu
 _FORWARDED_FOR = "HTTP_X_FORWARDED_FOR"
 _FORWARDED_PROTO = "HTTP_X_FORWARDED_PROTO"
 _MAX_HOPS = 32  # a longer chain is not a real proxy path: past this, stop at the peer
+_warned_unix = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ def apply_forwarding(request: HttpRequest) -> None:
         return
     trusted = _trusted()
     peer = str(meta.get("REMOTE_ADDR", ""))
+    if peer == "" and not trusted.unix:
+        _warn_untrusted_socket()
     client = resolve_client(peer=peer, forwarded_for=meta.get(_FORWARDED_FOR), trusted=trusted)
     scheme = resolve_scheme(peer=peer, forwarded_proto=meta.get(_FORWARDED_PROTO), trusted=trusted)
     meta[PEER_KEY] = peer
@@ -161,6 +167,14 @@ def apply_forwarding(request: HttpRequest) -> None:
         meta["wsgi.url_scheme"] = scheme
     meta.pop(_FORWARDED_FOR, None)
     meta.pop(_FORWARDED_PROTO, None)
+
+
+def _warn_untrusted_socket() -> None:
+    global _warned_unix
+    if not _warned_unix:
+        _warned_unix = True
+        # Every client would share one unknown address (lockout, audit): the operator must add `unix` or fix the bind.
+        log.warning("Requests arrive on a Unix socket but RELAIS_TRUSTED_PROXIES lacks 'unix': client addresses are unknown")
 
 
 class TrustedProxyMiddleware:

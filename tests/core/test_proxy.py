@@ -138,3 +138,16 @@ def test_proxy_middleware_runs_first() -> None:
     assert settings.MIDDLEWARE[0] == "relais.core.proxy.TrustedProxyMiddleware"
     assert not getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
     assert settings.AXES_CLIENT_IP_CALLABLE == "relais.core.proxy.client_address"
+
+
+def test_unix_socket_peer_without_unix_entry_is_flagged_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from relais.core import proxy
+
+    monkeypatch.setattr(proxy, "_warned_unix", False)
+    for _ in range(2):
+        request = RequestFactory().get("/", REMOTE_ADDR="", HTTP_X_FORWARDED_FOR="198.51.100.1")
+        with override_settings(RELAIS_TRUSTED_PROXIES=LOCAL):
+            apply_forwarding(request)
+        assert request.META["REMOTE_ADDR"] == ""
+    assert [r.message for r in caplog.records if "lacks 'unix'" in r.message] != []
+    assert len([r for r in caplog.records if "lacks 'unix'" in r.message]) == 1
