@@ -17,6 +17,7 @@ from django.db.models import F
 from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from relais.audit.seal import seal_pending
@@ -27,6 +28,7 @@ from relais.notify.models import Notification, NotificationStatus
 from relais.notify.services import IN_DOUBT
 from relais.observability.collectors import DatabaseCollector
 from relais.observability.exposition import scrape_registry
+from relais.observability.multiproc import absorb_dead_process
 from relais.transfer.models import OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome
 from relais.transfer.replies import http_rejection
@@ -243,3 +245,39 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path, monkeypatch: py
     assert _value(samples, "relais_http_requests_total", view="healthz", method="GET", status="2xx") == 2
     assert _value(samples, "relais_http_request_duration_seconds_count", view="healthz") == 2
     assert ("relais_queue_depth", frozenset({("queue", "transfer")})) in samples  # the database's figures come along
+
+
+def test_a_finished_workers_figures_are_folded_into_the_archive(tmp_path: Path) -> None:
+    """gunicorn replaces workers: their files are folded into one archive per type, and the totals stay the same."""
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    pids = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD + "import os; print(os.getpid())"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        )
+        pids.append(int(done.stdout.strip()))
+
+    def totals() -> tuple[float, float, float]:
+        registry = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(registry, path=str(tmp_path))
+        samples = _parse(generate_latest(registry).decode())[1]
+        return (
+            _value(samples, "relais_http_requests_total", view="healthz", method="GET", status="2xx"),
+            _value(samples, "relais_http_request_duration_seconds_count", view="healthz"),
+            _value(samples, "relais_http_request_duration_seconds_bucket", view="healthz", le="0.025"),
+        )
+
+    assert totals() == (3, 3, 3)
+    assert absorb_dead_process(pids[0], str(tmp_path)) == 2  # its counter and its histogram
+    assert absorb_dead_process(pids[1], str(tmp_path)) == 2
+    assert absorb_dead_process(pids[1], str(tmp_path)) == 0  # already folded
+    assert totals() == (3, 3, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["counter_archive.db", "histogram_archive.db", f"counter_{pids[2]}.db", f"histogram_{pids[2]}.db"]
+    )
