@@ -219,9 +219,11 @@ def fetch(target: ProbeTarget, path: str, *, context: ssl.SSLContext | None = No
         conn.request("GET", target.base_path + path, headers={"Host": target.server_name, "User-Agent": "relais-doctor", "Accept": "*/*"})
         response = conn.getresponse()
         body = response.read(BODY_LIMIT)
-        if response.length:  # drain what is left so the connection can be reused (bounded by the timeout)
-            while response.read(BODY_LIMIT):
-                pass
+        if not response.isclosed():
+            if response.length is not None and response.length <= 16 * BODY_LIMIT:
+                response.read()  # a known, small rest: read it so the connection can be reused
+            else:
+                conn.close()  # a large or chunked rest: drop the connection (http.client reopens it on the next request)
         return Answer(response.status, _headers(response), body)
     finally:
         if connection is None:
