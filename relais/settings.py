@@ -466,8 +466,11 @@ def _metrics_token() -> str:
 
 
 RELAIS_METRICS_TOKEN = _metrics_token()
-if PRODUCTION and RELAIS_METRICS_TOKEN and (len(RELAIS_METRICS_TOKEN) < 32 or RELAIS_METRICS_TOKEN in {SECRET_KEY, RELAIS_MASTER_KEY}):
-    raise ImproperlyConfigured("Refusing to start: RELAIS_METRICS_TOKEN must be 32+ random characters of its own")
+if PRODUCTION and RELAIS_METRICS_TOKEN:
+    # Read after the pairwise check above: the same check for it (read_secret already refused a weak or exposed one).
+    _conflicts = secret_conflicts({_n: _v for _n, (_v, _path) in secrets_read().items()})
+    if len(RELAIS_METRICS_TOKEN.strip()) < 32 or _conflicts:
+        raise ImproperlyConfigured("Refusing to start: RELAIS_METRICS_TOKEN must be 32+ random characters of its own; " + "; ".join(_conflicts))
 RELAIS_METRICS_ALLOWED_ADDRESSES = [a.strip() for a in os.environ.get("RELAIS_METRICS_ALLOWED_ADDRESSES", "").split(",") if a.strip()]
 
 LOG_DIR = VAR_DIR / "log"
