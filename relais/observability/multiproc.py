@@ -4,7 +4,8 @@ Each worker process writes its counters and histograms to ``<type>_<pid>.db`` in
 file there. gunicorn replaces workers (max_requests), so without folding the folder would gain a file per replaced
 worker and every scrape would read more of them. gunicorn's ``child_exit`` hook (deploy/gunicorn.conf.py) calls
 ``absorb_dead_process(worker.pid)``: the dead worker's values are added to ``<type>_archive.db`` and its files removed,
-so totals never go down. Runs in the gunicorn master: imports neither Django nor the metrics themselves."""
+so totals never go down. ``reset_directory()`` in ``on_starting`` empties the folder of a previous run (systemd's
+RuntimeDirectory does the same). Runs in the gunicorn master: imports neither Django nor the metrics themselves."""
 
 from __future__ import annotations
 
@@ -44,3 +45,15 @@ def absorb_dead_process(pid: int, directory: str | None = None) -> int:
         dead.unlink()  # a scrape between these two lines counts this worker twice, once: read as a counter reset
         folded += 1
     return folded
+
+
+def reset_directory(directory: str | None = None) -> int:
+    """Remove the figures of a previous server run (counters start again from zero, as Prometheus expects after a
+    restart); returns how many files were removed. Call before any worker starts."""
+    folder = Path(directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if not str(folder) or not folder.is_dir():
+        return 0
+    stale = [*folder.glob("*.db"), *folder.glob(".*.partial")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)

@@ -28,7 +28,7 @@ from relais.notify.models import Notification, NotificationStatus
 from relais.notify.services import IN_DOUBT
 from relais.observability.collectors import DatabaseCollector
 from relais.observability.exposition import scrape_registry
-from relais.observability.multiproc import absorb_dead_process
+from relais.observability.multiproc import absorb_dead_process, reset_directory
 from relais.transfer.models import OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome
 from relais.transfer.replies import http_rejection
@@ -281,3 +281,6 @@ def test_a_finished_workers_figures_are_folded_into_the_archive(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["counter_archive.db", "histogram_archive.db", f"counter_{pids[2]}.db", f"histogram_{pids[2]}.db"]
     )
+    (tmp_path / "keep.txt").write_text("not ours")
+    assert reset_directory(str(tmp_path)) == 4  # a new server run starts from zero; other files are left alone
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
