@@ -453,7 +453,6 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "relais.core.reporting.NoPersonalDataExcepti
 ADMINS: list[tuple[str, str]] = []
 
 
-
 # /metrics (relais/observability): a scraper sends `Authorization: Bearer <RELAIS_METRICS_TOKEN>` or comes from one of
 # RELAIS_METRICS_ALLOWED_ADDRESSES (IPs or CIDR networks, comma-separated); with neither configured /metrics answers 404.
 def _metrics_token() -> str:
@@ -470,7 +469,9 @@ if PRODUCTION and RELAIS_METRICS_TOKEN:
     # Read after the pairwise check above: the same check for it (read_secret already refused a weak or exposed one).
     _conflicts = secret_conflicts({_n: _v for _n, (_v, _path) in secrets_read().items()})
     if len(RELAIS_METRICS_TOKEN.strip()) < 32 or _conflicts:
-        raise ImproperlyConfigured("Refusing to start: RELAIS_METRICS_TOKEN must be 32+ random characters of its own; " + "; ".join(_conflicts))
+        raise ImproperlyConfigured(
+            "Refusing to start: RELAIS_METRICS_TOKEN must be 32+ random characters of its own; " + "; ".join(_conflicts)
+        )
 RELAIS_METRICS_ALLOWED_ADDRESSES = [a.strip() for a in os.environ.get("RELAIS_METRICS_ALLOWED_ADDRESSES", "").split(",") if a.strip()]
 
 LOG_DIR = VAR_DIR / "log"
