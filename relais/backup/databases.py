@@ -84,10 +84,17 @@ def sqlite_copy(*, dest: Path) -> Snapshot:
     source = connection.connection
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
+    name = str(connection.settings_dict["NAME"])
+    if name == ":memory:" or "mode=memory" in name:
+        # The test suite's shared-cache memory database, inside its test transaction: the backup API would wait forever
+        # on the shared-cache lock; serialize() reads this connection's view at once.
+        with open(dest, "wb") as handle:
+            handle.write(source.serialize())
     target = sqlite3.connect(dest)
     try:
-        # One step: a single read transaction, so the copy is one consistent state; stepping would restart on every write.
-        source.backup(target, pages=-1)
+        if name != ":memory:" and "mode=memory" not in name:
+            # One step: a single read transaction, so the copy is one consistent state; stepping restarts on every write.
+            source.backup(target, pages=-1)
         target.execute("PRAGMA journal_mode=DELETE")  # the copy is one self-contained file
         return _snapshot_of(target.cursor(), _sqlite_tables(target))
     finally:

@@ -76,7 +76,8 @@ def _aad(header: Header, index: int, final: bool) -> bytes:
     return header.digest + struct.pack(">QB", index, 1 if final else 0)
 
 
-def make_header(*, key: bytes, backend: str, created_at: datetime, chunk_size: int = CHUNK_SIZE) -> Header:
+def make_header(*, key: bytes, backend: str, created_at: datetime, chunk_size: int | None = None) -> Header:
+    chunk_size = chunk_size or CHUNK_SIZE
     body = {
         "backend": backend,
         "chunk_size": chunk_size,

@@ -189,8 +189,10 @@ def create_backup(*, output: Path | None = None, progress: TextIO | None = None)
             dump = databases.PgDump()
             snapshot, db_size = dump.snapshot, None
         created_at = timezone.now()
-        keys = {**_key_files(), **keys}
-        missing = set(f"{k}.secret" for k in snapshot.retention_key_ids) - set(keys)
+        # Only the secrets of keys the snapshot uses: a backup should hold no more key material than it needs.
+        wanted = {f"{k}.secret" for k in snapshot.retention_key_ids}
+        keys = {name: secret for name, secret in {**_key_files(), **keys}.items() if name in wanted}
+        missing = wanted - set(keys)
         if missing:
             warnings.append(f"{len(missing)} retention keys of the database have no secret file (destroyed by the purge)")
         checkpoints = {i: _checkpoint_lines(p, upto=snapshot.last_checkpoint_seq) for i, p in enumerate(_checkpoint_files())}
@@ -386,10 +388,10 @@ def _preflight(contents: Contents, *, overwrite: bool) -> None:
             f"audit checkpoints in the backup are signed by key id(s) {', '.join(unknown_audit)}, which this installation"
             " does not trust: configure its RELAIS_AUDIT_SIGNING_KEY (or RELAIS_AUDIT_TRUSTED_PUBLIC_KEYS)"
         )
-    if vendor == "sqlite":
-        databases.sqlite_target()
     if databases.holds_data() and not overwrite:
         raise BackupError("the configured database already holds data; a restore replaces all of it: pass --yes to confirm")
+    if vendor == "sqlite":
+        databases.sqlite_target()
     folder = Path(settings.RELAIS_KEY_DIR)
     for name, secret in contents.keys.items():
         existing = folder / name
