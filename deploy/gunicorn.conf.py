@@ -42,3 +42,19 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(L)ss'
 # Workers import the application after the fork: each opens its own database connections.
 preload_app = False
 proc_name = "relais-web"
+
+
+# /metrics counts every worker's requests: each writes its figures under PROMETHEUS_MULTIPROC_DIR (relais-web.service
+# sets it to /run/relais-metrics); stale files are cleared at start and a replaced worker's figures are folded in.
+def on_starting(server: object) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from relais.observability.multiproc import reset_directory
+
+        reset_directory()
+
+
+def child_exit(server: object, worker: object) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from relais.observability.multiproc import absorb_dead_process
+
+        absorb_dead_process(worker.pid)  # type: ignore[attr-defined]

@@ -373,4 +373,7 @@ def start_gunicorn(stack: Stack, socket_path: Path) -> subprocess.Popen[bytes]:
     listener.listen(128)
     stack.exits.callback(listener.close)
     argv = [PY, "-c", GUNICORN_WITH_SOCKET, str(listener.fileno()), str(BIN / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py")]
-    return stack.spawn("gunicorn", argv, env=stack.env, pass_fds=(listener.fileno(),))
+    metrics = stack.tmp / "run-metrics"  # relais-web.service: RuntimeDirectory=relais-metrics, PROMETHEUS_MULTIPROC_DIR
+    metrics.mkdir(mode=0o700, exist_ok=True)
+    env = {**stack.env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    return stack.spawn("gunicorn", argv, env=env, pass_fds=(listener.fileno(),))

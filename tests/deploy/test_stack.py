@@ -302,6 +302,16 @@ def _check_metrics(stack: Stack, context: ssl.SSLContext) -> None:
     answer = browser.get("/metrics", Authorization=f"Bearer {token}")
     assert answer.status == 200 and "text/plain" in answer.headers["Content-Type"], answer.status
     assert "# TYPE" in answer.text
+    # Both gunicorn workers' requests are counted (multiprocess mode, as relais-web.service sets it up).
+    for _ in range(12):
+        assert browser.get("/healthz/live").status == 200
+    answer = browser.get("/metrics", Authorization=f"Bearer {token}")
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in answer.text.splitlines()
+        if line.startswith("relais_http_requests_total{") and 'view="healthz-live"' in line
+    )
+    assert counted >= 12, counted
 
 
 def _check_pharmacist_login(stack: Stack, context: ssl.SSLContext, record: dict[str, Any]) -> None:
