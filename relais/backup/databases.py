@@ -131,6 +131,12 @@ def sqlite_install(*, source: Path, target: Path) -> None:
 # ---------------------------------------------------------------- PostgreSQL
 
 
+def _safe_stderr(text: str) -> str:
+    """pg_dump / pg_restore's message without DETAIL lines, which can quote a row's values (a key that conflicts)."""
+    lines = [line for line in text.strip().splitlines() if "DETAIL" not in line and "Key (" not in line]
+    return "\n".join(lines)[-500:]
+
+
 def pg_binary(name: str) -> str:
     """pg_dump / pg_restore: RELAIS_PG_BIN_DIR, else the newest /usr/lib/postgresql/*/bin (Debian), else PATH."""
     folders = [os.environ["RELAIS_PG_BIN_DIR"]] if os.environ.get("RELAIS_PG_BIN_DIR") else []
@@ -204,7 +210,7 @@ class PgDump:
             yield piece
         stderr = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
         if self.process.wait() != 0:
-            raise DatabaseError(f"pg_dump failed (exit {self.process.returncode}): {stderr.strip()[-500:]}")
+            raise DatabaseError(f"pg_dump failed (exit {self.process.returncode}): {_safe_stderr(stderr)}")
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -249,7 +255,7 @@ def pg_restore(*, pieces: Iterator[bytes], on_bytes: Callable[[int], None]) -> N
         raise
     stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
     if process.wait() != 0:
-        raise DatabaseError(f"pg_restore failed (exit {process.returncode}): {stderr.strip()[-500:]}")
+        raise DatabaseError(f"pg_restore failed (exit {process.returncode}): {_safe_stderr(stderr)}")
 
 
 # ---------------------------------------------------------------- both
@@ -257,9 +263,9 @@ def pg_restore(*, pieces: Iterator[bytes], on_bytes: Callable[[int], None]) -> N
 
 def current_counts() -> dict[str, int]:
     """Rows of every table of the configured database, by table name (the restore compares them with the backup's)."""
-    tables = connection.introspection.table_names(include_views=False)
+    tables = [t for t in connection.introspection.table_names(include_views=False) if not t.startswith("sqlite_")]
     with connection.cursor() as cursor:
-        return _snapshot_of(cursor, list(tables)).tables
+        return _snapshot_of(cursor, tables).tables
 
 
 def holds_data() -> bool:

@@ -56,7 +56,7 @@ def setup(owner: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def _backup(**options: Any) -> Path:
     call_command("backup", "--no-progress", **options)
-    files = sorted(Path(settings.RELAIS_BACKUP_DIR).glob("*.relaisbackup"))
+    files = sorted(Path(str(settings.RELAIS_BACKUP_DIR)).glob("*.relaisbackup"))
     assert files
     return files[-1]
 
@@ -160,8 +160,12 @@ def test_backup_then_restore_into_a_fresh_database(two_databases: tuple[str | No
     seen = _line(probe.stdout, "SEEN")
     assert any(name[:2] == ["DURAND-TESTEUR", "Camille"] for name in seen["names"]), "identity decrypts"
     assert seen["counts"] == expected  # every table, row for row (each side wrote one audit event since)
+    assert report["backend"] == connection.vendor
     again = _manage(target, "restore", str(path), "--no-progress")
     assert again.returncode != 0 and "--yes" in again.stderr
+    replaced = _manage(target, "restore", str(path), "--yes", "--json", "--no-progress")  # over a database holding data
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert json.loads(replaced.stdout)["ok"]
 
 
 def _refused(path: Path, match: str, setup: dict[str, Any], **overrides: Any) -> None:
@@ -237,6 +241,8 @@ def test_prune_deletes_backups_past_their_retention(setup: dict[str, Any]) -> No
     stale.write_bytes(b"x")
     os.utime(stale, (0, 0))
     days = settings.RELAIS_BACKUP_RETENTION_DAYS
+    call_command("backup", "--prune")  # prunes only: no new backup, and this one is fresh
+    assert list(setup["folder"].glob("*.relaisbackup")) == [path]
     assert prune_backups(now=timezone.now() + timedelta(days=days) - timedelta(hours=1)) == []
     assert path.exists() and not stale.exists()
     assert prune_backups(now=timezone.now() + timedelta(days=days, hours=1)) == [path]

@@ -1,4 +1,4 @@
-"""manage.py backup [--output PATH] [--prune] [--prune-only] [--json]: an encrypted, authenticated backup (docs/backup.md)."""
+"""manage.py backup [--output PATH] [--json] | --prune: an encrypted, authenticated backup, or deleting old ones (docs/backup.md)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--output", type=Path, default=None, help="file or folder to write to (default RELAIS_BACKUP_DIR)")
-        parser.add_argument("--prune", action="store_true", help="then delete backups older than RELAIS_BACKUP_RETENTION_DAYS")
-        parser.add_argument("--prune-only", action="store_true", help="only delete backups past their retention")
+        parser.add_argument("--prune", action="store_true", help="make no backup: delete those older than RELAIS_BACKUP_RETENTION_DAYS")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
         result: dict[str, Any] = {}
-        if not options["prune_only"]:
+        if options["prune"] and options["output"]:
+            raise CommandError("--prune deletes old backups in RELAIS_BACKUP_DIR; it takes no --output")
+        if not options["prune"]:
             try:
                 report = create_backup(
                     output=options["output"], progress=None if options["no_progress"] else cast(TextIO, self.stderr._out)
@@ -45,7 +46,7 @@ class Command(BaseCommand):
                 "seconds": report.seconds,
                 "warnings": report.warnings,
             }
-        if options["prune"] or options["prune_only"]:
+        if options["prune"]:
             result["pruned"] = [str(p) for p in prune_backups()]
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2, sort_keys=True))
