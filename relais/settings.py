@@ -92,7 +92,8 @@ RELAIS_BACKUP_KEY = _secret("RELAIS_BACKUP_KEY")
 if RELAIS_BACKUP_KEY in {RELAIS_MASTER_KEY, RELAIS_BLIND_INDEX_KEY, RELAIS_WEBHOOK_SIGNING_KEY, RELAIS_AUDIT_SIGNING_KEY}:
     raise ImproperlyConfigured("Refusing to start: RELAIS_BACKUP_KEY must differ from the other keys")
 # Where `manage.py backup` writes: var/backups outside production; production names it (backup refuses without it).
-_BACKUP_DIR = os.environ.get("RELAIS_BACKUP_DIR", "" if PRODUCTION else str(VAR_DIR / ("backups-test" if RELAIS_ENV == "test" else "backups")))
+_BACKUP_DIR_DEFAULT = "" if PRODUCTION else str(VAR_DIR / ("backups-test" if RELAIS_ENV == "test" else "backups"))
+_BACKUP_DIR = os.environ.get("RELAIS_BACKUP_DIR", _BACKUP_DIR_DEFAULT)
 RELAIS_BACKUP_DIR = Path(_BACKUP_DIR) if _BACKUP_DIR else None
 if RELAIS_BACKUP_DIR is not None and any(RELAIS_BACKUP_DIR.resolve().is_relative_to(Path(d).resolve()) for d in SERVED_DIRS):
     raise ImproperlyConfigured("Refusing to start: RELAIS_BACKUP_DIR is inside a served folder; move it out")
