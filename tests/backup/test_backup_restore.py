@@ -30,7 +30,7 @@ from relais.backup import databases, fileformat
 from relais.backup.fileformat import read_header
 from relais.backup.services import prune_backups
 from relais.backup.status import last_backup_at
-from relais.core import crypto
+from relais.core import crypto, schedule
 from relais.core.secrets import SECRET_NAMES, generate_secret
 from relais.intake.services import screening_record
 from relais.patients.services import patient_register
@@ -248,6 +248,8 @@ def test_prune_deletes_backups_past_their_retention(setup: dict[str, Any]) -> No
     assert prune_backups(now=timezone.now() + timedelta(days=days, hours=1)) == [path]
     assert not path.exists() and last_backup_at() is None
     assert AuditEvent.objects.filter(action="backup.prune").count() == 1
+    assert schedule.jobs()["backup.prune"].every == timedelta(days=1)  # pruned daily even when no backup runs
+    assert schedule.jobs()["backup.prune"].run(timezone.now()) == {"deleted": 0}
 
 
 def test_backup_output_refused_inside_a_served_folder(setup: dict[str, Any]) -> None:

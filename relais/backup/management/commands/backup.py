@@ -12,6 +12,12 @@ from relais.backup import databases
 from relais.backup.services import BackupError, create_backup, prune_backups
 
 
+def _progress(command: BaseCommand, off: bool) -> TextIO | None:
+    """The bar on a terminal only: under a timer it would fill the journal with redraws."""
+    out = cast(TextIO, command.stderr._out)
+    return None if off or not out.isatty() else out
+
+
 class Command(BaseCommand):
     help = "Write an encrypted, authenticated backup of the database, the retention keys and the audit checkpoint files."
 
@@ -27,9 +33,7 @@ class Command(BaseCommand):
             raise CommandError("--prune deletes old backups in RELAIS_BACKUP_DIR; it takes no --output")
         if not options["prune"]:
             try:
-                report = create_backup(
-                    output=options["output"], progress=None if options["no_progress"] else cast(TextIO, self.stderr._out)
-                )
+                report = create_backup(output=options["output"], progress=_progress(self, options["no_progress"]))
             except (BackupError, databases.DatabaseError) as exc:
                 raise CommandError(str(exc)) from exc
             result = {

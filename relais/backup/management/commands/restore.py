@@ -12,6 +12,12 @@ from relais.backup import databases
 from relais.backup.services import BackupError, restore_backup
 
 
+def _progress(command: BaseCommand, off: bool) -> TextIO | None:
+    """The bar on a terminal only: under a timer it would fill the journal with redraws."""
+    out = cast(TextIO, command.stderr._out)
+    return None if off or not out.isatty() else out
+
+
 class Command(BaseCommand):
     help = "Restore a backup into the configured database (empty, or any with --yes), with its keys and checkpoint files."
 
@@ -26,9 +32,7 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path} is not a file")
         try:
-            report = restore_backup(
-                path=path, overwrite=options["yes"], progress=None if options["no_progress"] else cast(TextIO, self.stderr._out)
-            )
+            report = restore_backup(path=path, overwrite=options["yes"], progress=_progress(self, options["no_progress"]))
         except (BackupError, databases.DatabaseError) as exc:
             raise CommandError(str(exc)) from exc
         figures = {
