@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "relais.ops",
     "relais.observability",
     "relais.backup",
+    "relais.corrections",
     "ninja",
 ]
 

@@ -147,6 +147,15 @@ def certificate_revoke_series(*, series_id: uuid.UUID, reason: str, now: datetim
     )
 
 
+def certificate_reissue(
+    *, series_id: uuid.UUID, screening: Screening, results: dict[str, str] | None = None, reason: str, now: datetime | None = None
+) -> tuple[int, Certificate | None]:
+    """The test's live certificates revoked (they print what is no longer true, e.g. the old name), and one issued for
+    its new version when the result allows it. Runs in the new version's transaction. (revoked, new certificate)"""
+    revoked = certificate_revoke_series(series_id=series_id, reason=reason, now=now)
+    return revoked, certificate_issue(screening=screening, results=results, now=now)
+
+
 def certificate_for_screening(*, screening: Screening) -> Certificate | None:
     """The live certificate of this version, if any (callers already read and audited the screening)."""
     return Certificate.objects.filter(screening_id=screening.pk, revoked_at__isnull=True).first()
