@@ -27,6 +27,7 @@ ACTION_LABELS: dict[str, Any] = {
     "patient.duplicate_check": _l("checked for a duplicate record"),
     "patient.update": _l("changed the patient record"),
     "patient.update_contact": _l("changed the patient's contact details"),
+    "patient.correct_identity": _l("corrected the patient's identity"),
     "patient.merge": _l("merged two records of the patient"),
     "patient.not_duplicate": _l("kept two look-alike records apart"),
     "patient.export": _l("exported the patient's data (subject access)"),
