@@ -150,6 +150,7 @@ INSTALLED_APPS = [
     "relais.observability",
     "relais.backup",
     "relais.corrections",
+    "relais.frontdesk",
     "ninja",
 ]
 

@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("relais.results.urls")),
     path("dcc/", include("relais.certificates.urls")),
     path("breach/", include("relais.breach.urls")),
+    path("day/", include("relais.frontdesk.urls")),
     path("", include("relais.observability.urls")),
 ]
 handler404 = "relais.core.views.not_found"

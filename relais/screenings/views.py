@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from relais.accounts.access import public, staff_required
@@ -31,7 +32,12 @@ def home(request: HttpRequest, user: User) -> HttpResponse:
     if user.role == Role.AUDITOR:
         return redirect("audit:events")
     screenings = selectors.screenings_today(actor=user)  # refuses anyone who sees no patients
-    context = {"screenings": screenings, "search_form": PatientSearchForm(), "to_review": patients_to_review_count(actor=user)}
+    context = {
+        "screenings": screenings,
+        "refreshed_at": timezone.localtime(),
+        "search_form": PatientSearchForm(),
+        "to_review": patients_to_review_count(actor=user),
+    }
     return render(request, "screenings/today.html", context)
 
 

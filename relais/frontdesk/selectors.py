@@ -1,0 +1,101 @@
+"""The day's figures for one pharmacy: counts only, no personal data, three aggregate queries on indexed ranges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from relais.accounts.models import User
+from relais.core.tenancy import for_actor
+from relais.notify.models import Notification
+from relais.screenings.models import Screening, ScreeningResult, ScreeningStatus
+from relais.screenings.vocab import RESULT_DETECTED
+from relais.transfer.models import OutboxMessage
+
+CHART_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Day:
+    day: date
+    tests: int
+    positives: int
+
+    @property
+    def others(self) -> int:
+        return self.tests - self.positives
+
+
+@dataclass(frozen=True)
+class Figures:
+    tests: int
+    positives: int
+    rejections: int
+    failed_messages: int
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    today: Figures
+    week: Figures
+    week_start: date
+    days: list[Day]  # the last CHART_DAYS days, oldest first, today last
+
+
+def start_of(day: date) -> datetime:
+    """Local midnight opening ``day``, as an aware datetime."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def counted_tests(actor: User, *, patient_data: bool = False) -> QuerySet[Screening]:
+    """The pharmacy's tests as the day counts them: the current version of each, removed ones left out."""
+    return for_actor(Screening, actor, patient_data=patient_data).filter(is_current=True).exclude(status=ScreeningStatus.REMOVED)
+
+
+def day_figures(*, actor: User, now: datetime | None = None) -> DayFigures:
+    """Today's and this week's (since Monday) counts and the tests per day of the last CHART_DAYS days.
+
+    A test counts on the day it was recorded (as the today list); a rejection or a failed patient message on the day
+    it happened, whatever became of it since (a resent message keeps its rejection date)."""
+    today = timezone.localdate(now or timezone.now())
+    week_start = today - timedelta(days=today.weekday())
+    first_day = min(week_start, today - timedelta(days=CHART_DAYS - 1))
+    since, today_start = start_of(first_day), start_of(today)
+    week_since = start_of(week_start)
+
+    positive = ScreeningResult.objects.filter(screening=OuterRef("pk"), result=RESULT_DETECTED)
+    per_day = {
+        row["day"]: row
+        for row in counted_tests(actor)
+        .filter(recorded_at__gte=since)
+        .annotate(day=TruncDate("recorded_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(tests=Count("pk"), positives=Count("pk", filter=Exists(positive)))
+        .order_by()
+    }
+    rejections = (
+        for_actor(OutboxMessage, actor, patient_data=False)
+        .filter(rejected_at__gte=week_since)
+        .aggregate(week=Count("pk"), today=Count("pk", filter=Q(rejected_at__gte=today_start)))
+    )
+    failures = (
+        for_actor(Notification, actor, patient_data=False)
+        .filter(failed_at__gte=week_since)
+        .aggregate(week=Count("pk"), today=Count("pk", filter=Q(failed_at__gte=today_start)))
+    )
+
+    def day(d: date) -> Day:
+        row = per_day.get(d)
+        return Day(d, row["tests"], row["positives"]) if row else Day(d, 0, 0)
+
+    week_days = [day(week_start + timedelta(days=i)) for i in range((today - week_start).days + 1)]
+    return DayFigures(
+        today=Figures(day(today).tests, day(today).positives, rejections["today"], failures["today"]),
+        week=Figures(sum(d.tests for d in week_days), sum(d.positives for d in week_days), rejections["week"], failures["week"]),
+        week_start=week_start,
+        days=[day(today - timedelta(days=i)) for i in range(CHART_DAYS - 1, -1, -1)],
+    )
