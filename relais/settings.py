@@ -151,6 +151,7 @@ INSTALLED_APPS = [
     "relais.backup",
     "relais.corrections",
     "relais.frontdesk",
+    "relais.prereg",
     "ninja",
 ]
 

@@ -24,6 +24,7 @@ urlpatterns = [
     path("dcc/", include("relais.certificates.urls")),
     path("breach/", include("relais.breach.urls")),
     path("day/", include("relais.frontdesk.urls")),
+    path("", include("relais.prereg.urls")),
     path("", include("relais.observability.urls")),
 ]
 handler404 = "relais.core.views.not_found"
