@@ -25,15 +25,15 @@ from relais.transfer.services import outbox_enqueue
 REVOCATION_REASON = "identity_corrected"
 
 
-def tests_within_retention(*, patient: Patient, now: datetime) -> list[Screening]:
+def tests_within_retention(*, patient: Patient, now: datetime, lock: bool = True) -> list[Screening]:
     """The patient's current test versions whose identity is still kept (relais.retention's rule: sampled within the
     period, the positive period if the test was ever positive), not removed, not withheld from the platform."""
     days = settings.RELAIS_RETENTION
     cut_negative = now - timedelta(days=days["identities"])
     cut_positive = now - timedelta(days=days["identities_positive"])
+    rows = Screening.objects.select_for_update(of=("self",)) if lock else Screening.objects.all()  # lock: about to add versions
     current = list(
-        Screening.objects.select_for_update()
-        .filter(patient_id=patient.pk, is_current=True, identity_withheld=False)
+        rows.filter(patient_id=patient.pk, is_current=True, identity_withheld=False)
         .exclude(status=ScreeningStatus.REMOVED)
         .filter(sampled_at__gt=min(cut_negative, cut_positive))
         .select_related("device", "pharmacy")

@@ -10,4 +10,5 @@ urlpatterns = [
     path("<uuid:patient_id>/review/", views.patient_review, name="review"),
     path("<uuid:patient_id>/", views.patient_detail, name="detail"),
     path("<uuid:patient_id>/contact/", views.patient_contact, name="contact"),
+    path("<uuid:patient_id>/identity/", views.patient_identity, name="identity"),
 ]

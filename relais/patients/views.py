@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from relais.accounts.access import staff_required
@@ -139,3 +140,58 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+# --- Identity correction (issue 15, item 1) --------------------------------------------------------------------
+
+
+def _identity_shown(name: str, value: object) -> str:
+    if name == "sex":
+        return str(Sex(value).label) if value in Sex.values else str(value)
+    if name == "date_of_birth":
+        return value.strftime("%d/%m/%Y") if value else ""  # type: ignore[attr-defined]
+    return str(value or "")
+
+
+@staff_required(sees_patients=True)
+def patient_identity(request: HttpRequest, user: User, patient_id: str) -> HttpResponse:
+    """Correct the identity: the form, then what changes, then confirm. Tests within retention are sent again."""
+    from relais.corrections.services import tests_within_retention
+    from relais.patients import correction
+    from relais.patients.forms_identity import IdentityCorrectionForm
+
+    patient = patient_or_404(user, patient_id)
+    if patient.merged_into_id is not None:
+        return redirect("patients:detail", patient_id=patient.pk)
+    form = IdentityCorrectionForm(request.POST or None, initial=IdentityCorrectionForm.initial_from(patient))
+    changes: list[dict[str, str]] = []
+    if request.method == "POST" and form.is_valid():
+        identity = form.identity()
+        names = correction.identity_changes(patient=patient, identity=identity)
+        if not names:
+            form.add_error(None, _("Nothing to correct: every field is as recorded."))
+        elif form.cleaned_data.get("confirm") and "edit" not in request.POST:
+            try:
+                done = correction.patient_correct_identity(actor=user, patient_id=patient.pk, identity=identity)
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                resent = done.effects.get("tests_resent", 0)
+                messages.success(
+                    request,
+                    _("Identity corrected. %(n)s test(s) will be sent again to the national platform with the new identity.") % {"n": resent},
+                )
+                return redirect("patients:detail", patient_id=patient.pk)
+        elif "edit" not in request.POST:
+            labels = {name: str(field.label) for name, field in form.fields.items()}
+            changes = [
+                {
+                    "name": name,
+                    "label": labels[name],
+                    "before": _identity_shown(name, getattr(patient, name)),
+                    "after": _identity_shown(name, getattr(identity, name)),
+                }
+                for name in names
+            ]
+    tests = tests_within_retention(patient=patient, now=timezone.now(), lock=False)
+    return render(request, "patients/identity_form.html", {"form": form, "patient": patient, "changes": changes, "tests": len(tests)})
