@@ -23,6 +23,8 @@ ACTION_LABELS: dict[str, Any] = {
     "patient.review": _l("compared the patient record with a look-alike"),
     "patient.review_list": _l("listed the records to review"),
     "patient.search": _l("searched for a patient"),
+    "patient.recent_list": _l("listed the patients tested today or this week"),
+    "patient.reindex": _l("recomputed the patients' search indexes"),
     "patient.match": _l("matched a submitted identity to the patient"),
     "patient.duplicate_check": _l("checked for a duplicate record"),
     "patient.update": _l("changed the patient record"),
