@@ -5,6 +5,7 @@ The pharmacy id is part of the input, so the same person at two pharmacies canno
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import unicodedata
@@ -60,3 +61,25 @@ def identity_index(*, pharmacy_id: object, last_name: str, first_names: str, dat
 def patient_pseudonym(*, pharmacy_id: object, patient_id: object) -> str:
     """A stable id for messages without identity: same patient, same pseudonym; not reversible."""
     return _hmac("pseudonym", pharmacy_id, str(patient_id))[:32]
+
+
+# Search indexes (issue 15), CipherSweet style: HMAC under a per-pharmacy key derived from RELAIS_BLIND_INDEX_KEY, cut
+# to SEARCH_INDEX_BITS so equal values collide with others and a stolen table tells little.
+# 16 bits: a busy pharmacy keeps <= ~30,000 identities (3-6 months' retention), so a lookup decrypts its true matches plus
+# <= ~0.5 strangers on average, and with the key a list of ~200,000 surnames still leaves ~3 names per value.
+SEARCH_INDEX_BITS = 16
+
+
+@functools.lru_cache(maxsize=256)
+def _search_key(secret: str, pharmacy_id: str) -> bytes:
+    return hmac.new(decode_key("RELAIS_BLIND_INDEX_KEY", secret), f"search-key\x1f{pharmacy_id}".encode(), hashlib.sha256).digest()
+
+
+def search_index(*, purpose: str, pharmacy_id: object, value: str, bits: int = SEARCH_INDEX_BITS) -> str:
+    """The truncated index of an already normalised ``value`` (hex, ``bits`` long); empty for an empty value."""
+    if not value:
+        return ""
+    key = _search_key(settings.RELAIS_BLIND_INDEX_KEY, str(pharmacy_id))
+    digest = hmac.new(key, f"{purpose}\x1f{value}".encode(), hashlib.sha256).digest()
+    number = int.from_bytes(digest[:8], "big") >> (64 - bits)
+    return f"{number:0{(bits + 3) // 4}x}"

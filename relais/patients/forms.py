@@ -48,25 +48,40 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
 
 
 class PatientSearchForm(FocusFirstErrorMixin, forms.Form):
-    nir = forms.CharField(
-        label=_("NIR"), required=False, max_length=21, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})
+    """Any of: last name (alone or with first name), date of birth, NIR, phone. Accents, case and hyphens do not matter."""
+
+    last_name = forms.CharField(
+        label=_("Last name"), required=False, max_length=100, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})
     )
-    last_name = forms.CharField(label=_("Last name"), required=False, max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    first_names = forms.CharField(
+        label=_("First name"), required=False, max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
     date_of_birth = forms.DateField(
         label=_("Date of birth"),
         required=False,
         input_formats=DATE_FORMATS,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
+    nir = forms.CharField(label=_("NIR"), required=False, max_length=21, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    phone = forms.CharField(
+        label=_("Phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"})
+    )
 
     def clean_nir(self) -> str:
         value = self.cleaned_data["nir"]
         return validators.nir_normalise(value) if value.strip() else ""
 
+    def clean_phone(self) -> str:
+        return normalise_phone(self.cleaned_data["phone"])
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not data.get("nir") and not (data.get("last_name") and data.get("date_of_birth")) and not self.errors:
-            raise ValidationError(_("Search by NIR, or by last name and date of birth."))
+        if self.errors:
+            return data
+        if data.get("first_names") and not data.get("last_name"):
+            self.add_error("last_name", _("Give the last name with the first name."))
+        elif not any(data.get(name) for name in ("last_name", "date_of_birth", "nir", "phone")):
+            raise ValidationError(_("Search by last name, date of birth, NIR or phone."))
         return data
 
 

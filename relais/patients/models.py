@@ -40,6 +40,14 @@ class Patient(models.Model):
     nir_index = models.CharField(max_length=64, blank=True, db_index=True)
     name_dob_index = models.CharField(max_length=64, db_index=True)
     identity_index = models.CharField(max_length=64, db_index=True)
+    # Search (relais.patients.search): truncated blind indexes, a few records per value, each indexed with the pharmacy.
+    surname_index = models.CharField(max_length=8, blank=True, default="")
+    surname_head_index = models.CharField(max_length=8, blank=True, default="")  # first word of a double name
+    surname_tail_index = models.CharField(max_length=8, blank=True, default="")  # last word of a double name
+    surname_sound_index = models.CharField(max_length=8, blank=True, default="")  # French phonetic key
+    full_name_index = models.CharField(max_length=8, blank=True, default="")  # first first name + last name
+    birth_date_index = models.CharField(max_length=8, blank=True, default="")
+    phone_index = models.CharField(max_length=8, blank=True, default="")
     # Registered beside a record that looks alike but differs on an identifying field: the pharmacy reviews the pair.
     possible_duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Found to be the same person as another record: its tests moved there; kept for the audit trail, out of searches.
@@ -58,6 +66,13 @@ class Patient(models.Model):
             # Matching looks up one pharmacy's identity or NIR index: without these SQLite picks a single-column index.
             models.Index(fields=["pharmacy", "identity_index"], name="patient_pharmacy_identity"),
             models.Index(fields=["pharmacy", "nir_index"], name="patient_pharmacy_nir"),
+            models.Index(fields=["pharmacy", "surname_index"], name="patient_search_surname"),
+            models.Index(fields=["pharmacy", "surname_head_index"], name="patient_search_head"),
+            models.Index(fields=["pharmacy", "surname_tail_index"], name="patient_search_tail"),
+            models.Index(fields=["pharmacy", "surname_sound_index"], name="patient_search_sound"),
+            models.Index(fields=["pharmacy", "full_name_index"], name="patient_search_full_name"),
+            models.Index(fields=["pharmacy", "birth_date_index"], name="patient_search_birth_date"),
+            models.Index(fields=["pharmacy", "phone_index"], name="patient_search_phone"),
         ]
 
     def __str__(self) -> str:

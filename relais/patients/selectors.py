@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
+from django.utils import timezone
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
-from relais.core import blind_index
 from relais.core.tenancy import for_actor, get_for_actor
 from relais.core.validators import nir_normalise
+from relais.patients import search
 from relais.patients.models import Patient
 
 
@@ -28,26 +30,61 @@ def patient_get(*, actor: User, patient_id: uuid.UUID | str, purpose: str = "vie
     return patient
 
 
-def patient_search(*, actor: User, nir: str = "", last_name: str = "", date_of_birth: date | None = None) -> list[Patient]:
-    """Exact search by NIR, or by last name plus date of birth, through blind indexes."""
-    query = _searchable(actor)
-    if nir:
-        query = query.filter(nir_index=blind_index.nir_index(pharmacy_id=actor.tenant_id, nir=nir_normalise(nir)))
-    elif last_name and date_of_birth:
-        index = blind_index.name_dob_index(pharmacy_id=actor.tenant_id, last_name=last_name, date_of_birth=date_of_birth)
-        query = query.filter(name_dob_index=index)
-    else:
-        return []
+def patient_search(
+    *,
+    actor: User,
+    nir: str = "",
+    last_name: str = "",
+    date_of_birth: date | None = None,
+    first_names: str = "",
+    phone: str = "",
+) -> list[Patient]:
+    """The records relais.patients.search finds (exact matches first), audited there."""
+    query = search.SearchQuery(
+        last_name=last_name, first_names=first_names, date_of_birth=date_of_birth, nir=nir_normalise(nir) if nir else "", phone=phone
+    )
+    return [hit.patient for hit in search.patient_search(actor=actor, query=query)]
+
+
+RECENT_LIMIT = 200  # a list, not an export: the busiest week of a pharmacy still fits
+
+
+@dataclass(frozen=True)
+class RecentPatient:
+    patient: Patient
+    last_test_at: datetime
+    tests: int
+
+
+def period_start(period: str, *, now: datetime | None = None) -> datetime:
+    """Local midnight today ("day") or on Monday ("week")."""
+    today = timezone.localdate(now or timezone.now())
+    first = today - timedelta(days=today.weekday()) if period == "week" else today
+    return timezone.make_aware(datetime.combine(first, time.min))
+
+
+def patients_tested(*, actor: User, period: str, now: datetime | None = None) -> list[RecentPatient]:
+    """The pharmacy's patients with a test recorded today or this week, latest test first; audited with their ids."""
+    since = period_start(period, now=now)
+    # The tests' model through the relation (patients sit below screenings: no import), on screening_pharmacy_recorded.
+    tests = Patient._meta.get_field("screenings").related_model._default_manager  # type: ignore[union-attr]
+    rows = list(
+        tests.filter(pharmacy_id=actor.tenant_id, recorded_at__gte=since)
+        .values("patient_id")
+        .annotate(last=Max("recorded_at"), count=Count("id"))
+        .order_by("-last")[:RECENT_LIMIT]
+    )
     with transaction.atomic():
-        patients = list(query.order_by("-created_at")[:20])
+        patients = {p.pk: p for p in _searchable(actor).filter(pk__in=[r["patient_id"] for r in rows])}
+        found = [RecentPatient(patients[r["patient_id"]], r["last"], r["count"]) for r in rows if r["patient_id"] in patients]
         audit_record(
             actor=actor,
-            action="patient.search",
+            action="patient.recent_list",
             object_type="patient",
-            object_ids=[p.pk for p in patients],
-            detail={"by": "nir" if nir else "name_dob"},
+            object_ids=[r.patient.pk for r in found],
+            detail={"period": period, "count": len(found)},
         )
-    return patients
+    return found
 
 
 def patients_to_review(*, actor: User) -> list[Patient]:

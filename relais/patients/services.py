@@ -16,6 +16,7 @@ from relais.accounts.models import User
 from relais.audit.services import audit_record
 from relais.core import blind_index, bulk
 from relais.core.tenancy import get_for_actor
+from relais.patients import search
 from relais.patients.models import Patient
 
 
@@ -47,12 +48,19 @@ def _require_patient_access(actor: User) -> None:
         raise PermissionDenied
 
 
-def blind_indexes(*, pharmacy_id: uuid.UUID, nir: str, last_name: str, first_names: str, date_of_birth: date) -> dict[str, str]:
+def blind_indexes(
+    *, pharmacy_id: uuid.UUID, nir: str, last_name: str, first_names: str, date_of_birth: date, phone: str | None = None
+) -> dict[str, str]:
+    """Every blind index column of a record, by field name: the matching ones and the search ones (relais.patients.search);
+    ``phone_index`` only when ``phone`` is given (a caller that leaves the phone alone keeps its index)."""
     return {
         "nir_index": blind_index.nir_index(pharmacy_id=pharmacy_id, nir=nir) if nir else "",
         "name_dob_index": blind_index.name_dob_index(pharmacy_id=pharmacy_id, last_name=last_name, date_of_birth=date_of_birth),
         "identity_index": blind_index.identity_index(
             pharmacy_id=pharmacy_id, last_name=last_name, first_names=first_names, date_of_birth=date_of_birth
+        ),
+        **search.search_indexes(
+            pharmacy_id=pharmacy_id, last_name=last_name, first_names=first_names, date_of_birth=date_of_birth, phone=phone
         ),
     }
 
@@ -64,6 +72,7 @@ def _indexes(pharmacy_id: uuid.UUID, identity: PatientIdentity | Patient) -> dic
         last_name=identity.last_name,
         first_names=identity.first_names,
         date_of_birth=identity.date_of_birth,  # type: ignore[arg-type]  # EncryptedDateField gives a date
+        phone=identity.phone,
     )
 
 
@@ -144,6 +153,9 @@ def _complete_fields(*, actor: User, patient: Patient, identity: PatientIdentity
     if "nir" in changed:
         patient.nir_index = _indexes(actor.tenant_id, patient)["nir_index"]
         changed.append("nir_index")
+    if "phone" in changed:
+        patient.phone_index = search.phone_index(pharmacy_id=actor.tenant_id, phone=patient.phone)
+        changed.append("phone_index")
     return changed
 
 
@@ -342,7 +354,8 @@ def patient_merge(*, actor: User, duplicate_id: uuid.UUID | str, into_id: uuid.U
         filled = [name for name in (*_FILLED_WHEN_EMPTY, *_REPLACED_WHEN_GIVEN) if getattr(duplicate, name) and not getattr(kept, name)]
         for name in filled:
             setattr(kept, name, getattr(duplicate, name))
-        kept.nir_index = _indexes(actor.tenant_id, kept)["nir_index"]
+        for name, value in _indexes(actor.tenant_id, kept).items():  # the NIR or phone may come from the duplicate
+            setattr(kept, name, value)
         if kept.possible_duplicate_of_id == duplicate.pk:
             kept.possible_duplicate_of = None
         kept.save()
@@ -381,6 +394,7 @@ def patient_update_contact(*, actor: User, patient: Patient, phone: str, email: 
     with transaction.atomic():
         patient.phone = phone
         patient.email = email
-        patient.save(update_fields=["phone", "email", "updated_at"])
+        patient.phone_index = search.phone_index(pharmacy_id=patient.pharmacy_id, phone=phone)
+        patient.save(update_fields=["phone", "email", "phone_index", "updated_at"])
         audit_record(actor=actor, action="patient.update_contact", object_type="patient", object_ids=[patient.pk])
     return patient

@@ -13,7 +13,7 @@ from relais.accounts.access import staff_required
 from relais.accounts.models import User
 from relais.core.forms import apply_service_errors
 from relais.notify.views import resend_after_contact_change
-from relais.patients import selectors, services
+from relais.patients import search, selectors, services
 from relais.patients.forms import ContactForm, PatientForm, PatientSearchForm
 from relais.patients.models import Patient, Sex
 from relais.screenings.selectors import patient_screenings
@@ -28,17 +28,27 @@ def patient_or_404(user: User, patient_id: uuid.UUID | str, purpose: str = "view
 
 @staff_required(sees_patients=True)
 def patient_search(request: HttpRequest, user: User) -> HttpResponse:
-    # POST, never GET: a NIR or a name must not end up in a URL, a log or the browser history.
+    # POST, never GET: a NIR or a name must not end up in a URL, a log or the browser history. GET shows the form and the
+    # patients tested today and this week.
     form = PatientSearchForm(request.POST or None)
-    results = None
-    if request.method == "POST" and form.is_valid():
-        results = selectors.patient_search(
-            actor=user,
-            nir=form.cleaned_data["nir"],
-            last_name=form.cleaned_data["last_name"],
-            date_of_birth=form.cleaned_data["date_of_birth"],
-        )
-    return render(request, "patients/search.html", {"form": form, "results": results})
+    context: dict[str, object] = {"form": form, "results": None}
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            query = search.SearchQuery(
+                last_name=data["last_name"],
+                first_names=data["first_names"],
+                date_of_birth=data["date_of_birth"],
+                nir=data["nir"],
+                phone=data["phone"],
+            )
+            context["results"] = search.patient_search(actor=user, query=query)
+    else:
+        week = selectors.patients_tested(actor=user, period="week")  # one read, one audit event: today's are among them
+        since = selectors.period_start("day")
+        context["today"] = [r for r in week if r.last_test_at >= since]
+        context["week"] = week
+    return render(request, "patients/search.html", context)
 
 
 @staff_required(sees_patients=True)

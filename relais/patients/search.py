@@ -1,0 +1,353 @@
+"""Patient search within one pharmacy: by last name, first and last name, date of birth, NIR or phone.
+
+Accent-, case- and hyphen-insensitive and tolerant of a typo, through truncated blind indexes (relais.core.blind_index
+search_index): each criterion narrows the pharmacy's records to a few candidates, which are decrypted and filtered here
+exactly. Every search writes one audit event naming the records shown, never the searched values.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from relais.accounts.models import User
+from relais.audit.services import audit_record
+from relais.core import blind_index, crypto
+from relais.core.secrets import SecretError
+from relais.core.tenancy import for_actor
+from relais.core.validators import phone_normalise
+from relais.patients.models import Patient
+
+MAX_CANDIDATES = 1000  # decrypted at most per search: a few per index value, so only a huge pharmacy reaches it
+MAX_RESULTS = 50
+FUZZY_MIN_LETTERS = 5  # one edit away is accepted only for names this long: shorter ones are too often another name
+
+# The columns filled by search_indexes(), with the model (see Patient.Meta.indexes: each with the pharmacy).
+SEARCH_COLUMNS = (
+    "surname_index",
+    "surname_head_index",
+    "surname_tail_index",
+    "surname_sound_index",
+    "full_name_index",
+    "birth_date_index",
+    "phone_index",
+)
+
+_NOT_LETTER = re.compile(r"[^\w]|[\d_]")
+
+
+def _fold(value: str) -> str:
+    """NFKD, combining marks dropped, case-folded (twice: casefold and NFKD can each reveal what the other folds)."""
+    for _ in range(2):
+        value = unicodedata.normalize("NFKD", value)
+        value = "".join(ch for ch in value if not unicodedata.combining(ch)).casefold()
+    return value
+
+
+def name_parts(value: str) -> list[str]:
+    """The words of a name, folded: 'Durand-Testeur', "D'Arc", 'Le Fèvre' are two words each; digits and signs dropped."""
+    return [part for part in _NOT_LETTER.split(_fold(value)) if part]
+
+
+def normalise(value: str) -> str:
+    """The search form of a name: 'Lefèvre', 'LEFEVRE', 'Le-Fèvre' and "le fevre" are all 'lefevre'."""
+    return "".join(name_parts(value))
+
+
+# A simplified French phonetic key (after Phonex and the French Soundex): spellings of one sound become one symbol, vowels
+# go (a typo in a vowel or a swapped vowel changes nothing), doubled symbols merge, final silent letters go.
+_SOUNDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), symbol)
+    for pattern, symbol in (
+        (r"s?ch|sh", "X"),  # chuintante: Schmitt, Chevalier, Shapiro
+        (r"ph", "F"),
+        (r"th", "T"),
+        (r"gh", "G"),
+        (r"qu|ck|q|k", "K"),
+        (r"c(?=[eiy])", "S"),
+        (r"c", "K"),
+        (r"gu(?=[eiy])", "G"),
+        (r"g(?=[eiy])", "J"),
+        (r"gn", "N"),
+        (r"g", "G"),
+        (r"j", "J"),
+        (r"bv", "V"),  # Lefebvre = Lefèvre
+        (r"[wv]", "V"),
+        (r"x", "KS"),
+        (r"[sz]", "S"),
+        (r"m(?=[bp])", "N"),  # nasal: Lambert = Lanbert
+        (r"h", ""),
+    )
+)
+_VOWELS = re.compile(r"[aeiouy]")
+_SILENT_ENDINGS = frozenset("TDSP")  # Durand = Durant, Dupont = Dupond, Dubois, Deschamps
+
+
+def phonetic_key(value: str) -> str:
+    """Same key for names that sound alike in French: 'Lefebvre', 'Lefèvre', 'LEFEVRE' give 'LFVR'; empty without letters."""
+    word = normalise(value)
+    if not word:
+        return ""
+    initial_vowel = bool(_VOWELS.match(word)) or (word[0] == "h" and bool(_VOWELS.match(word[1:2])))
+    for pattern, symbol in _SOUNDS:
+        word = pattern.sub(symbol, word)
+    word = _VOWELS.sub("", word).upper()
+    symbols: list[str] = ["@"] if initial_vowel else []  # Aubert = Hubert, and neither is Bert
+    for ch in word:
+        if not symbols or symbols[-1] != ch:
+            symbols.append(ch)
+    while len(symbols) > 1 and symbols[-1] in _SILENT_ENDINGS:
+        symbols.pop()
+    return "".join(symbols)
+
+
+def edit_distance_at_most_one(a: str, b: str) -> bool:
+    """Equal, or one letter inserted, removed, replaced, or two neighbours swapped (the usual typos)."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1 :]
+
+
+def phone_key(value: str) -> str:
+    """The E.164 form of a phone number (as stored), or its digits when it does not parse."""
+    value = value.strip()
+    if not value:
+        return ""
+    if value.startswith("+") and value[1:].isdigit():
+        return value  # already E.164 (what relais.patients.identity stores): phonenumbers is slow on the intake's path
+    try:
+        return phone_normalise(value)
+    except ValidationError:
+        return "".join(ch for ch in value if ch.isdigit())
+
+
+def search_indexes(
+    *, pharmacy_id: object, last_name: str, first_names: str, date_of_birth: date | None, phone: str | None
+) -> dict[str, str]:
+    """The search columns of one record (phone left out when ``phone`` is None: the caller does not change it)."""
+    parts = name_parts(last_name)
+    surname = "".join(parts)
+    first = name_parts(first_names)[:1]
+
+    def index(purpose: str, value: str) -> str:
+        return blind_index.search_index(purpose=purpose, pharmacy_id=pharmacy_id, value=value)
+
+    out = {
+        "surname_index": index("surname", surname),
+        # A double name is found by either part (DURAND-TESTEUR by 'Durand'); a single word has no parts of its own.
+        "surname_head_index": index("surname", parts[0] if len(parts) > 1 else ""),
+        "surname_tail_index": index("surname", parts[-1] if len(parts) > 1 else ""),
+        "surname_sound_index": index("surname-sound", phonetic_key(surname)),
+        "full_name_index": index("full-name", f"{first[0]}\x1f{surname}" if first and surname else ""),
+        "birth_date_index": index("birth-date", date_of_birth.isoformat() if date_of_birth else ""),
+    }
+    if phone is not None:
+        out["phone_index"] = phone_index(pharmacy_id=pharmacy_id, phone=phone)
+    return out
+
+
+def phone_index(*, pharmacy_id: object, phone: str) -> str:
+    return blind_index.search_index(purpose="phone", pharmacy_id=pharmacy_id, value=phone_key(phone))
+
+
+# --- Searching ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    last_name: str = ""
+    first_names: str = ""
+    date_of_birth: date | None = None
+    nir: str = ""  # already normalised (relais.core.validators.nir_normalise)
+    phone: str = ""
+
+    @property
+    def kinds(self) -> list[str]:
+        """What was searched by, for the audit event (never the values)."""
+        given = {"last_name": self.last_name, "first_names": self.first_names, "date_of_birth": self.date_of_birth}
+        given |= {"nir": self.nir, "phone": self.phone}
+        return [name for name, value in given.items() if value]
+
+    @property
+    def searchable(self) -> bool:
+        return bool(normalise(self.last_name) or self.date_of_birth or self.nir or phone_key(self.phone))
+
+
+@dataclass(frozen=True)
+class Hit:
+    patient: Patient
+    exact: bool  # False: found through the phonetic key or one typo away
+
+
+def _surname_match(query: str, patient: Patient) -> tuple[bool, bool]:
+    """(matches, exactly) for a searched last name against the record's, on the whole name or one of its words."""
+    wanted = normalise(query)
+    parts = name_parts(patient.last_name)
+    names = {"".join(parts), *parts}
+    if wanted in names:
+        return True, True
+    if phonetic_key(wanted) == phonetic_key("".join(parts)):
+        return True, False
+    fuzzy = len(wanted) >= FUZZY_MIN_LETTERS and any(edit_distance_at_most_one(wanted, name) for name in names)
+    return fuzzy, False
+
+
+def _first_name_match(query: str, patient: Patient) -> tuple[bool, bool]:
+    wanted = normalise(query)
+    names = set(name_parts(patient.first_names)) | {normalise(patient.first_names)}
+    if wanted in names:
+        return True, True
+    fuzzy = len(wanted) >= FUZZY_MIN_LETTERS and any(edit_distance_at_most_one(wanted, name) for name in names)
+    return fuzzy, False
+
+
+def _candidates(actor: User, query: SearchQuery) -> QuerySet[Patient]:
+    """The pharmacy's live records the indexes point at: the most selective criterion given, ANDed with the others."""
+    pharmacy_id = actor.tenant_id
+    rows = for_actor(Patient, actor).filter(merged_into__isnull=True)
+    if query.nir:
+        return rows.filter(nir_index=blind_index.nir_index(pharmacy_id=pharmacy_id, nir=query.nir))
+    keys = search_indexes(
+        pharmacy_id=pharmacy_id,
+        last_name=query.last_name,
+        first_names=query.first_names,
+        date_of_birth=query.date_of_birth,
+        phone=query.phone,
+    )
+    if keys["phone_index"]:
+        rows = rows.filter(phone_index=keys["phone_index"])
+    if keys["surname_index"]:
+        surname = keys["surname_index"]
+        by_name = Q(surname_index=surname) | Q(surname_head_index=surname) | Q(surname_tail_index=surname)
+        by_name |= Q(surname_sound_index=keys["surname_sound_index"])
+        if keys["full_name_index"]:
+            by_name |= Q(full_name_index=keys["full_name_index"])
+        rows = rows.filter(by_name)
+    if keys["birth_date_index"]:
+        rows = rows.filter(birth_date_index=keys["birth_date_index"])
+    return rows
+
+
+def _accepted(patient: Patient, query: SearchQuery) -> tuple[bool, bool]:
+    """(shown, exactly): every criterion given holds on the decrypted record."""
+    exact = True
+    if query.nir and patient.nir != query.nir:
+        return False, False
+    if query.date_of_birth and patient.date_of_birth != query.date_of_birth:
+        return False, False
+    if query.phone and phone_key(patient.phone) != phone_key(query.phone):
+        return False, False
+    for given, match in ((query.last_name, _surname_match), (query.first_names, _first_name_match)):
+        if given and normalise(given):
+            ok, precise = match(given, patient)
+            if not ok:
+                return False, False
+            exact = exact and precise
+    return True, exact
+
+
+def patient_search(*, actor: User, query: SearchQuery) -> list[Hit]:
+    """Exact matches first (newest record first), then the near ones; audited with the kinds searched and the ids shown."""
+    hits: list[Hit] = []
+    if query.searchable:
+        candidates = list(_candidates(actor, query).order_by("-created_at")[:MAX_CANDIDATES])
+        for patient in candidates:
+            shown, exact = _accepted(patient, query)
+            if shown:
+                hits.append(Hit(patient, exact))
+        hits.sort(key=lambda h: not h.exact)  # stable: newest first within each group
+        hits = hits[:MAX_RESULTS]
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="patient.search",
+            object_type="patient",
+            object_ids=[h.patient.pk for h in hits],
+            detail={"by": "+".join(query.kinds), "count": len(hits)},
+        )
+    return hits
+
+
+def search_columns_of(patient: Patient) -> dict[str, str]:
+    """The search columns ``patient``'s identity and phone give (for a backfill or a check)."""
+    return search_indexes(
+        pharmacy_id=patient.pharmacy_id,
+        last_name=patient.last_name,
+        first_names=patient.first_names,
+        date_of_birth=patient.date_of_birth,  # type: ignore[arg-type]  # EncryptedDateField gives a date
+        phone=patient.phone,
+    )
+
+
+def stale(patients: Iterable[Any]) -> list[Any]:
+    """The records whose stored search columns differ from what their identity gives."""
+    return [p for p in patients if any(getattr(p, k) != v for k, v in search_columns_of(p).items())]
+
+
+# --- Backfill (migration 0004 and manage.py reindex_patients) -----------------------------------------------------------
+
+
+def search_key_available() -> bool:
+    """Whether RELAIS_BLIND_INDEX_KEY is set and valid here (a migration may run where it is not)."""
+    try:
+        blind_index.search_index(purpose="probe", pharmacy_id="probe", value="probe")
+    except (SecretError, AttributeError):
+        return False
+    return bool(getattr(settings, "RELAIS_BLIND_INDEX_KEY", ""))
+
+
+def reindex(model: Any, *, only_missing: bool = False, chunk: int = 500, progress: Any = None) -> tuple[int, int]:
+    """Recompute the search columns of every record of ``model`` (Patient, or its historical state in a migration), in
+    chunks; (rewritten, unreadable): a record whose identity no longer decrypts (its key destroyed) is left as it is."""
+    rows = model._default_manager.order_by("pk")
+    if only_missing:
+        rows = rows.filter(surname_index="")
+    rewritten = unreadable = 0
+    batch: list[Any] = []
+    for patient in rows.iterator(chunk_size=chunk):
+        try:
+            values = search_indexes(
+                pharmacy_id=patient.pharmacy_id,
+                last_name=patient.last_name,
+                first_names=patient.first_names,
+                date_of_birth=patient.date_of_birth,
+                phone=patient.phone,
+            )
+        except crypto.DecryptionError:  # its retention key destroyed: the purge deletes it; the others go on
+            unreadable += 1
+            continue
+        for name, value in values.items():
+            setattr(patient, name, value)
+        batch.append(patient)
+        if len(batch) >= chunk:
+            model._default_manager.bulk_update(batch, list(SEARCH_COLUMNS))
+            rewritten += len(batch)
+            if progress is not None:
+                progress(len(batch))
+            batch = []
+    if batch:
+        model._default_manager.bulk_update(batch, list(SEARCH_COLUMNS))
+        rewritten += len(batch)
+        if progress is not None:
+            progress(len(batch))
+    return rewritten, unreadable
