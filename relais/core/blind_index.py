@@ -75,11 +75,11 @@ def _search_key(secret: str, pharmacy_id: str) -> bytes:
     return hmac.new(decode_key("RELAIS_BLIND_INDEX_KEY", secret), f"search-key\x1f{pharmacy_id}".encode(), hashlib.sha256).digest()
 
 
-def search_index(*, purpose: str, pharmacy_id: object, value: str, bits: int = SEARCH_INDEX_BITS) -> str:
+def search_index(*, kind: str, pharmacy_id: object, value: str, bits: int = SEARCH_INDEX_BITS) -> str:
     """The truncated index of an already normalised ``value`` (hex, ``bits`` long); empty for an empty value."""
     if not value:
         return ""
     key = _search_key(settings.RELAIS_BLIND_INDEX_KEY, str(pharmacy_id))
-    digest = hmac.new(key, f"{purpose}\x1f{value}".encode(), hashlib.sha256).digest()
+    digest = hmac.new(key, f"{kind}\x1f{value}".encode(), hashlib.sha256).digest()
     number = int.from_bytes(digest[:8], "big") >> (64 - bits)
     return f"{number:0{(bits + 3) // 4}x}"

@@ -149,8 +149,8 @@ def search_indexes(
     surname = "".join(parts)
     first = name_parts(first_names)[:1]
 
-    def index(purpose: str, value: str) -> str:
-        return blind_index.search_index(purpose=purpose, pharmacy_id=pharmacy_id, value=value)
+    def index(kind: str, value: str) -> str:
+        return blind_index.search_index(kind=kind, pharmacy_id=pharmacy_id, value=value)
 
     out = {
         "surname_index": index("surname", surname),
@@ -167,7 +167,7 @@ def search_indexes(
 
 
 def phone_index(*, pharmacy_id: object, phone: str) -> str:
-    return blind_index.search_index(purpose="phone", pharmacy_id=pharmacy_id, value=phone_key(phone))
+    return blind_index.search_index(kind="phone", pharmacy_id=pharmacy_id, value=phone_key(phone))
 
 
 # --- Searching ---------------------------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def stale(patients: Iterable[Any]) -> list[Any]:
 def search_key_available() -> bool:
     """Whether RELAIS_BLIND_INDEX_KEY is set and valid here (a migration may run where it is not)."""
     try:
-        blind_index.search_index(purpose="probe", pharmacy_id="probe", value="probe")
+        blind_index.search_index(kind="probe", pharmacy_id="probe", value="probe")
     except (SecretError, AttributeError):
         return False
     return bool(getattr(settings, "RELAIS_BLIND_INDEX_KEY", ""))
