@@ -189,7 +189,8 @@ def patient_identity(request: HttpRequest, user: User, patient_id: str) -> HttpR
                 resent = done.effects.get("tests_resent", 0)
                 messages.success(
                     request,
-                    _("Identity corrected. %(n)s test(s) will be sent again to the national platform with the new identity.") % {"n": resent},
+                    _("Identity corrected. %(n)s test(s) will be sent again to the national platform with the new identity.")
+                    % {"n": resent},
                 )
                 return redirect("patients:detail", patient_id=patient.pk)
         elif "edit" not in request.POST:

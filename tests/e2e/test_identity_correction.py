@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 import subprocess
 import sys
@@ -39,7 +38,8 @@ from relais.intake.services import screening_record
 from relais.patients.services import PatientIdentity, patient_register
 from relais.screenings.inputs import ScreeningInput
 with request_context(channel="test"):
-    pharmacy = pharmacy_create(actor=None, name="Pharmacie E2E", finess="750000010", address_line="3 rue du Faubourg", postcode="75010", city="Paris")
+    pharmacy = pharmacy_create(actor=None, name="Pharmacie E2E", finess="750000010", address_line="3 rue du Faubourg",
+        postcode="75010", city="Paris")
     user = User.objects.create_user("%(email)s", "%(password)s", full_name="Paul Bernard", role="pharmacist", pharmacy=pharmacy)
     TOTPDevice.objects.create(user=user, name="phone", confirmed=True, key="%(key)s")
     patient = patient_register(actor=user, identity=PatientIdentity(last_name="%(typo)s", first_names="Camille", sex="F",
@@ -101,7 +101,7 @@ def _ok(base_url: str) -> bool:
 
 
 def test_identity_rejection_corrected_from_the_link(stack: Any, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
-    server, sandbox, relais, ids, authenticator = stack
+    server, sandbox, _relais, ids, authenticator = stack
     # The platform refuses the test: "INS non qualifiée".
     _wait("the rejection", lambda: sandbox.control("/control/stats")["rejected"] >= 1)
     sandbox.mode("normal")

@@ -118,9 +118,7 @@ def test_each_test_within_retention_is_sent_again_as_a_correction(owner: Any, pa
     for key in ("today", "positive"):
         version = _current(tests_of[key])
         assert version.status == ScreeningStatus.CORRECTED and version.version == 2
-        assert [(r.analyte, r.result) for r in version.results.all()] == [
-            (r.analyte, r.result) for r in tests_of[key].results.all()
-        ]
+        assert [(r.analyte, r.result) for r in version.results.all()] == [(r.analyte, r.result) for r in tests_of[key].results.all()]
         message = OutboxMessage.objects.get(screening=version)
         assert message.status == TransferStatus.PENDING and message.version == 2
         # What the receiver gets: the corrected name, the same placer order number (series), status corrected.

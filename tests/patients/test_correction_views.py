@@ -112,7 +112,9 @@ def test_a_duplicate_is_refused_on_confirm_naming_the_field(as_user: Any, owner:
 
 
 def _reject(screening: Screening, reason: str) -> None:
-    OutboxMessage.objects.filter(screening=screening).update(status=TransferStatus.REJECTED, rejection_reason=reason, rejected_at=timezone.now())
+    OutboxMessage.objects.filter(screening=screening).update(
+        status=TransferStatus.REJECTED, rejection_reason=reason, rejected_at=timezone.now()
+    )
 
 
 def test_an_identity_rejection_links_to_the_correction_form(as_user: Any, owner: Any, patient: Any, screening: Any) -> None:
