@@ -29,7 +29,8 @@ def describe_errors(form: forms.Form) -> None:
     for name, field in form.fields.items():
         if name in (form._errors or {}):  # type: ignore[attr-defined]
             field.widget.attrs["aria-invalid"] = "true"
-            field.widget.attrs["aria-describedby"] = f"id_{name}_error"
+            # The error first, then the help text Django ties to the field by default (id_<name>_helptext).
+            field.widget.attrs["aria-describedby"] = f"id_{name}_error" + (f" id_{name}_helptext" if field.help_text else "")
 
 
 class PreRegistrationForm(PatientForm):

@@ -44,7 +44,6 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
     if link is None:  # unknown, replaced by a newer link, or the pharmacy is closed on Relais
         return _private(render(request, "prereg/public_unknown.html", status=404))
     form = PreRegistrationForm(request.POST or None)
-    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             row = services.prereg_submit(link=link, identity=form.identity(), client_address=client_address(request))
@@ -54,10 +53,8 @@ def public_form(request: HttpRequest, token: str) -> HttpResponse:
         request.session.cycle_key()
         request.session[SESSION_DONE] = str(row.pk)
         return redirect("prereg:done")
-    if form.errors:
-        status = 400
     context = {"form": form, "pharmacy": link.pharmacy, "lifetime": services.config.limit("lifetime_hours")}
-    return _private(render(request, "prereg/public_form.html", context, status=status))
+    return _private(render(request, "prereg/public_form.html", context))
 
 
 @public
@@ -93,7 +90,7 @@ def prereg_list(request: HttpRequest, user: User) -> HttpResponse:
         form.add_error("code", _("No pre-registration with this code: check it with the patient (it expires after 24 hours)."))
     describe_errors(form)
     rows = services.prereg_list(actor=user)
-    return render(request, "prereg/list.html", {"form": form, "rows": rows}, status=200 if not form.errors else 404)
+    return render(request, "prereg/list.html", {"form": form, "rows": rows})
 
 
 @staff_required(sees_patients=True)
