@@ -226,12 +226,12 @@ def test_discard(pharmacy: Any, owner: Any, stranger: Any, as_user: Any) -> None
 
 
 def test_poster_and_qr(pharmacy: Any, owner: Any, admin: Any, operator: Any, as_user: Any) -> None:
-    page = as_user(owner).get("/prereg/link/")
+    page = as_user(owner).get("/prereg/link/", HTTP_ACCEPT_LANGUAGE="en")
     assert page.status_code == 200
     token = services.link_for(pharmacy=pharmacy).token
     assert f"/pre/{token}/".encode() in page.content
     assert b"Replace the link" not in page.content  # pharmacists print, administrators replace
-    assert b"Replace the link" in as_user(admin).get("/prereg/link/").content
+    assert b"Replace the link" in as_user(admin).get("/prereg/link/", HTTP_ACCEPT_LANGUAGE="en").content
     qr = as_user(owner).get("/prereg/link/qr.svg")
     assert qr.status_code == 200 and qr["Content-Type"] == "image/svg+xml" and b"<svg" in qr.content
     assert as_user(owner).post("/prereg/link/rotate/").status_code == 403
