@@ -68,15 +68,19 @@ def _current(screening: Screening) -> Screening:
 
 def test_fields_and_indexes_change_and_the_patient_is_found_under_the_new_name(owner: Any, patient: Any) -> None:
     dob = patient.date_of_birth
-    result = patient_correct_identity(actor=owner, patient_id=patient.pk, identity=corrected(patient, **NEW_NAME))
+    old_indexes = (patient.name_dob_index, patient.identity_index)
+    result = patient_correct_identity(
+        actor=owner, patient_id=patient.pk, identity=corrected(patient, last_name="LEROY", first_names="Inès")
+    )
     assert result.fields == ["first_names", "last_name"]
     stored = Patient.objects.get(pk=patient.pk)
-    assert (stored.last_name, stored.first_names) == ("DURAND", "Camille Marie")
-    assert stored.name_dob_index == blind_index.name_dob_index(pharmacy_id=owner.tenant_id, last_name="DURAND", date_of_birth=dob)
+    assert (stored.last_name, stored.first_names) == ("LEROY", "Inès")
+    assert stored.name_dob_index == blind_index.name_dob_index(pharmacy_id=owner.tenant_id, last_name="LEROY", date_of_birth=dob)
     assert stored.identity_index == blind_index.identity_index(
-        pharmacy_id=owner.tenant_id, last_name="DURAND", first_names="Camille Marie", date_of_birth=dob
+        pharmacy_id=owner.tenant_id, last_name="LEROY", first_names="Inès", date_of_birth=dob
     )
-    assert [p.pk for p in selectors.patient_search(actor=owner, last_name="Durand", date_of_birth=dob)] == [patient.pk]
+    assert old_indexes[0] != stored.name_dob_index and old_indexes[1] != stored.identity_index
+    assert [p.pk for p in selectors.patient_search(actor=owner, last_name="leroy", date_of_birth=dob)] == [patient.pk]
     assert selectors.patient_search(actor=owner, last_name="DURAND-TESTEUR", date_of_birth=dob) == []
 
 
