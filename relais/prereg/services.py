@@ -26,7 +26,7 @@ from relais.prereg import config
 from relais.prereg.models import PreRegistration, PreRegLink, RateHit
 
 # No 0/O, 1/I/L, 2/Z, 5/S, 8/B: read aloud or typed from a phone screen without mistakes.
-CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY345679"
+CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 CODE_LENGTH = 6
 
 
@@ -123,7 +123,7 @@ def prereg_submit(*, link: PreRegLink, identity: PatientIdentity, client_address
                 continue  # that code is taken in this pharmacy: draw another
             break
         else:
-            raise RuntimeError("no free pre-registration code")  # 26**6 codes: practically unreachable
+            raise RuntimeError("no free pre-registration code")  # 25**6 codes: practically unreachable
         RateHit.objects.bulk_create([RateHit(key=address_key, at=now), RateHit(key=link_key, at=now)])
         audit_record(actor=None, action="prereg.submit", object_type="prereg", object_ids=[row.pk], pharmacy_id=link.pharmacy_id)
     return row
