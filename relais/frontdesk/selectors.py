@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from relais.accounts.models import User
 from relais.core.tenancy import for_actor
-from relais.notify.models import Notification
+from relais.notify.models import Notification, NotificationStatus
 from relais.screenings.models import Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.vocab import RESULT_DETECTED
-from relais.transfer.models import OutboxMessage
+from relais.transfer.models import OutboxMessage, TransferStatus
 
 CHART_DAYS = 14
 
@@ -59,8 +59,9 @@ def counted_tests(actor: User, *, patient_data: bool = False) -> QuerySet[Screen
 def day_figures(*, actor: User, now: datetime | None = None) -> DayFigures:
     """Today's and this week's (since Monday) counts and the tests per day of the last CHART_DAYS days.
 
-    A test counts on the day it was recorded (as the today list); a rejection or a failed patient message on the day
-    it happened, whatever became of it since (a resent message keeps its rejection date)."""
+    A test counts on the day it was recorded (as the today list); a rejection or a failed patient message on the day it
+    happened, while it is still rejected or failed: once resent it is no longer the pharmacy's to act on. Reading those by
+    status walks the queues' (status, next_attempt_at) indexes over the few such rows, not the pharmacy's whole history."""
     today = timezone.localdate(now or timezone.now())
     week_start = today - timedelta(days=today.weekday())
     first_day = min(week_start, today - timedelta(days=CHART_DAYS - 1))
@@ -79,12 +80,12 @@ def day_figures(*, actor: User, now: datetime | None = None) -> DayFigures:
     }
     rejections = (
         for_actor(OutboxMessage, actor, patient_data=False)
-        .filter(rejected_at__gte=week_since)
+        .filter(status=TransferStatus.REJECTED, rejected_at__gte=week_since)
         .aggregate(week=Count("pk"), today=Count("pk", filter=Q(rejected_at__gte=today_start)))
     )
     failures = (
         for_actor(Notification, actor, patient_data=False)
-        .filter(failed_at__gte=week_since)
+        .filter(status=NotificationStatus.FAILED, failed_at__gte=week_since)
         .aggregate(week=Count("pk"), today=Count("pk", filter=Q(failed_at__gte=today_start)))
     )
 

@@ -61,16 +61,16 @@ def _dashboard(request: HttpRequest, user: User, form: ExportForm, *, status: in
 
 
 @never_cache
-@require_GET
 @staff_required(Role.PHARMACIST, Role.PHARMACY_ADMIN)
+@require_GET
 def dashboard(request: HttpRequest, user: User) -> HttpResponse:
     today = timezone.localdate()
     return _dashboard(request, user, ExportForm(initial={"first_day": today, "last_day": today}))
 
 
 @never_cache
-@require_GET
 @staff_required(sees_patients=True)
+@require_GET
 def today_fragment(request: HttpRequest, user: User) -> HttpResponse:
     """The home page's list of today's tests alone, fetched by day-refresh.js every 30 s (read and audited as the page)."""
     screenings = screening_selectors.screenings_today(actor=user)
@@ -85,8 +85,8 @@ def _filename(export: exports.Export) -> str:
 
 
 @never_cache
+@staff_required(sees_patients=True)  # the role is checked before the method
 @require_POST
-@staff_required(sees_patients=True)
 def export(request: HttpRequest, user: User) -> HttpResponseBase:
     form = ExportForm(request.POST)
     if not form.is_valid():

@@ -27,6 +27,7 @@ from django.utils import timezone
 from relais.accounts.models import User
 from relais.audit.models import AuditEvent, AuditSubject
 from relais.audit.selectors import EventFilters, filtered, page_of, who_touched
+from relais.frontdesk.selectors import day_figures
 from relais.intake.services import screening_intake
 from relais.notify.models import Notification, NotificationStatus
 from relais.notify.services import notify_claim
@@ -275,6 +276,16 @@ def test_today_list_uses_the_pharmacy_recorded_index(owner: User, history: None)
     statements = selects(captured(lambda: screenings_today(actor=owner)), Screening, "recorded_at")
     assert len(statements) == 1
     assert_uses(statements[0], "screening_pharmacy_recorded")
+
+
+def test_day_figures_use_the_recorded_and_status_indexes(owner: User, history: None) -> None:
+    statements = captured(lambda: day_figures(actor=owner))
+    (tests,) = selects(statements, Screening, "recorded_at")
+    assert_uses(tests, "screening_pharmacy_recorded")
+    (rejections,) = selects(statements, OutboxMessage, "rejected_at")
+    assert_uses(rejections, index_name(OutboxMessage, ["status", "next_attempt_at"]))  # the few rejected, not the history
+    (failures,) = selects(statements, Notification, "failed_at")
+    assert_uses(failures, index_name(Notification, ["status", "next_attempt_at"]))
 
 
 # --- The queues' claims ----------------------------------------------------------------------------------------------

@@ -92,7 +92,21 @@ def test_counts_of_today_and_the_week_leave_other_pharmacies_out(owner: User, kn
     figures = day_figures(actor=owner)
     assert (figures.today.tests, figures.today.positives, figures.today.rejections, figures.today.failed_messages) == (3, 1, 1, 1)
     extra = len(known["earlier"])
-    assert (figures.week.tests, figures.week.positives, figures.week.rejections, figures.week.failed_messages) == (3 + extra, 1 + extra, 1, 1)
+    assert (figures.week.tests, figures.week.positives, figures.week.rejections, figures.week.failed_messages) == (
+        3 + extra,
+        1 + extra,
+        1,
+        1,
+    )
+
+
+def test_a_resent_rejection_is_no_longer_counted(owner: User, known: dict[str, Any]) -> None:
+    from relais.transfer.services import outbox_resend
+
+    _t1, t2, _t3 = known["today"]
+    outbox_resend(actor=owner, message_id=OutboxMessage.objects.get(screening=t2).pk)
+    figures = day_figures(actor=owner)
+    assert (figures.today.rejections, figures.week.rejections) == (0, 0)
 
 
 def test_a_corrected_test_counts_once_and_a_removed_one_not_at_all(owner: User, known: dict[str, Any]) -> None:
@@ -114,7 +128,7 @@ def test_chart_numbers_are_the_tests_per_day(owner: User, known: dict[str, Any],
     assert sum(t for t, _p in by_day.values()) == 4 + len(known["earlier"])
 
     page = as_user(owner).get("/day/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    assert 'role="img"' in page and "<title id=\"day-chart-title\">" in page
+    assert 'role="img"' in page and '<title id="day-chart-title">' in page
     assert f'data-day="{today.isoformat()}" data-tests="3" data-positives="1"' in page
     ten = (today - timedelta(days=10)).isoformat()
     assert f'data-day="{ten}" data-tests="1" data-positives="1"' in page
@@ -139,7 +153,9 @@ def test_who_may_open_the_day(owner: User, admin: User, stranger: User, operator
     assert Client().get("/day/").status_code == 302
 
 
-def test_the_today_fragment_is_the_list_scoped_and_audited(owner: User, colleague: User, stranger: User, known: dict[str, Any], as_user: Any) -> None:
+def test_the_today_fragment_is_the_list_scoped_and_audited(
+    owner: User, colleague: User, stranger: User, known: dict[str, Any], as_user: Any
+) -> None:
     response = as_user(colleague).get("/day/today/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     body = response.content.decode()
@@ -159,7 +175,9 @@ def test_home_page_refreshes_itself_and_works_without_script(owner: User, known:
 
 
 def _export(client: Client, first: date, last: date, fmt: str = "csv", lang: str = "en") -> Any:
-    return client.post("/day/export/", {"first_day": first.isoformat(), "last_day": last.isoformat(), "fmt": fmt}, HTTP_ACCEPT_LANGUAGE=lang)
+    return client.post(
+        "/day/export/", {"first_day": first.isoformat(), "last_day": last.isoformat(), "fmt": fmt}, HTTP_ACCEPT_LANGUAGE=lang
+    )
 
 
 def _csv(response: Any) -> list[list[str]]:
@@ -199,7 +217,9 @@ def test_csv_cells_cannot_become_formulas(owner: User, today: date, as_user: Any
     assert safe("DURAND") == "DURAND" and safe("") == ""
 
 
-def test_export_writes_one_audit_event_naming_every_patient(owner: User, stranger: User, known: dict[str, Any], today: date, as_user: Any) -> None:
+def test_export_writes_one_audit_event_naming_every_patient(
+    owner: User, stranger: User, known: dict[str, Any], today: date, as_user: Any
+) -> None:
     other = Day(owner, last_name="MARTIN", first_names="Léa")
     other.test(today - timedelta(days=1))
     first = today - timedelta(days=2)
