@@ -143,3 +143,9 @@ def test_other_rejections_do_not(as_user: Any, owner: Any, patient: Any, screeni
 )
 def test_which_rejections_name_the_identity(reason: str, expected: bool) -> None:
     assert names_identity(reason) is expected
+
+
+def test_the_test_lists_link_an_identity_rejection_too(as_user: Any, owner: Any, patient: Any, screening: Any) -> None:
+    _reject(screening, "INS non qualifiée")
+    html = as_user(owner).get(reverse("patients:detail", args=[patient.pk])).content.decode()
+    assert f'href="{_url(patient)}" data-testid="correct-identity-row"' in html
