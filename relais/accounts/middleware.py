@@ -15,8 +15,20 @@ from django.shortcuts import redirect
 # Patients open their result with a link and their date of birth (/r/); verifiers download the revocation list (/dcc/);
 # anyone may read the patient information notice (/notice/, no personal data); /metrics checks its own token or address;
 # patients pre-register through their pharmacy's link (/pre/).
-PUBLIC_PREFIXES = ("/static/", "/healthz", "/login/", "/invite/", "/i18n/", "/favicon.ico", "/api/", "/r/", "/dcc/", "/notice/", "/metrics")
-PUBLIC_PREFIXES += ("/pre/",)  # relais.prereg: the patient's pre-registration form and its code
+PUBLIC_PREFIXES = (
+    "/static/",
+    "/healthz",
+    "/login/",
+    "/invite/",
+    "/i18n/",
+    "/favicon.ico",
+    "/api/",
+    "/r/",
+    "/dcc/",
+    "/notice/",
+    "/metrics",
+    "/pre/",
+)
 MFA_PREFIXES = ("/mfa/", "/logout/")
 
 
