@@ -17,7 +17,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
 
 from relais.accounts.models import User
 from relais.audit.services import audit_record
@@ -223,13 +222,13 @@ def _first_name_match(query: str, patient: Patient) -> tuple[bool, bool]:
     return fuzzy, False
 
 
-def _candidates(actor: User, query: SearchQuery) -> QuerySet[Patient]:
+def _candidates(actor: User, query: SearchQuery) -> list[Patient]:
     """The pharmacy's live records the indexes point at, by the most selective criterion given: NIR, phone, date of birth
     (a few records a day: the names are then compared after decryption, one typo away included), else the names."""
     pharmacy_id = actor.tenant_id
     rows = for_actor(Patient, actor).filter(merged_into__isnull=True)
     if query.nir:
-        return rows.filter(nir_index=blind_index.nir_index(pharmacy_id=pharmacy_id, nir=query.nir))
+        return list(rows.filter(nir_index=blind_index.nir_index(pharmacy_id=pharmacy_id, nir=query.nir))[:MAX_CANDIDATES])
     keys = search_indexes(
         pharmacy_id=pharmacy_id,
         last_name=query.last_name,
@@ -237,16 +236,18 @@ def _candidates(actor: User, query: SearchQuery) -> QuerySet[Patient]:
         date_of_birth=query.date_of_birth,
         phone=query.phone,
     )
-    if keys["phone_index"]:
-        return rows.filter(phone_index=keys["phone_index"])
-    if keys["birth_date_index"]:
-        return rows.filter(birth_date_index=keys["birth_date_index"])
+    for column in ("phone_index", "birth_date_index"):
+        if keys[column]:
+            return list(rows.filter(**{column: keys[column]})[:MAX_CANDIDATES])
     surname = keys["surname_index"]
-    by_name = Q(surname_index=surname) | Q(surname_head_index=surname) | Q(surname_tail_index=surname)
-    by_name |= Q(surname_sound_index=keys["surname_sound_index"])
-    if keys["full_name_index"]:
-        by_name |= Q(full_name_index=keys["full_name_index"])
-    return rows.filter(by_name)
+    wanted = {"surname_index": surname, "surname_head_index": surname, "surname_tail_index": surname}
+    wanted |= {"surname_sound_index": keys["surname_sound_index"], "full_name_index": keys["full_name_index"]}
+    # One statement per column, each on its (pharmacy, column) index: ORed in one, SQLite read the whole pharmacy.
+    found: dict[Any, Patient] = {}
+    for column, value in wanted.items():
+        if value and len(found) < MAX_CANDIDATES:
+            found.update((p.pk, p) for p in rows.filter(**{column: value})[:MAX_CANDIDATES])
+    return list(found.values())
 
 
 def _accepted(patient: Patient, query: SearchQuery) -> tuple[bool, bool]:
@@ -271,7 +272,8 @@ def patient_search(*, actor: User, query: SearchQuery) -> list[Hit]:
     """Exact matches first (newest record first), then the near ones; audited with the kinds searched and the ids shown."""
     hits: list[Hit] = []
     if query.searchable:
-        candidates = list(_candidates(actor, query).order_by("-created_at")[:MAX_CANDIDATES])
+        # Sorted here, not in SQL: ORDER BY created_at made SQLite walk the pharmacy's (pharmacy, created_at) index instead.
+        candidates = sorted(_candidates(actor, query), key=lambda p: p.created_at, reverse=True)
         for patient in candidates:
             shown, exact = _accepted(patient, query)
             if shown:
