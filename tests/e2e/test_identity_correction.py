@@ -127,9 +127,11 @@ def test_identity_rejection_corrected_from_the_link(stack: Any, browser: Browser
     expect(page).to_have_url(session.url(f"/patients/{ids['patient']}/identity/"))
     last_name = page.locator("#id_last_name")
     expect(last_name).to_have_value(TYPO)
-    last_name.fill(FIXED)  # a real user: select the name, type the 6 letters
-    keys += len(FIXED) + 1
+    expect(last_name).to_be_focused()  # the form opens on the last name: select it, type the right one, Enter
+    page.keyboard.press("Control+A")
+    page.keyboard.type(FIXED)
     page.keyboard.press("Enter")
+    keys += 1 + len(FIXED) + 1
     changes = page.locator("[data-testid=identity-changes]")
     expect(changes).to_contain_text(TYPO)
     expect(changes).to_contain_text(FIXED)
