@@ -201,3 +201,25 @@ def test_purge_job_deletes_what_expired(pharmacy: Any) -> None:
     event = AuditEvent.objects.get(action="prereg.purge")
     assert event.object_ids == [str(old.pk)] and event.detail == {"deleted": 1}
     assert schedule.run_now("prereg.purge", now=now) == {"expired_deleted": 0, "rate_hits_deleted": 0}
+
+
+def test_key_rotation_keeps_pre_registrations_readable_under_their_day_key(pharmacy: Any, owner: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    row = _submit(pharmacy)
+    call_command("rotate_keys", "--no-progress", stdout=StringIO(), stderr=StringIO())
+    fresh = services.prereg_get(actor=owner, prereg_id=row.pk)
+    assert fresh.last_name == "DURAND-TESTEUR" and fresh.retention_key == row.retention_key
+
+
+def test_purge_never_decrypts_so_a_shredded_key_does_not_stop_it(pharmacy: Any) -> None:
+    from relais.core import crypto
+
+    now = timezone.now()
+    row = _submit(pharmacy, now=now - timedelta(days=3))
+    crypto.destroy_key(row.retention_key)  # the retention purge shreds the day's key after expiry
+    crypto.forget_keys()
+    assert services.purge(now=now)["expired_deleted"] == 1
+    assert not PreRegistration.objects.exists()
