@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,7 +97,7 @@ def _fits(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
-def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser, record_property: Any, capsys: Any) -> None:  # noqa: F811
+def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser, record_property: Any, capsys: Any, tmp_path: Path) -> None:  # noqa: F811
     link = re.search(r"LINK=(\S+)", _manage(server.env, "shell", "-c", EARLIER_TEST)).group(1)  # type: ignore[union-attr]
 
     # --- the patient, on a phone, in French first ---
@@ -126,12 +127,14 @@ def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser,
     expect(phone_field).to_have_attribute("aria-describedby", re.compile(r"^id_phone_error\b"))
     expect(page.locator("#id_phone_error")).to_contain_text("phone number")
     assert _fits(page), "the form with its errors scrolls sideways on a phone"
+    page.screenshot(path=tmp_path / "prereg-phone-error.png", full_page=True)
     phone_field.fill("06 12 34 56 78")
     page.get_by_role("button", name="Send my details").click()
     expect(page).to_have_url(server.base_url + "/pre/done/")
     code = page.locator("[data-testid=prereg-code]").inner_text().strip()
     assert re.fullmatch(r"[A-Z0-9]{6}", code), code
     assert _fits(page)
+    page.screenshot(path=tmp_path / "prereg-phone-code.png", full_page=True)
     phone.close()
     assert not problems, problems
 
@@ -180,6 +183,7 @@ def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser,
     expect(page.locator("[data-testid=prereg-identity]")).to_contain_text("14/07/1990")
     expect(page.get_by_role("note")).to_contain_text("Check the identity document")
     expect(page.get_by_role("button", name="Identity checked: confirm and record the test")).to_be_focused()
+    page.screenshot(path=tmp_path / "prereg-confirm.png", full_page=True)
     pre.press("Enter")
     expect(page.locator("ul.messages")).to_contain_text("Patient registered.")
     expect(page.get_by_role("heading", level=1)).to_contain_text("LEFÈVRE-ESSAI Zoé")
@@ -203,5 +207,5 @@ def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser,
     )
     record_property("summary", line)
     with capsys.disabled():
-        print(f"\n{line}")
+        print(f"\n{line}\n[e2e] screenshots in {tmp_path}")
     assert pre.keys + pre.clicks < walk_in.keys + walk_in.clicks
