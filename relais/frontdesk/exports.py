@@ -63,7 +63,7 @@ def export_open(*, actor: User, first_day: date, last_day: date, fmt: str) -> Ex
         rows = list(
             counted_tests(actor, patient_data=True)
             .filter(recorded_at__gte=start_of(first_day), recorded_at__lt=start_of(last_day + timedelta(days=1)))
-            .order_by("recorded_at", "pk")
+            .order_by("sampled_at", "pk")  # a register reads in the order the swabs were taken
             .values_list("pk", "patient_id")[: MAX_TESTS + 1]
         )
         if len(rows) > MAX_TESTS:
@@ -104,7 +104,7 @@ def _row(screening: Screening) -> Row:
 
 
 def export_rows(export: Export) -> Iterator[Row]:
-    """The exported tests, read CHUNK at a time (ids already scoped and audited), in the order they were recorded."""
+    """The exported tests, read CHUNK at a time (ids already scoped and audited), in sampling order."""
     ids = export.screening_ids
     for chunk in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
         screenings = {

@@ -19,7 +19,7 @@ PAGE_W, PAGE_H = landscape(A4)
 MARGIN = 12 * mm
 SIZE = 8.5
 # Column widths (mm): no., sampled at, patient, date of birth, kit, result, national platform, certificate: 273 mm in all.
-WIDTHS = [10 * mm, 28 * mm, 55 * mm, 22 * mm, 60 * mm, 48 * mm, 32 * mm, 18 * mm]
+WIDTHS = [10 * mm, 28 * mm, 55 * mm, 22 * mm, 55 * mm, 48 * mm, 32 * mm, 23 * mm]
 TABLE_TOP = PAGE_H - MARGIN - 18 * mm
 TABLE_BOTTOM = MARGIN + 8 * mm
 PAD = 1.2 * mm
