@@ -404,9 +404,27 @@ def test_patient_search_by_birth_date_phone_or_nir_uses_its_index(owner: User, s
     assert_uses(statement, {index, *(indexes_leading_with(Patient, "nir_index") if index == "patient_pharmacy_nir" else ())})
 
 
-def test_patients_tested_this_week_uses_the_pharmacy_recorded_index(owner: User, history: None) -> None:
+@pytest.fixture
+def busy_week(history: None, screening: Screening) -> None:
+    """PostgreSQL: 80 days of tests of a hundred other pharmacies, so one pharmacy's week is a small part of the table."""
+    if connection.vendor != "postgresql":
+        return
+    from relais.accounts.models import Pharmacy
+
+    pharmacy = screening.pharmacy
+    others = Pharmacy.objects.bulk_create(_copies(pharmacy, 100, lambda i: {"id": uuid.uuid4(), "finess": f"99{i:07d}"}))
+    now = timezone.now()
+    Screening.objects.bulk_create(_copies(screening, 3000, lambda i: {"pharmacy_id": others[i % 100].pk, "series_id": uuid.uuid4()}))
+    rows = list(Screening.objects.filter(pharmacy_id__in=[p.pk for p in others]))
+    _set_in_chunks(Screening, rows, "recorded_at", lambda chunk: now - timedelta(days=chunk * 4, minutes=5))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+@pytest.mark.parametrize("period", ["day", "week"])
+def test_patients_tested_today_or_this_week_use_the_pharmacy_recorded_index(owner: User, busy_week: None, period: str) -> None:
     from relais.patients.selectors import patients_tested
 
-    statements = selects(captured(lambda: patients_tested(actor=owner, period="week")), Screening, "recorded_at")
+    statements = selects(captured(lambda: patients_tested(actor=owner, period=period)), Screening, "recorded_at")
     assert len(statements) == 1
     assert_uses(statements[0], "screening_pharmacy_recorded")
