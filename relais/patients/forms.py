@@ -48,6 +48,29 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
 
 
 class PatientSearchForm(FocusFirstErrorMixin, forms.Form):
+    nir = forms.CharField(
+        label=_("NIR"), required=False, max_length=21, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})
+    )
+    last_name = forms.CharField(label=_("Last name"), required=False, max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    date_of_birth = forms.DateField(
+        label=_("Date of birth"),
+        required=False,
+        input_formats=DATE_FORMATS,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+    def clean_nir(self) -> str:
+        value = self.cleaned_data["nir"]
+        return validators.nir_normalise(value) if value.strip() else ""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("nir") and not (data.get("last_name") and data.get("date_of_birth")) and not self.errors:
+            raise ValidationError(_("Search by NIR, or by last name and date of birth."))
+        return data
+
+
+class PatientFindForm(FocusFirstErrorMixin, forms.Form):
     """Any of: last name (alone or with first name), date of birth, NIR, phone. Accents, case and hyphens do not matter."""
 
     last_name = forms.CharField(

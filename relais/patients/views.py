@@ -14,7 +14,7 @@ from relais.accounts.models import User
 from relais.core.forms import apply_service_errors
 from relais.notify.views import resend_after_contact_change
 from relais.patients import search, selectors, services
-from relais.patients.forms import ContactForm, PatientForm, PatientSearchForm
+from relais.patients.forms import ContactForm, PatientFindForm, PatientForm
 from relais.patients.models import Patient, Sex
 from relais.screenings.selectors import patient_screenings
 
@@ -30,7 +30,7 @@ def patient_or_404(user: User, patient_id: uuid.UUID | str, purpose: str = "view
 def patient_search(request: HttpRequest, user: User) -> HttpResponse:
     # POST, never GET: a NIR or a name must not end up in a URL, a log or the browser history. GET shows the form and the
     # patients tested today and this week.
-    form = PatientSearchForm(request.POST or None)
+    form = PatientFindForm(request.POST or None)
     context: dict[str, object] = {"form": form, "results": None}
     if request.method == "POST":
         if form.is_valid():
