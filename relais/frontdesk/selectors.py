@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -100,3 +101,16 @@ def day_figures(*, actor: User, now: datetime | None = None) -> DayFigures:
         week_start=week_start,
         days=[day(today - timedelta(days=i)) for i in range(CHART_DAYS - 1, -1, -1)],
     )
+
+
+def today_list_version(*, actor: User, now: datetime | None = None) -> str:
+    """A fingerprint of what the today list shows (tests, their versions and statuses, transmission and message
+    statuses), from ids and status columns only: the page's refresh compares it and reads names (audited) only on a change."""
+    start = start_of(timezone.localdate(now or timezone.now()))
+    tests = for_actor(Screening, actor, patient_data=False).filter(is_current=True, recorded_at__gte=start)
+    shown = sorted(f"{pk}:{status}" for pk, status in tests.values_list("pk", "status"))
+    listed = tests.values("pk")
+    outbox = sorted(f"{s}:{st}" for s, st in OutboxMessage.objects.filter(screening__in=listed).values_list("screening_id", "status"))
+    messages = sorted(f"{s}:{st}" for s, st in Notification.objects.filter(screening__in=listed).values_list("screening_id", "status"))
+    digest = hashlib.sha256("|".join([*shown, "#", *outbox, "#", *messages]).encode())
+    return digest.hexdigest()[:20]

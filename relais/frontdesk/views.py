@@ -20,7 +20,7 @@ from relais.core.forms import apply_service_errors
 from relais.frontdesk import csvfile, exports
 from relais.frontdesk.forms import ExportForm
 from relais.frontdesk.pdf import register_pdf
-from relais.frontdesk.selectors import DayFigures, day_figures
+from relais.frontdesk.selectors import DayFigures, day_figures, today_list_version
 from relais.screenings import selectors as screening_selectors
 
 CHART_W, CHART_H, CHART_TOP = 560, 160, 10  # the plot area; labels sit below it
@@ -72,9 +72,14 @@ def dashboard(request: HttpRequest, user: User) -> HttpResponse:
 @staff_required(sees_patients=True)
 @require_GET
 def today_fragment(request: HttpRequest, user: User) -> HttpResponse:
-    """The home page's list of today's tests alone, fetched by day-refresh.js every 30 s (read and audited as the page)."""
+    """The home page's list of today's tests alone, fetched by day-refresh.js every 30 s: 204 while the list is the one
+    the page shows (``v``, a fingerprint of ids and statuses), otherwise read and audited as the page."""
+    version = today_list_version(actor=user)  # before the read: a change in between only brings one more refresh
+    if request.GET.get("v") == version:
+        return HttpResponse(status=204)
     screenings = screening_selectors.screenings_today(actor=user)
-    return render(request, "frontdesk/_today_list.html", {"screenings": screenings, "refreshed_at": timezone.localtime()})
+    context = {"screenings": screenings, "refreshed_at": timezone.localtime(), "list_version": version}
+    return render(request, "frontdesk/_today_list.html", context)
 
 
 def _filename(export: exports.Export) -> str:

@@ -14,6 +14,7 @@ from relais.accounts.models import Pharmacy, Role, User
 from relais.certificates.services import certificate_for_screening
 from relais.core.forms import apply_service_errors
 from relais.core.tenancy import for_actor
+from relais.frontdesk.selectors import today_list_version
 from relais.intake import services as intake
 from relais.notify.services import notifications_for
 from relais.patients.forms import PatientSearchForm
@@ -31,10 +32,12 @@ def home(request: HttpRequest, user: User) -> HttpResponse:
         return redirect("accounts:operator_pharmacies")
     if user.role == Role.AUDITOR:
         return redirect("audit:events")
+    version = today_list_version(actor=user)  # what day-refresh.js compares before fetching the list again
     screenings = selectors.screenings_today(actor=user)  # refuses anyone who sees no patients
     context = {
         "screenings": screenings,
         "refreshed_at": timezone.localtime(),
+        "list_version": version,
         "search_form": PatientSearchForm(),
         "to_review": patients_to_review_count(actor=user),
     }

@@ -27,7 +27,7 @@ from django.utils import timezone
 from relais.accounts.models import User
 from relais.audit.models import AuditEvent, AuditSubject
 from relais.audit.selectors import EventFilters, filtered, page_of, who_touched
-from relais.frontdesk.selectors import day_figures
+from relais.frontdesk.selectors import day_figures, today_list_version
 from relais.intake.services import screening_intake
 from relais.notify.models import Notification, NotificationStatus
 from relais.notify.services import notify_claim
@@ -291,6 +291,17 @@ def test_day_figures_use_the_recorded_and_status_indexes(owner: User, history: N
     assert_uses(rejections, index_name(OutboxMessage, ["status", "next_attempt_at"]))  # the few rejected, not the history
     (failures,) = selects(statements, Notification, "failed_at")
     assert_uses(failures, index_name(Notification, ["status", "next_attempt_at"]))
+
+
+def test_today_list_fingerprint_reads_the_day_not_the_history(owner: User, history: None) -> None:
+    """Asked every 30 s by every open home page: today's tests by range, their messages through the screening index."""
+    statements = captured(lambda: today_list_version(actor=owner))
+    (tests, outbox, messages) = statements
+    assert_uses(tests, "screening_pharmacy_recorded")
+    for statement in (outbox, messages):
+        names, text = plan(statement)
+        assert "screening_pharmacy_recorded" in names, text
+        assert any("screening_id" in n for n in names), text  # the queue rows of those tests, by their screening
 
 
 # --- The queues' claims ----------------------------------------------------------------------------------------------

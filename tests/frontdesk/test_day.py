@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -165,6 +166,33 @@ def test_the_today_fragment_is_the_list_scoped_and_audited(
     assert {str(t.pk) for t in known["today"]} <= set(event.object_ids)
     theirs = as_user(stranger).get("/day/today/").content.decode()
     assert "DURAND-TESTEUR" not in theirs and theirs.count("<tr>") == 5
+
+
+def test_an_unchanged_list_is_not_read_again(owner: User, known: dict[str, Any], as_user: Any) -> None:
+    """Each open home page asks every 30 s: while nothing changed the answer is 204, no name is read, nothing audited."""
+    client = as_user(owner)
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    version = re.search(r'data-list-version="(\w+)"', page)
+    assert version is not None
+    audited = AuditEvent.objects.filter(action="screening.list").count()
+    unchanged = client.get(f"/day/today/?v={version.group(1)}")
+    assert unchanged.status_code == 204 and unchanged.content == b""
+    assert AuditEvent.objects.filter(action="screening.list").count() == audited
+
+    for change in (
+        lambda: _reject(known["today"][0], timezone.now()),  # a transmission status
+        lambda: _fail_message(known["today"][0], timezone.now()),  # a message status
+        lambda: Day(owner, last_name="NOUVEAU").test(timezone.localdate()),  # a new test
+    ):
+        before = client.get(f"/day/today/?v={version.group(1)}")
+        assert before.status_code in (200, 204)
+        change()
+        changed = client.get(f"/day/today/?v={version.group(1)}")
+        assert changed.status_code == 200 and b"<table" in changed.content
+        version = re.search(r'data-list-version="(\w+)"', changed.content.decode())
+        assert version is not None
+    assert b"NOUVEAU" in changed.content
+    assert AuditEvent.objects.filter(action="screening.list").count() == audited + 3
 
 
 def test_home_page_refreshes_itself_and_works_without_script(owner: User, known: dict[str, Any], as_user: Any) -> None:
