@@ -339,3 +339,15 @@ def test_the_migration_without_the_blind_index_key_leaves_them_for_reindex_patie
 def test_the_migration_on_an_empty_table_needs_no_key(db: Any) -> None:
     with override_settings(RELAIS_BLIND_INDEX_KEY=""):
         MIGRATION.backfill(apps, None)  # nothing to fill: no key asked for
+
+
+def test_moving_to_a_later_retention_key_keeps_the_search_indexes(owner: Any, patient: Patient) -> None:
+    from relais.patients.retention_keys import patient_tested
+
+    before = {c: getattr(patient, c) for c in search.SEARCH_COLUMNS}
+    key = patient.retention_key
+    assert patient_tested(patient=patient, sampled_at=timezone.now() + timedelta(days=30))  # re-encrypted under a later key
+    patient.refresh_from_db()
+    assert patient.retention_key != key
+    assert {c: getattr(patient, c) for c in search.SEARCH_COLUMNS} == before
+    assert find(owner, last_name="durand") == [patient]
