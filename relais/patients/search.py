@@ -271,16 +271,16 @@ def _accepted(patient: Patient, query: SearchQuery) -> tuple[bool, bool]:
 def patient_search(*, actor: User, query: SearchQuery) -> list[Hit]:
     """Exact matches first (newest record first), then the near ones; audited with the kinds searched and the ids shown."""
     hits: list[Hit] = []
-    if query.searchable:
-        # Sorted here, not in SQL: ORDER BY created_at made SQLite walk the pharmacy's (pharmacy, created_at) index instead.
-        candidates = sorted(_candidates(actor, query), key=lambda p: p.created_at, reverse=True)
-        for patient in candidates:
-            shown, exact = _accepted(patient, query)
-            if shown:
-                hits.append(Hit(patient, exact))
-        hits.sort(key=lambda h: not h.exact)  # stable: newest first within each group
-        hits = hits[:MAX_RESULTS]
-    with transaction.atomic():
+    with transaction.atomic():  # read and audited together: no audit event, no result
+        if query.searchable:
+            # Sorted here, not in SQL: ORDER BY created_at made SQLite walk the pharmacy's (pharmacy, created_at) index.
+            candidates = sorted(_candidates(actor, query), key=lambda p: p.created_at, reverse=True)
+            for patient in candidates:
+                shown, exact = _accepted(patient, query)
+                if shown:
+                    hits.append(Hit(patient, exact))
+            hits.sort(key=lambda h: not h.exact)  # stable: newest first within each group
+            hits = hits[:MAX_RESULTS]
         audit_record(
             actor=actor,
             action="patient.search",
