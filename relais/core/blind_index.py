@@ -9,6 +9,7 @@ import functools
 import hashlib
 import hmac
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 
 from django.conf import settings
@@ -75,11 +76,20 @@ def _search_key(secret: str, pharmacy_id: str) -> bytes:
     return hmac.new(decode_key("RELAIS_BLIND_INDEX_KEY", secret), f"search-key\x1f{pharmacy_id}".encode(), hashlib.sha256).digest()
 
 
+def search_indexer(pharmacy_id: object, *, bits: int = SEARCH_INDEX_BITS) -> Callable[[str, str], str]:
+    """``(kind, value) -> search_index(...)`` for one pharmacy, its key derived once (a record has several indexes)."""
+    key = _search_key(settings.RELAIS_BLIND_INDEX_KEY, str(pharmacy_id))
+    shift, width = 64 - bits, (bits + 3) // 4
+
+    def index(kind: str, value: str) -> str:
+        if not value:
+            return ""
+        digest = hmac.digest(key, f"{kind}\x1f{value}".encode(), "sha256")
+        return f"{int.from_bytes(digest[:8], 'big') >> shift:0{width}x}"
+
+    return index
+
+
 def search_index(*, kind: str, pharmacy_id: object, value: str, bits: int = SEARCH_INDEX_BITS) -> str:
     """The truncated index of an already normalised ``value`` (hex, ``bits`` long); empty for an empty value."""
-    if not value:
-        return ""
-    key = _search_key(settings.RELAIS_BLIND_INDEX_KEY, str(pharmacy_id))
-    digest = hmac.new(key, f"{kind}\x1f{value}".encode(), hashlib.sha256).digest()
-    number = int.from_bytes(digest[:8], "big") >> (64 - bits)
-    return f"{number:0{(bits + 3) // 4}x}"
+    return search_indexer(pharmacy_id, bits=bits)(kind, value) if value else ""

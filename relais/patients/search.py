@@ -148,9 +148,7 @@ def search_indexes(
     surname = "".join(parts)
     first = name_parts(first_names)[:1]
 
-    def index(kind: str, value: str) -> str:
-        return blind_index.search_index(kind=kind, pharmacy_id=pharmacy_id, value=value)
-
+    index = blind_index.search_indexer(pharmacy_id)
     out = {
         "surname_index": index("surname", surname),
         # A double name is found by either part (DURAND-TESTEUR by 'Durand'); a single word has no parts of its own.
@@ -162,7 +160,7 @@ def search_indexes(
         "birth_date_index": index("birth-date", date_of_birth.isoformat() if date_of_birth else ""),
     }
     if phone is not None:
-        out["phone_index"] = phone_index(pharmacy_id=pharmacy_id, phone=phone)
+        out["phone_index"] = index("phone", phone_key(phone))
     return out
 
 

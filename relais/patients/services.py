@@ -248,7 +248,13 @@ class PatientMatcher:
         self._by_identity: dict[str, list[Patient]] = {}
         self._by_nir: dict[str, list[Patient]] = {}
         self._order: dict[uuid.UUID, tuple[int, Any]] = {}
-        identity_keys = {_indexes(actor.tenant_id, i)["identity_index"] for i in identities}
+        # Only the identity index here (the search ones, computed with the record in resolve(), would double the HMACs).
+        identity_keys = {
+            blind_index.identity_index(
+                pharmacy_id=actor.tenant_id, last_name=i.last_name, first_names=i.first_names, date_of_birth=i.date_of_birth
+            )
+            for i in identities
+        }
         nir_keys = {blind_index.nir_index(pharmacy_id=actor.tenant_id, nir=i.nir) for i in identities if i.nir}
         self.keys = (identity_keys, nir_keys)
         self.stored = self._read(actor=actor, identity_keys=identity_keys, nir_keys=nir_keys)
