@@ -39,6 +39,7 @@ ACTION_LABELS: dict[str, Any] = {
     "screening.view": _l("viewed a test"),
     "screening.list": _l("listed tests"),
     "screening.pdf": _l("printed a test result"),
+    "screening.export": _l("exported the tests of a period (CSV or PDF register)"),
     "screening.api_read": _l("read a test through the API"),
     "screening.correct": _l("corrected a test"),
     "screening.remove": _l("withdrew a test"),
