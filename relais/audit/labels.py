@@ -78,6 +78,8 @@ ACTION_LABELS: dict[str, Any] = {
     # accounts and pharmacies
     "pharmacy.create": _l("created a pharmacy"),
     "staff.invite": _l("invited a staff member"),
+    "staff.invite_revoke": _l("revoked a staff invitation"),
+    "staff.invite_resend": _l("sent a staff invitation again with a new link"),
     "staff.join": _l("joined through an invitation"),
     "staff.deactivate": _l("deactivated a staff account"),
     "staff.mfa_enrol": _l("enrolled a second factor"),
