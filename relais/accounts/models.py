@@ -107,6 +107,9 @@ class Invitation(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The last email of the current token: when the mail server took it, or why it did not (a code, never the address).
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_error = models.CharField(max_length=200, blank=True, default="")
 
     def __str__(self) -> str:
         return f"invitation for {self.email}"
@@ -114,3 +117,19 @@ class Invitation(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.used_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def email_problem(self) -> str:
+        """The last send's failure in a sentence for the administrator (email_error holds a code, not the server's words)."""
+        kind, _sep, detail = self.email_error.partition(":")
+        if kind == "refused":
+            return str(_("The mail server refused this address (%(code)s): check it, or pass the link on yourself.") % {"code": detail})
+        if kind == "answered":
+            return str(_("The mail server did not take the email (%(code)s): try Resend later, or pass the link on yourself.") % {"code": detail})
+        if kind:
+            return str(_("The mail server could not be reached: try Resend later, or pass the link on yourself."))
+        return 

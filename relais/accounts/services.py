@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import smtplib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from relais.accounts import mail
 from relais.accounts.models import Invitation, Pharmacy, Role, User
 from relais.audit.services import audit_record
 from relais.core.tenancy import get_for_actor
@@ -101,6 +103,84 @@ def invitation_create(*, actor: User | None, email: str, role: str, pharmacy: Ph
             detail={"role": role},
         )
     return IssuedInvitation(invitation=invitation, token=token)
+
+
+def invitation_email_send(*, invitation: Invitation, token: str) -> bool:
+    """Email the link, after the invitation is committed. True when the mail server took it; otherwise the reason is
+    kept on the invitation (the team page shows it, with the link and Resend), so a failed send loses nothing."""
+    try:
+        mail.send_invitation(invitation, token)
+    except (OSError, smtplib.SMTPException) as exc:
+        error = mail.error_code(exc)
+        Invitation.objects.filter(pk=invitation.pk, token_hash=_token_hash(token)).update(emailed_at=None, email_error=error)
+        invitation.emailed_at, invitation.email_error = None, error
+        return False
+    now = timezone.now()
+    # Only for the token it carried: a resend in the meantime gave the invitation a new one.
+    Invitation.objects.filter(pk=invitation.pk, token_hash=_token_hash(token)).update(emailed_at=now, email_error="")
+    invitation.emailed_at, invitation.email_error = now, ""
+    return True
+
+
+def invitations_open(*, actor: User) -> list[Invitation]:
+    """The pharmacy's invitations not accepted and not revoked, expired ones included (they can be resent), newest first."""
+    if actor.role != Role.PHARMACY_ADMIN:
+        raise PermissionDenied
+    rows = Invitation.objects.filter(pharmacy_id=actor.tenant_id, used_at__isnull=True, revoked_at__isnull=True)
+    return list(rows.order_by("-created_at")[:200])
+
+
+def _open_invitation_for_update(actor: User, invitation_id: uuid.UUID | str) -> Invitation:
+    """Another pharmacy's invitation is Invitation.DoesNotExist, as one that never existed (the view answers 404)."""
+    if actor.role != Role.PHARMACY_ADMIN:
+        raise PermissionDenied
+    invitation = Invitation.objects.select_for_update().get(pk=invitation_id, pharmacy_id=actor.tenant_id)
+    if invitation.used_at is not None:
+        raise ValidationError({"__all__": [_("This invitation was already accepted.")]})
+    if invitation.revoked_at is not None:
+        raise ValidationError({"__all__": [_("This invitation was already revoked.")]})
+    return invitation
+
+
+def invitation_revoke(*, actor: User, invitation_id: uuid.UUID | str) -> Invitation:
+    """The link stops working at once; the accept page says the invitation was withdrawn."""
+    with transaction.atomic():
+        invitation = _open_invitation_for_update(actor, invitation_id)
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        audit_record(
+            actor=actor, action="staff.invite_revoke", object_type="invitation", object_ids=[invitation.pk], pharmacy_id=invitation.pharmacy_id
+        )
+    return invitation
+
+
+def invitation_resend(*, actor: User, invitation_id: uuid.UUID | str) -> IssuedInvitation:
+    """A new token (the old link stops working) and a new expiry; the caller emails it after the commit."""
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        invitation = _open_invitation_for_update(actor, invitation_id)
+        if User.objects.filter(email=invitation.email).exists():
+            raise ValidationError({"__all__": [_("An account with this email already exists.")]})
+        invitation.token_hash = _token_hash(token)
+        invitation.expires_at = timezone.now() + INVITATION_LIFETIME
+        invitation.emailed_at, invitation.email_error = None, ""
+        invitation.save(update_fields=["token_hash", "expires_at", "emailed_at", "email_error"])
+        audit_record(
+            actor=actor, action="staff.invite_resend", object_type="invitation", object_ids=[invitation.pk], pharmacy_id=invitation.pharmacy_id
+        )
+    return IssuedInvitation(invitation=invitation, token=token)
+
+
+def invitation_state(*, token: str) -> str:
+    """Why a link does not open the form: "revoked", "used", "expired", or "unknown" (never issued, or replaced by a resend)."""
+    invitation = Invitation.objects.filter(token_hash=_token_hash(token)).only("used_at", "revoked_at", "expires_at").first()
+    if invitation is None:
+        return "unknown"
+    if invitation.used_at is not None:
+        return "used"
+    if invitation.revoked_at is not None:
+        return "revoked"
+    return "expired" if invitation.is_expired else "usable"
 
 
 def invitation_from_token(*, token: str) -> Invitation | None:

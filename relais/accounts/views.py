@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from relais.accounts import services
 from relais.accounts.access import PUBLIC, public, staff_required
 from relais.accounts.forms import AcceptInvitationForm, EmailAuthenticationForm, InviteForm, PharmacyForm, TokenForm
-from relais.accounts.models import Pharmacy, Role, User
+from relais.accounts.models import Invitation, Pharmacy, Role, User
 from relais.audit.services import audit_record
 from relais.core.forms import apply_service_errors
 from relais.core.tenancy import for_actor
@@ -105,7 +105,7 @@ def _mfa_enrol(request: HttpRequest, user: User) -> HttpResponse:
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = services.invitation_from_token(token=token)
     if invitation is None:
-        return render(request, "accounts/invitation_invalid.html", status=404)
+        return render(request, "accounts/invitation_invalid.html", {"state": services.invitation_state(token=token)}, status=404)
     form = AcceptInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -122,6 +122,14 @@ def _invite_url(request: HttpRequest, token: str) -> str:
     return request.build_absolute_uri(reverse("accounts:invitation", args=[token]))
 
 
+def _email_outcome(request: HttpRequest, issued: services.IssuedInvitation) -> None:
+    """Email the link now that the invitation is committed, and tell the administrator how it went."""
+    if services.invitation_email_send(invitation=issued.invitation, token=issued.token):
+        messages.success(request, _("The invitation was emailed to %(email)s.") % {"email": issued.invitation.email})
+    else:
+        messages.error(request, _("The invitation email could not be sent.") + " " + issued.invitation.email_problem)
+
+
 @staff_required(Role.PHARMACY_ADMIN)
 def team(request: HttpRequest, user: User) -> HttpResponse:
     form = InviteForm(request.POST or None)
@@ -134,10 +142,47 @@ def team(request: HttpRequest, user: User) -> HttpResponse:
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
+            _email_outcome(request, issued)
             invite_link = _invite_url(request, issued.token)
             form = InviteForm()
+    return _team_page(request, user, form=form, invite_link=invite_link)
+
+
+def _team_page(request: HttpRequest, user: User, *, form: InviteForm, invite_link: str | None) -> HttpResponse:
     staff = for_actor(User, user, patient_data=False).order_by("email")
-    return render(request, "accounts/team.html", {"form": form, "staff": staff, "invite_link": invite_link})
+    invitations = services.invitations_open(actor=user)
+    context = {"form": form, "staff": staff, "invite_link": invite_link, "invitations": invitations}
+    return render(request, "accounts/team.html", context)
+
+
+@staff_required(Role.PHARMACY_ADMIN)
+@require_POST
+def invitation_revoke(request: HttpRequest, user: User, invitation_id: str) -> HttpResponse:
+    try:
+        services.invitation_revoke(actor=user, invitation_id=invitation_id)
+    except Invitation.DoesNotExist as exc:
+        raise Http404 from exc
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("The invitation is revoked: its link no longer works."))
+    return redirect("accounts:team")
+
+
+@staff_required(Role.PHARMACY_ADMIN)
+@require_POST
+def invitation_resend(request: HttpRequest, user: User, invitation_id: str) -> HttpResponse:
+    try:
+        issued = services.invitation_resend(actor=user, invitation_id=invitation_id)
+    except Invitation.DoesNotExist as exc:
+        raise Http404 from exc
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        _email_outcome(request, issued)
+        # The new link is shown once, in this answer (a redirect would have to keep the token somewhere).
+        return _team_page(request, user, form=InviteForm(), invite_link=_invite_url(request, issued.token))
+    return redirect("accounts:team")
 
 
 @staff_required(Role.PHARMACY_ADMIN)
@@ -174,6 +219,7 @@ def operator_pharmacies(request: HttpRequest, user: User) -> HttpResponse:
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
+            _email_outcome(request, issued)
             invite_link = _invite_url(request, issued.token)
             form = PharmacyForm()
     pharmacies = Pharmacy.objects.order_by("name")
