@@ -274,7 +274,10 @@ def patient_search(*, actor: User, query: SearchQuery) -> list[Hit]:
             # Sorted here, not in SQL: ORDER BY created_at made SQLite walk the pharmacy's (pharmacy, created_at) index.
             candidates = sorted(_candidates(actor, query), key=lambda p: p.created_at, reverse=True)
             for patient in candidates:
-                shown, exact = _accepted(patient, query)
+                try:
+                    shown, exact = _accepted(patient, query)
+                except crypto.DecryptionError:  # its retention key already destroyed: the purge is about to delete it
+                    continue
                 if shown:
                     hits.append(Hit(patient, exact))
             hits.sort(key=lambda h: not h.exact)  # stable: newest first within each group
