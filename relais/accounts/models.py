@@ -129,7 +129,9 @@ class Invitation(models.Model):
         if kind == "refused":
             return str(_("The mail server refused this address (%(code)s): check it, or pass the link on yourself.") % {"code": detail})
         if kind == "answered":
-            return str(_("The mail server did not take the email (%(code)s): try Resend later, or pass the link on yourself.") % {"code": detail})
+            return str(
+                _("The mail server did not take the email (%(code)s): try Resend later, or pass the link on yourself.") % {"code": detail}
+            )
         if kind:
             return str(_("The mail server could not be reached: try Resend later, or pass the link on yourself."))
-        return 
+        return ""

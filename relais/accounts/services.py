@@ -149,7 +149,11 @@ def invitation_revoke(*, actor: User, invitation_id: uuid.UUID | str) -> Invitat
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
         audit_record(
-            actor=actor, action="staff.invite_revoke", object_type="invitation", object_ids=[invitation.pk], pharmacy_id=invitation.pharmacy_id
+            actor=actor,
+            action="staff.invite_revoke",
+            object_type="invitation",
+            object_ids=[invitation.pk],
+            pharmacy_id=invitation.pharmacy_id,
         )
     return invitation
 
@@ -166,7 +170,11 @@ def invitation_resend(*, actor: User, invitation_id: uuid.UUID | str) -> IssuedI
         invitation.emailed_at, invitation.email_error = None, ""
         invitation.save(update_fields=["token_hash", "expires_at", "emailed_at", "email_error"])
         audit_record(
-            actor=actor, action="staff.invite_resend", object_type="invitation", object_ids=[invitation.pk], pharmacy_id=invitation.pharmacy_id
+            actor=actor,
+            action="staff.invite_resend",
+            object_type="invitation",
+            object_ids=[invitation.pk],
+            pharmacy_id=invitation.pharmacy_id,
         )
     return IssuedInvitation(invitation=invitation, token=token)
 

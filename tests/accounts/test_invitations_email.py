@@ -127,7 +127,14 @@ def test_a_stale_token_does_not_overwrite_a_newer_send(admin: Any, mail_server: 
 def test_operator_invitation_of_a_new_pharmacy_admin_is_emailed(as_user: Any, operator: Any, mail_server: SmtpServer) -> None:
     page = english(as_user(operator)).post(
         "/operator/pharmacies/",
-        {"name": "Pharmacie Neuve", "finess": "690001235", "address_line": "a", "postcode": "69001", "city": "Lyon", "admin_email": "boss@example.org"},
+        {
+            "name": "Pharmacie Neuve",
+            "finess": "690001235",
+            "address_line": "a",
+            "postcode": "69001",
+            "city": "Lyon",
+            "admin_email": "boss@example.org",
+        },
     )
     assert b"invite-link" in page.content
     [mail] = mail_server.store.messages

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='invitation',
-            name='email_error',
-            field=models.CharField(blank=True, default='', max_length=200),
+            model_name="invitation",
+            name="email_error",
+            field=models.CharField(blank=True, default="", max_length=200),
         ),
         migrations.AddField(
-            model_name='invitation',
-            name='emailed_at',
+            model_name="invitation",
+            name="emailed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
