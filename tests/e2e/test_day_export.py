@@ -124,10 +124,12 @@ def test_day_dashboard_and_csv_export(stack: Any, browser: Browser, tmp_path: Pa
     page = session.page
     page.clock.install()  # the list's 30 s timer runs on this clock, moved forward below
     session.goto("/login/")
+    session.check()
     page.locator("#id_username").fill(EMAIL)
     page.locator("#id_password").fill(PASSWORD)
     page.keyboard.press("Enter")
     expect(page).to_have_url(session.url("/mfa/"))
+    session.check("code")
     page.locator("#id_token").fill(authenticator.code())
     page.keyboard.press("Enter")
     expect(page).to_have_url(session.url("/"))
@@ -139,6 +141,7 @@ def test_day_dashboard_and_csv_export(stack: Any, browser: Browser, tmp_path: Pa
     page.clock.run_for(31_000)
     expect(rows).to_have_count(3)
     expect(page.get_by_role("link", name="Refresh the list")).to_be_visible()  # without JavaScript, the same by hand
+    session.check("with tests")
 
     # The dashboard: today's counts, this pharmacy's only.
     clicks = 0
@@ -150,6 +153,7 @@ def test_day_dashboard_and_csv_export(stack: Any, browser: Browser, tmp_path: Pa
     expect(page.locator("[data-testid=today-rejections]")).to_have_text("0")
     expect(page.locator("[data-testid=today-failed]")).to_have_text("0")
     expect(page.get_by_role("img", name="Tests recorded per day over the last 14 days")).to_be_visible()
+    session.check()
     page.screenshot(path=tmp_path / "day-dashboard.png", full_page=True)
 
     # Export the day (the form opens on today) as CSV.

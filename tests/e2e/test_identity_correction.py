@@ -109,10 +109,12 @@ def test_identity_rejection_corrected_from_the_link(stack: Any, browser: Browser
     session = Session(browser, server)
     page = session.page
     session.goto("/login/")
+    session.check()
     page.locator("#id_username").fill(EMAIL)
     page.locator("#id_password").fill(PASSWORD)
     page.keyboard.press("Enter")
     expect(page).to_have_url(session.url("/mfa/"))
+    session.check("code")
     page.locator("#id_token").fill(authenticator.code())
     page.keyboard.press("Enter")
     expect(page).to_have_url(session.url("/"))
@@ -121,12 +123,14 @@ def test_identity_rejection_corrected_from_the_link(stack: Any, browser: Browser
     test_page = f"/screenings/{ids['screening']}/"
     _wait("the rejection recorded", lambda: "rejection-reason" in page.goto(session.url(test_page)).text())  # type: ignore[union-attr]
     expect(page.locator("[data-testid=rejection-reason]")).to_have_text("INS non qualifiée")
+    session.check("rejected")
     clicks = keys = 0
     page.locator("[data-testid=correct-identity]").click()
     clicks += 1
     expect(page).to_have_url(session.url(f"/patients/{ids['patient']}/identity/"))
     last_name = page.locator("#id_last_name")
     expect(last_name).to_have_value(TYPO)
+    session.check()
     expect(last_name).to_be_focused()  # the form opens on the last name: select it, type the right one, Enter
     page.keyboard.press("Control+A")
     page.keyboard.type(FIXED)
@@ -139,11 +143,13 @@ def test_identity_rejection_corrected_from_the_link(stack: Any, browser: Browser
     expect(changes).to_contain_text("1 test of this patient is still kept")
     page.screenshot(path=tmp_path / "identity-changes.png", full_page=True)
     expect(page.locator("[data-testid=confirm-identity]")).to_be_focused()
+    session.check("changes")
     page.keyboard.press("Enter")  # confirm
     keys += 1
     expect(page).to_have_url(session.url(f"/patients/{ids['patient']}/"))
     session.message("Identity corrected. 1 test(s) will be sent again")
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"{FIXED} Camille")
+    session.check()
 
     # The worker sends the corrected version; the sandbox acknowledges and stores it with the new name.
     def corrected() -> Any:

@@ -26,6 +26,7 @@ from django_otp.oath import totp
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from relais.screenings import csv_import
+from tests.e2e.axe import check_page
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -231,6 +232,10 @@ class Session:
         response = self.page.goto(self.url(path))
         assert response is not None and response.ok, f"GET {path} -> {response and response.status}"
 
+    def check(self, state: str = "") -> None:
+        """axe-core on the page as it is now (once per kind of page in the run)."""
+        check_page(self.page, state=state)
+
     def nav(self, name: str) -> None:
         self.page.locator("header nav").get_by_role("link", name=name, exact=True).click()
 
@@ -241,6 +246,7 @@ class Session:
         self.page.goto(link)
         expect(self.page.get_by_role("heading", level=1)).to_have_text("Create your account")
         expect(self.page.locator("#id_full_name")).to_be_focused()
+        self.check()
         self.page.keyboard.type(full_name)
         self.page.locator("#id_password1").fill(password)
         self.page.locator("#id_password2").fill(password)
@@ -251,6 +257,7 @@ class Session:
     def login_password(self, email: str, password: str) -> None:
         expect(self.page).to_have_url(re.compile(re.escape(self.url("/login/"))))
         expect(self.page.locator("#id_username")).to_be_focused()
+        self.check()
         self.page.keyboard.type(email)
         self.page.keyboard.press("Tab")
         self.page.keyboard.type(password)
@@ -261,16 +268,19 @@ class Session:
         expect(self.page.get_by_role("heading", level=1)).to_have_text("Set up two-step verification")
         expect(self.page.locator(".qr svg")).to_be_visible()
         authenticator = Totp(self.page.locator("[data-testid=totp-secret]").inner_text().strip())
+        self.check("enrol")
         self.enter_code(authenticator)
         self.message("Two-step verification is on")
         return authenticator
 
     def enter_code(self, authenticator: Totp) -> None:
         expect(self.page.locator("#id_token")).to_be_focused()
+        self.check("code")
         self.page.keyboard.type(authenticator.code())
         self.page.keyboard.press("Enter")
         expect(self.page).to_have_url(self.url("/"))
         expect(self.page.get_by_role("heading", level=1)).to_have_text("Today's tests")
+        self.check()
 
     def logout(self) -> None:
         self.page.get_by_role("button", name="Log out").click()
@@ -345,6 +355,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     page.locator("#id_role").select_option("pharmacist")
     page.get_by_role("button", name="Create invitation").click()
     colleague_link = page.locator("[data-testid=invite-link]").inner_text().strip()
+    admin.check("invitation created")
     assert colleague_link.startswith(f"{server.base_url}/invite/"), colleague_link
     admin.logout()
 
@@ -367,6 +378,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(phone_error).to_contain_text("phone number")
     expect(page.locator(".field.invalid")).to_have_count(1)
     expect(page.locator(".field.invalid #id_phone")).to_have_count(1)
+    pharmacist.check("errors")
     expect(page).to_have_url(pharmacist.url("/patients/new/"))
     expect(page.locator("#id_last_name")).to_have_value(PATIENT["last_name"])
     assert server.patient_count() == 0
@@ -380,6 +392,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(page.get_by_role("heading", level=1)).to_contain_text(display_name)
     page.screenshot(path=tmp_path / "e2e-record.png", full_page=True)
     record_url = page.url
+    pharmacist.check()
 
     # Record a test, timed from opening the record page to the confirmation.
     tick = time.perf_counter()
@@ -397,6 +410,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     record_seconds = time.perf_counter() - tick
     expect(page.locator("[data-testid=status]")).to_have_text("Final")
     expect(page.locator("[data-testid=result]")).to_contain_text("Not detected")
+    pharmacist.check()
 
     # It is on today's list.
     pharmacist.nav("Today")
@@ -407,6 +421,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(row).to_contain_text("Final")
     # No transfer worker runs here: the national-platform status says it is waiting.
     expect(row.locator("[data-testid=transfer-status]")).to_have_text("Pending")
+    pharmacist.check("with tests")
     page.screenshot(path=tmp_path / "e2e-today.png", full_page=True)
 
     # Correct it: Not detected -> Detected, with a reason; two versions in the history.
@@ -414,6 +429,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     page.get_by_role("link", name="Correct or remove").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Correct a result")
     expect(page.get_by_role("radio", name="Correct the result")).to_be_checked()
+    pharmacist.check()
     page.get_by_role("radio", name=re.compile(r"^Detected")).check()
     page.locator("#id_reason").fill("Test line re-read after 15 minutes: faint line visible.")
     page.get_by_role("button", name="Save the correction").click()
@@ -426,6 +442,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(history.nth(0)).to_contain_text("Not detected")
     expect(history.nth(1)).to_contain_text("v2")
     expect(history.nth(1)).to_contain_text("Corrected")
+    pharmacist.check("corrected")
     pharmacist.nav("Today")
     row = page.locator("table.screenings tbody tr", has_text=display_name)
     expect(row).to_have_count(1)
@@ -440,6 +457,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(warning).to_be_visible()
     expect(warning).to_contain_text(display_name)
     expect(page.get_by_role("button", name="Register anyway")).to_be_visible()
+    pharmacist.check("duplicate")
     assert server.patient_count() == 1
     pharmacist.logout()
     pharmacist.close()
@@ -456,6 +474,8 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
 
     # Import a spreadsheet: five good rows and one bad; the page follows the worker and lists the row to fix.
     admin.nav("Import a file")
+    expect(page.get_by_label("CSV file")).to_be_visible()
+    admin.check()
     csv_path = tmp_path / "tests-du-jour.csv"
     lines = csv_import.example_csv().splitlines()
     lines.append(lines[1].replace("12/03/1985", "31/02/1985"))
@@ -470,6 +490,7 @@ def test_pharmacy_journey(server: Server, browser: Browser, tmp_path: Path, caps
     expect(problem).to_have_count(1)
     expect(problem).to_contain_text("7")
     expect(problem).to_contain_text("31/02/1985")
+    admin.check("problems")
     page.screenshot(path=tmp_path / "e2e-import.png", full_page=True)
     admin.logout()
     admin.close()
@@ -524,11 +545,13 @@ def test_patient_reads_the_result_on_a_phone(server: Server, browser: Browser, t
     expect(page.locator("html")).to_have_attribute("lang", "fr")
     field = page.get_by_label("Votre date de naissance")
     expect(field).to_be_visible()
+    check_page(page)
     field.fill("14/07/1990")
     page.get_by_role("button", name="Afficher mon résultat").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Votre résultat de test")
     expect(page.locator("[data-testid=result]")).to_contain_text("positif")
     expect(page.locator(".dcc svg")).to_be_visible()
+    check_page(page, state="result")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways on a phone"
     with page.expect_download() as download:
         page.get_by_role("link", name="Télécharger le résultat (PDF)").click()
@@ -541,5 +564,6 @@ def test_patient_reads_the_result_on_a_phone(server: Server, browser: Browser, t
     expect(page.locator("[data-testid=notice-fr] h1")).to_contain_text("Notice d'information")
     expect(page.locator("[data-testid=notice-en] h1")).to_contain_text("Information notice")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the notice scrolls sideways on a phone"
+    check_page(page)
     context.close()
     assert not problems, problems

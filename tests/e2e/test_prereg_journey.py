@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from tests.e2e.axe import SUMMARY, check_page
 from tests.e2e.test_journey import (  # noqa: F401  # server and browser are fixtures
     CHROMIUM,
     FINESS,
@@ -111,6 +112,7 @@ def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser,
     expect(page.get_by_role("heading", level=1)).to_have_text("Pré-enregistrez-vous pour votre test")
     expect(page.get_by_text("Pharmacie E2E")).to_be_visible()
     assert _fits(page), "the form scrolls sideways on a 360 px phone"
+    check_page(page)
     page.get_by_role("button", name="English").click()  # the site's language switch, back on the same link
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page).to_have_url(server.base_url + link)
@@ -127,6 +129,7 @@ def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser,
     expect(phone_field).to_have_attribute("aria-describedby", re.compile(r"^id_phone_error\b"))
     expect(page.locator("#id_phone_error")).to_contain_text("phone number")
     assert _fits(page), "the form with its errors scrolls sideways on a phone"
+    check_page(page, state="errors")
     page.screenshot(path=tmp_path / "prereg-phone-error.png", full_page=True)
     phone_field.fill("06 12 34 56 78")
     page.get_by_role("button", name="Send my details").click()
@@ -134,6 +137,7 @@ def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser,
     code = page.locator("[data-testid=prereg-code]").inner_text().strip()
     assert re.fullmatch(r"[A-Z0-9]{6}", code), code
     assert _fits(page)
+    check_page(page)
     page.screenshot(path=tmp_path / "prereg-phone-code.png", full_page=True)
     phone.close()
     assert not problems, problems
@@ -173,22 +177,25 @@ def test_pre_registered_patient_at_the_counter(server: Server, browser: Browser,
     # --- pre-registered: find by the code, check the document, confirm, record ---
     pre = Counted(page)
     tick = time.perf_counter()
+    axe_before = SUMMARY.seconds  # the accessibility checks' time is not the pharmacist's: taken off below
     pre.click(page.locator("header nav").get_by_role("link", name="Pre-registered", exact=True))
     expect(page.get_by_role("cell", name="LEFÈVRE-ESSAI Zoé")).to_be_visible()  # in the list, with its date of birth
     expect(page.get_by_role("cell", name="14/07/1990")).to_be_visible()
     expect(page.locator("#id_code")).to_be_focused()
+    counter.check("waiting")
     pre.type(code.lower())  # as read from the patient's screen, in any case
     pre.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Confirm a pre-registration")
     expect(page.locator("[data-testid=prereg-identity]")).to_contain_text("14/07/1990")
     expect(page.get_by_role("note")).to_contain_text("Check the identity document")
     expect(page.get_by_role("button", name="Identity checked: confirm and record the test")).to_be_focused()
+    counter.check()
     page.screenshot(path=tmp_path / "prereg-confirm.png", full_page=True)
     pre.press("Enter")
     expect(page.locator("ul.messages")).to_contain_text("Patient registered.")
     expect(page.get_by_role("heading", level=1)).to_contain_text("LEFÈVRE-ESSAI Zoé")
     _record_negative(pre)
-    pre_seconds = time.perf_counter() - tick
+    pre_seconds = time.perf_counter() - tick - (SUMMARY.seconds - axe_before)
     expect(page.locator("[data-testid=result]")).to_contain_text("Not detected")
     expect(page.get_by_role("heading", level=1)).to_contain_text("LEFÈVRE-ESSAI")
 
