@@ -119,6 +119,8 @@ HEADER_ALIASES = {
     "notice_remise": "information_notice",
     "information_remise": "information_notice",
     "information_donnee": "information_notice",
+    "dispositif": "device_id",
+    "identifiant_du_dispositif": "device_id",
 }
 
 SEXES = {
@@ -656,11 +658,36 @@ def _recent(now: datetime | None, hours_ago: float) -> str:
     return when.strftime("%d/%m/%Y %H:%M")
 
 
-def template_csv(*, now: datetime | None = None) -> str:
-    """The header and one example row (dated an hour ago, so it passes validation as is)."""
-    example = [c.example for c in COLUMNS]
+# The French template's headers and example values: each header reads back through HEADER_ALIASES, each value through
+# the vocabularies above (tests/screenings/test_csv_import.py checks both round trips).
+FRENCH_HEADERS = {
+    "last_name": "Nom",
+    "first_names": "Prénoms",
+    "sex": "Sexe",
+    "date_of_birth": "Date de naissance",
+    "nir": "Numéro de sécurité sociale",
+    "address_line": "Adresse",
+    "postcode": "Code postal",
+    "city": "Ville",
+    "country": "Pays",
+    "phone": "Téléphone",
+    "email": "Courriel",
+    "device_id": "Dispositif",
+    "specimen": "Prélèvement",
+    "sampled_at": "Date du prélèvement",
+    "result": "Résultat",
+    "information_notice": "Notice remise",
+}
+FRENCH_EXAMPLES = {"sex": "femme", "specimen": "nasopharyngé", "result": "négatif", "information_notice": "oui"}
+
+
+def template_csv(*, now: datetime | None = None, french: bool = False) -> str:
+    """The header and one example row (dated an hour ago, so it passes validation as is); ``french``: French headers
+    and values (the pharmacist's download when the page is French; the API's template stays in the column names)."""
+    example = [FRENCH_EXAMPLES.get(c.name, c.example) if french else c.example for c in COLUMNS]
     example[COLUMN_NAMES.index("sampled_at")] = _recent(now, 1)
-    return write_csv([list(COLUMN_NAMES), example])
+    header = [FRENCH_HEADERS[name] for name in COLUMN_NAMES] if french else list(COLUMN_NAMES)
+    return write_csv([header, example], ";" if french else ",")
 
 
 def example_csv(*, now: datetime | None = None) -> str:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.views.decorators.cache import never_cache
 
 from relais.accounts.access import staff_required
@@ -56,7 +57,8 @@ def upload(request: HttpRequest, user: User) -> HttpResponse:
 
 @staff_required(sees_patients=True)
 def template(request: HttpRequest, user: User) -> HttpResponse:
-    return _csv(csv_import.template_csv(), "relais-template.csv")
+    french = (translation.get_language() or "").startswith("fr")
+    return _csv(csv_import.template_csv(french=french), "modele-relais.csv" if french else "relais-template.csv")
 
 
 @staff_required(sees_patients=True)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from relais.screenings.csv_import import (
     COLUMN_NAMES,
     COLUMNS,
+    FRENCH_HEADERS,
     ImportResult,
     ParsedRow,
     RowError,
@@ -304,6 +305,14 @@ def test_template_and_example_pass_their_own_validation() -> None:
     # Default "now" too, as a user downloading them today would get.
     assert parse_csv(example_csv().encode()).ok
     assert parse_csv(template_csv().encode()).ok
+
+
+def test_french_template_reads_back_as_the_english_one() -> None:
+    french, english = (parse_csv(template_csv(now=NOW, french=f).encode(), now=NOW) for f in (True, False))
+    assert french.ok and english.ok, (french.errors, french.file_errors)
+    assert template_csv(now=NOW, french=True).splitlines()[0].split(";") == [FRENCH_HEADERS[n] for n in COLUMN_NAMES]
+    # The same test whatever the language of the headers and values (femme/F, négatif/negative, oui/yes).
+    assert french.rows[0].screening_input() == english.rows[0].screening_input()
 
 
 def test_too_many_rows() -> None:

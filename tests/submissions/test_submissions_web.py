@@ -72,6 +72,19 @@ def test_templates_download(as_user: Any, colleague: Any) -> None:
         assert response.status_code == 200 and csv_import.parse_csv(response.content).ok
 
 
+def test_template_follows_the_page_language(as_user: Any, colleague: Any) -> None:
+    web = as_user(colleague)
+    french = web.get("/imports/template.csv", HTTP_ACCEPT_LANGUAGE="fr")
+    header, example = french.content.decode("utf-8-sig").splitlines()[:2]
+    assert header.startswith("Nom;Prénoms;Sexe;Date de naissance;") and "négatif" in example
+    assert "modele-relais.csv" in french["Content-Disposition"]
+    english = web.get("/imports/template.csv", HTTP_ACCEPT_LANGUAGE="en")
+    assert english.content.decode("utf-8-sig").splitlines()[0] == ",".join(csv_import.COLUMN_NAMES)
+    for response in (french, english):
+        parsed = csv_import.parse_csv(response.content)
+        assert parsed.ok and len(parsed.rows) == 1, (parsed.errors, parsed.file_errors)
+
+
 @pytest.mark.parametrize("suffix", ["", "status.json", "errors.csv"])
 def test_tenancy(as_user: Any, owner: Any, colleague: Any, stranger: Any, operator: Any, suffix: str) -> None:
     submission, _ = services.submission_open(actor=owner, kind="csv")
