@@ -42,14 +42,18 @@ SEARCH_COLUMNS = (
 )
 
 _NOT_LETTER = re.compile(r"[^\w]|[\d_]")
+# Letters that neither casefold nor NFKD take apart, spelt as French forms and keyboards write them ('Cœur' is 'Coeur').
+_LATIN_LETTERS = str.maketrans({"ı": "i", "œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ŧ": "t", "ħ": "h"})
 
 
 def _fold(value: str) -> str:
-    """NFKD, combining marks dropped, case-folded (twice: casefold and NFKD can each reveal what the other folds)."""
+    """Case-folded, NFKD, combining marks dropped (twice: casefold and NFKD can each reveal what the other folds).
+
+    Case-folded first: some combining marks fold to letters (U+0345 is a combining mark whose capital is 'Ι')."""
     for _ in range(2):
-        value = unicodedata.normalize("NFKD", value)
-        value = "".join(ch for ch in value if not unicodedata.combining(ch)).casefold()
-    return value
+        value = unicodedata.normalize("NFKD", value.casefold())
+        value = "".join(ch for ch in value if not unicodedata.combining(ch))
+    return value.translate(_LATIN_LETTERS)
 
 
 def name_parts(value: str) -> list[str]:
