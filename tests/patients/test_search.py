@@ -359,7 +359,9 @@ def test_a_combining_mark_whose_capital_is_a_letter_folds_the_same_way_in_either
     assert normalise("\u0345") == normalise("\u0399")
 
 
-@pytest.mark.parametrize(("written", "typed"), [("Yıldız", "Yildiz"), ("Cœur", "Coeur"), ("Lætitia", "Laetitia"), ("Søren", "Soren"), ("Łukasz", "Lukasz")])
+@pytest.mark.parametrize(
+    ("written", "typed"), [("Yıldız", "Yildiz"), ("Cœur", "Coeur"), ("Lætitia", "Laetitia"), ("Søren", "Soren"), ("Łukasz", "Lukasz")]
+)
 def test_letters_that_unicode_does_not_decompose_match_their_keyboard_spelling(written: str, typed: str) -> None:
     assert normalise(written) == normalise(typed)
     assert phonetic_key(written) == phonetic_key(typed) == phonetic_key(written.upper())
