@@ -57,11 +57,7 @@ def _new_version(*, actor: User, original: Screening, patient: Patient) -> tuple
         supersedes=original,
         pharmacy_id=original.pharmacy_id,
         patient=patient,  # the corrected record, already in memory: its messages and certificate read the new name
-        device=original.device,
-        specimen_type=original.specimen_type,
-        sampled_at=original.sampled_at,
-        information_notice_given=original.information_notice_given,
-        identity_withheld=original.identity_withheld,
+        **original.carried_over(),
         status=ScreeningStatus.CORRECTED,
         correction_reason=_("The patient's identity was corrected."),
         recorded_by=actor,

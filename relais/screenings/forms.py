@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from relais.core.forms import FocusFirstErrorMixin
 from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Device
-from relais.screenings.vocab import ANALYTES, DEFAULT_SPECIMEN, RESULTS, SPECIMENS
+from relais.screenings.vocab import ANALYTES, DEFAULT_SPECIMEN, RESULTS, SPECIMENS, SYMPTOMS
 
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M"]
 
@@ -43,6 +43,22 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
         input_formats=DATETIME_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
+    kit_lot = forms.CharField(label=_("Kit lot"), max_length=20, required=False, help_text=_("As printed on the box (LOT)."))
+    kit_expiry = forms.DateField(
+        label=_("Kit expiry date"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    symptoms = forms.ChoiceField(
+        label=_("Symptoms"),
+        help_text=_("Does the patient have symptoms of the illness tested for?"),
+        choices=list(SYMPTOMS.items()),
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    symptom_onset = forms.DateField(
+        label=_("Symptoms began on"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
     # Not consent: the law sends identity to SI-DEP for every test; the patient must be informed (loi n° 2020-546, art. 11).
     information_notice_given = forms.BooleanField(
         label=_("I gave the patient the information notice (result and identity are sent to the national screening platform SI-DEP)"),
@@ -67,7 +83,18 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
         # Which analytes are required depends on the device; the service checks that.
         analytes = catalogue_analytes()
         _result_fields(self, analytes, required=False)
-        self.order_fields(["device", "specimen_type", "sampled_at", *(result_field_name(a) for a in analytes)])
+        self.order_fields(
+            [
+                "device",
+                "kit_lot",
+                "kit_expiry",
+                "specimen_type",
+                "sampled_at",
+                "symptoms",
+                "symptom_onset",
+                *(result_field_name(a) for a in analytes),
+            ]
+        )
 
     def results(self) -> dict[str, str]:
         return {name.removeprefix("result_"): value for name, value in self.cleaned_data.items() if name.startswith("result_") and value}
@@ -80,6 +107,10 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
             sampled_at=data["sampled_at"],
             results=self.results(),
             information_notice_given=data["information_notice_given"],
+            kit_lot=data.get("kit_lot", "").strip(),
+            kit_expiry=data.get("kit_expiry"),
+            symptoms=data.get("symptoms", ""),
+            symptom_onset=data.get("symptom_onset"),
         )
 
 

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from relais.accounts.models import Pharmacy, User
 from relais.core.fields import EncryptedTextField
 from relais.patients.models import Patient
-from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
+from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS, SYMPTOMS
 
 
 class Device(models.Model):
@@ -21,6 +21,8 @@ class Device(models.Model):
     loinc_code = models.CharField(max_length=16)
     analytes = models.JSONField(default=list)
     active = models.BooleanField(default=True)
+    # Minutes from swab to reading (the maker's instructions): the test queue counts down to it.
+    reading_minutes = models.PositiveSmallIntegerField(default=15)
     source_version = models.CharField(max_length=32, blank=True)
 
     class Meta:
@@ -49,6 +51,12 @@ class Screening(models.Model):
     device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
     specimen_type = models.CharField(max_length=20, choices=list(SPECIMENS.items()))
     sampled_at = models.DateTimeField()
+    # The kit's lot (GS1 AI 10) and expiry (AI 17), scanned from the box or typed; blank when not recorded (older tests).
+    kit_lot = models.CharField(max_length=20, blank=True, default="")
+    kit_expiry = models.DateField(null=True, blank=True)
+    # Symptoms related to the condition tested for, and their onset: asked by the national platform. "" = not asked.
+    symptoms = models.CharField(max_length=8, blank=True, default="", choices=list(SYMPTOMS.items()))
+    symptom_onset = models.DateField(null=True, blank=True)
     # The pharmacist's confirmation that the patient was given the information notice (loi n° 2020-546, art. 11).
     # None: recorded before the confirmation existed (the old consent box), so not recorded either way.
     information_notice_given = models.BooleanField(null=True)
@@ -71,6 +79,23 @@ class Screening(models.Model):
 
     def __str__(self) -> str:
         return f"screening {self.pk} v{self.version}"
+
+    # What every later version of a test copies from the one it corrects (a test recorded under the old "no consent"
+    # promise stays pseudonymous: identity_withheld).
+    CARRIED_OVER = (
+        "device",
+        "specimen_type",
+        "sampled_at",
+        "kit_lot",
+        "kit_expiry",
+        "symptoms",
+        "symptom_onset",
+        "information_notice_given",
+        "identity_withheld",
+    )
+
+    def carried_over(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.CARRIED_OVER}
 
     @property
     def transfer(self) -> Any:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from relais.accounts.models import User
@@ -19,9 +19,9 @@ from relais.audit.services import audit_record
 from relais.core import bulk
 from relais.core.tenancy import get_for_actor
 from relais.patients.models import Patient
-from relais.screenings.inputs import ScreeningInput, sampling_time_problem
+from relais.screenings.inputs import MAX_SYMPTOM_DAYS, ScreeningInput, kit_lot_problem, sampling_time_problem
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
-from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
+from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS, SYMPTOM_YES, SYMPTOMS
 
 __all__ = ["ScreeningInput", "screening_build", "screening_check", "screening_version_add"]
 
@@ -56,6 +56,7 @@ def screening_check(data: ScreeningInput, *, now: datetime, devices: Mapping[str
         errors["sampled_at"] = [_("The sampling time is in the future: check the date and time.")]
     elif problem == "too_old":
         errors["sampled_at"] = [_("The sampling time is more than 30 days ago: check the date.")]
+    errors.update(_kit_and_symptom_errors(data))
     if device is not None:
         for analyte in device.analytes:
             if data.results.get(analyte) not in RESULTS:
@@ -67,6 +68,30 @@ def screening_check(data: ScreeningInput, *, now: datetime, devices: Mapping[str
         raise ValidationError(errors)
     assert device is not None
     return device
+
+
+def _kit_and_symptom_errors(data: ScreeningInput) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    sampled_on = timezone.localdate(data.sampled_at) if timezone.is_aware(data.sampled_at) else data.sampled_at.date()
+    if (lot_problem := kit_lot_problem(data.kit_lot)) == "too_long":
+        errors["kit_lot"] = [_("The lot number has more than 20 characters: type it as printed on the box.")]
+    elif lot_problem == "characters":
+        errors["kit_lot"] = [_("The lot number holds characters a kit's lot cannot hold: type it as printed on the box.")]
+    if data.kit_expiry is not None and data.kit_expiry < sampled_on:
+        errors["kit_expiry"] = [
+            _("This kit expired on %(date)s: use a kit that has not expired (an expired kit's result is not valid).")
+            % {"date": formats.date_format(data.kit_expiry, "SHORT_DATE_FORMAT")}
+        ]
+    if data.symptoms not in SYMPTOMS and data.symptoms != "":
+        errors["symptoms"] = [_("Say whether the patient has symptoms: yes, no or unknown.")]
+    if data.symptom_onset is not None:
+        if data.symptoms != SYMPTOM_YES:
+            errors["symptom_onset"] = [_("Give an onset date only when the patient has symptoms.")]
+        elif data.symptom_onset > sampled_on:
+            errors["symptom_onset"] = [_("The symptoms' onset is after the sampling date: check the date.")]
+        elif (sampled_on - data.symptom_onset).days > MAX_SYMPTOM_DAYS:
+            errors["symptom_onset"] = [_("The symptoms' onset is more than a year before the test: check the date.")]
+    return errors
 
 
 def _result_rows(screening: Screening, device: Device, results: dict[str, str]) -> list[ScreeningResult]:
@@ -103,6 +128,10 @@ def screening_build(*, actor: User, patient: Patient, device: Device, data: Scre
         device=device,
         specimen_type=data.specimen_type,
         sampled_at=data.sampled_at,
+        kit_lot=data.kit_lot,
+        kit_expiry=data.kit_expiry,
+        symptoms=data.symptoms,
+        symptom_onset=data.symptom_onset,
         information_notice_given=True,
         recorded_by=actor,
     )
@@ -146,11 +175,7 @@ def screening_version_add(
         supersedes=original,
         pharmacy_id=original.pharmacy_id,
         patient_id=original.patient_id,
-        device=original.device,
-        specimen_type=original.specimen_type,
-        sampled_at=original.sampled_at,
-        information_notice_given=original.information_notice_given,
-        identity_withheld=original.identity_withheld,  # a test recorded under the old "no consent" stays pseudonymous
+        **original.carried_over(),
         status=ScreeningStatus.REMOVED if remove else ScreeningStatus.CORRECTED,
         correction_reason=reason.strip(),
         recorded_by=actor,

@@ -39,3 +39,11 @@ SPECIMENS = {
     "258560004": _("Saliva"),
 }
 DEFAULT_SPECIMEN = "258500001"
+
+# Symptoms of the condition tested for (HL7 AOE LOINC 95419-8: Y, N, UNK); "" when the question was not asked.
+SYMPTOM_YES, SYMPTOM_NO, SYMPTOM_UNKNOWN = "yes", "no", "unknown"
+SYMPTOMS = {
+    SYMPTOM_YES: _("Yes"),
+    SYMPTOM_NO: _("No"),
+    SYMPTOM_UNKNOWN: _("Unknown"),
+}
