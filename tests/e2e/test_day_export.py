@@ -4,15 +4,9 @@ pharmacy's. Real gunicorn on SQLite, Debian's chromium; the 30 s refresh runs on
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
-import os
-import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.test_journey import REPO, Server, Session, Totp, _free_port, _get, _manage, browser, pytestmark  # noqa: F401
+from tests.e2e.stack import dev_env, gunicorn, log_in, new_totp
+from tests.e2e.test_journey import Server, Session, Totp, _manage, browser, pytestmark  # noqa: F401
 
-BIN = Path(sys.executable).parent
 EMAIL = "pharmacien@day.test"
 PASSWORD = "granite-umbrella-fennel-octave"
 SETUP = """
@@ -77,45 +71,12 @@ with request_context(channel="test"):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str], Totp]]:
     var_dir = tmp_path_factory.mktemp("day-var")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_") and k != "DATABASE_URL"}
-    env.update(RELAIS_VAR_DIR=str(var_dir), RELAIS_ENV="development", PYTHONDONTWRITEBYTECODE="1")
-    subprocess.run(
-        [sys.executable, "-m", "relais.core.devsecrets", str(var_dir / "secrets")], cwd=REPO, env=env, check=True, capture_output=True
-    )
+    env = dev_env(var_dir)
     _manage(env, "migrate", "--no-input", "-v", "0")
-    key = secrets.token_bytes(20)
-    ids = json.loads(_manage(env, "shell", "-c", SETUP % {"email": EMAIL, "password": PASSWORD, "key": key.hex()}).strip().splitlines()[-1])
-    base_url = f"http://127.0.0.1:{_free_port()}"
-    log = (var_dir / "gunicorn.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "relais.wsgi:application", "--bind", base_url.removeprefix("http://"), "--workers", "2"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not _ok(base_url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{(var_dir / 'gunicorn.log').read_text()}")
-            time.sleep(0.1)
-        yield (
-            Server(base_url=base_url, var_dir=var_dir, first_invitation="", env=env),
-            ids,
-            Totp(base64.b32encode(key).decode().rstrip("=")),
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
-
-
-def _ok(base_url: str) -> bool:
-    try:
-        return _get(base_url, "/healthz")[0] == 200
-    except OSError:
-        return False
+    key, authenticator = new_totp()
+    ids = json.loads(_manage(env, "shell", "-c", SETUP % {"email": EMAIL, "password": PASSWORD, "key": key}).strip().splitlines()[-1])
+    with gunicorn(env, var_dir / "gunicorn.log") as base_url:
+        yield Server(base_url=base_url, var_dir=var_dir, first_invitation="", env=env), ids, authenticator
 
 
 def test_day_dashboard_and_csv_export(stack: Any, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
@@ -123,16 +84,7 @@ def test_day_dashboard_and_csv_export(stack: Any, browser: Browser, tmp_path: Pa
     session = Session(browser, server)
     page = session.page
     page.clock.install()  # the list's 30 s timer runs on this clock, moved forward below
-    session.goto("/login/")
-    session.check()
-    page.locator("#id_username").fill(EMAIL)
-    page.locator("#id_password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(session.url("/mfa/"))
-    session.check("code")
-    page.locator("#id_token").fill(authenticator.code())
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(session.url("/"))
+    log_in(session, email=EMAIL, password=PASSWORD, authenticator=authenticator)
 
     # The today list refreshes itself: a test recorded elsewhere (another desk, the API) appears without a reload.
     rows = page.locator("#day-today table.screenings tbody tr")

@@ -6,11 +6,7 @@ Real pieces: the sandbox (MLLP, HL7 v2), gunicorn, a transfer worker, Debian's c
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +15,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.test_journey import REPO, Server, Session, Totp, _free_port, _get, _manage, browser, pytestmark  # noqa: F401
+from tests.e2e.stack import gunicorn, log_in, new_totp
+from tests.e2e.test_journey import Server, Session, Totp, _manage, browser, pytestmark  # noqa: F401
 from tests.transfer.live import Relais, Sandbox, relais_env, start_sandbox
 
-BIN = Path(sys.executable).parent
 EMAIL = "pharmacien@identity.test"
 PASSWORD = "granite-umbrella-fennel-octave"
 TYPO, FIXED = "DURANT", "DURAND"
@@ -65,39 +61,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Sa
     tmp = tmp_path_factory.mktemp("identity")
     sandbox = start_sandbox(tmp)
     relais = Relais(relais_env(tmp, sandbox, destination="sandbox-mllp-hl7v2"))
-    process = None
     try:
         sandbox.mode("reject", reason="INS non qualifiée")
         _manage(relais.env, "migrate", "--no-input", "-v", "0")
-        key = secrets.token_bytes(20)
-        setup = SETUP % {"email": EMAIL, "password": PASSWORD, "key": key.hex(), "typo": TYPO}
+        key, authenticator = new_totp()
+        setup = SETUP % {"email": EMAIL, "password": PASSWORD, "key": key, "typo": TYPO}
         ids = json.loads(_manage(relais.env, "shell", "-c", setup).strip().splitlines()[-1])
-        base_url = f"http://127.0.0.1:{_free_port()}"
-        log = (tmp / "gunicorn.log").open("wb")
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "relais.wsgi:application", "--bind", base_url.removeprefix("http://"), "--workers", "2"],
-            cwd=REPO,
-            env=relais.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        _wait("gunicorn", lambda: _ok(base_url))
-        relais.start_worker()
-        server = Server(base_url=base_url, var_dir=tmp / "var", first_invitation="", env=relais.env)
-        yield server, sandbox, relais, ids, Totp(base64.b32encode(key).decode().rstrip("="))
+        with gunicorn(relais.env, tmp / "gunicorn.log") as base_url:
+            relais.start_worker()
+            server = Server(base_url=base_url, var_dir=tmp / "var", first_invitation="", env=relais.env)
+            yield server, sandbox, relais, ids, authenticator
     finally:
         relais.stop_workers()
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=10)
         sandbox.stop()
-
-
-def _ok(base_url: str) -> bool:
-    try:
-        return _get(base_url, "/healthz")[0] == 200
-    except OSError:
-        return False
 
 
 def test_identity_rejection_corrected_from_the_link(stack: Any, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
@@ -108,16 +84,7 @@ def test_identity_rejection_corrected_from_the_link(stack: Any, browser: Browser
 
     session = Session(browser, server)
     page = session.page
-    session.goto("/login/")
-    session.check()
-    page.locator("#id_username").fill(EMAIL)
-    page.locator("#id_password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(session.url("/mfa/"))
-    session.check("code")
-    page.locator("#id_token").fill(authenticator.code())
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(session.url("/"))
+    log_in(session, email=EMAIL, password=PASSWORD, authenticator=authenticator)
 
     # The rejection, on the test's page, as the pharmacist finds it; the status reaches the page once recorded.
     test_page = f"/screenings/{ids['screening']}/"
