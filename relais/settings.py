@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "relais.corrections",
     "relais.frontdesk",
     "relais.prereg",
+    "relais.testqueue",
     "ninja",
 ]
 
@@ -263,6 +264,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_HANDLER = "relais.accounts.lockout.LockoutHandler"
 # Failures from one client address, any usernames, that lock that address (well above the per-account 5: shared routers).
 RELAIS_LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("RELAIS_LOGIN_FAILURES_PER_ADDRESS", "20"))
+# The test queue flags a test still without result this many minutes after its reading time.
+RELAIS_QUEUE_OVERDUE_MINUTES = int(os.environ.get("RELAIS_QUEUE_OVERDUE_MINUTES", "30"))
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"

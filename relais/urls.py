@@ -25,6 +25,7 @@ urlpatterns = [
     path("breach/", include("relais.breach.urls")),
     path("day/", include("relais.frontdesk.urls")),
     path("", include("relais.prereg.urls")),
+    path("queue/", include("relais.testqueue.urls")),
     path("", include("relais.observability.urls")),
 ]
 handler404 = "relais.core.views.not_found"

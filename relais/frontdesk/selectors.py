@@ -1,4 +1,5 @@
-"""The day's figures for one pharmacy: counts only, no personal data, three aggregate queries on indexed ranges."""
+"""The day's figures for one pharmacy: counts only, no personal data, three aggregate queries on indexed ranges and the
+test queue's open rows."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from relais.core.tenancy import for_actor
 from relais.notify.models import Notification, NotificationStatus
 from relais.screenings.models import Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.vocab import RESULT_DETECTED
+from relais.testqueue.services import queue_counts
 from relais.transfer.models import OutboxMessage, TransferStatus
 
 CHART_DAYS = 14
@@ -37,6 +39,8 @@ class Figures:
     positives: int
     rejections: int
     failed_messages: int
+    in_progress: int = 0  # today only: tests in the queue waiting for their result
+    overdue: int = 0  # ... of which left past their reading time plus RELAIS_QUEUE_OVERDUE_MINUTES
 
 
 @dataclass(frozen=True)
@@ -90,13 +94,15 @@ def day_figures(*, actor: User, now: datetime | None = None) -> DayFigures:
         .aggregate(week=Count("pk"), today=Count("pk", filter=Q(failed_at__gte=today_start)))
     )
 
+    queue = queue_counts(actor=actor, now=now)
+
     def day(d: date) -> Day:
         row = per_day.get(d)
         return Day(d, row["tests"], row["positives"]) if row else Day(d, 0, 0)
 
     week_days = [day(week_start + timedelta(days=i)) for i in range((today - week_start).days + 1)]
     return DayFigures(
-        today=Figures(day(today).tests, day(today).positives, rejections["today"], failures["today"]),
+        today=Figures(day(today).tests, day(today).positives, rejections["today"], failures["today"], queue.in_progress, queue.overdue),
         week=Figures(sum(d.tests for d in week_days), sum(d.positives for d in week_days), rejections["week"], failures["week"]),
         week_start=week_start,
         days=[day(today - timedelta(days=i)) for i in range(CHART_DAYS - 1, -1, -1)],

@@ -24,6 +24,7 @@ from relais.screenings import selectors
 from relais.screenings.forms import CorrectionForm, ScreeningForm
 from relais.screenings.models import Screening
 from relais.screenings.notice import notice_url
+from relais.testqueue.services import queue_start
 
 
 @staff_required()
@@ -55,10 +56,20 @@ def _screening_or_404(user: User, screening_id: uuid.UUID | str) -> Screening:
 def screening_record(request: HttpRequest, user: User, patient_id: str) -> HttpResponse:
     patient = patient_or_404(user, patient_id, purpose="view_for_screening")
     last_device = for_actor(Screening, user).order_by("-recorded_at").values_list("device_id", flat=True).first()
-    form = ScreeningForm(request.POST or None, last_device=last_device, notice_url=notice_url(user.pharmacy))
+    form = ScreeningForm(request.POST or None, last_device=last_device, notice_url=notice_url(user.pharmacy), actor=user)
     duplicate = None
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and request.POST.get("queue") == "later":
+        # Swab taken, result later: a pending test in the queue, not a screening (nothing is sent before the result).
         try:
+            queue_start(actor=user, patient_id=patient.pk, data=form.screening_input())
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, _("Swab in the queue: enter the result when its timer rings."))
+            return redirect("testqueue:list")
+    elif request.method == "POST" and form.is_valid():
+        try:
+            form.remember_kit(actor=user)  # a new box's device, answered once (relais/screenings/kits.py)
             outcome = intake.screening_intake(actor=user, data=form.screening_input(), patient_id=patient.pk)
         except ValidationError as exc:
             apply_service_errors(form, exc)
