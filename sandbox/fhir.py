@@ -4,7 +4,8 @@ A sample of bundles (``full``: the first N and one in K, see service.Sampler) is
 models, about 2 ms); every other one goes through ``fast_problem``: JSON types and element names of the Bundle, its
 entries and each resource (taken once from the same fhir.resources models), list or single value, the date/time
 elements. The platform's own rules (a transaction, a message id, LOINC-coded Observations with a final, corrected or
-entered-in-error status) apply to every bundle.
+entered-in-error status; the ask-at-order-entry answers 95419-8 / 65222-2 with their value types and codes, next to
+at least one result) apply to every bundle.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ SERIES_SYSTEM = "https://relais.example/series"
 SCREENING_SYSTEM = "https://relais.example/screening"
 RESULT_STATUSES = ("final", "corrected", "entered-in-error")
 PSEUDO_NAME = "ANONYME"
+AOE_SYMPTOMS, AOE_ONSET = "95419-8", "65222-2"
+SYMPTOM_ANSWERS = {
+    ("http://terminology.hl7.org/CodeSystem/v2-0136", "Y"),
+    ("http://terminology.hl7.org/CodeSystem/v2-0136", "N"),
+    ("http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "UNK"),
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class Checked:
     result_status: str = ""
     has_identity: bool = False
     entries: tuple[str, ...] = ()  # resourceType of each entry, for the transaction-response
+    # The AOE answers and the kit read: (("95419-8", "Y"), ("65222-2", "2024-02-27"), ("lotNumber", "AB12"), ...).
+    observations: tuple[tuple[str, str], ...] = ()
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -90,6 +99,9 @@ _DATETIME = re.compile(
 _DATE_ELEMENTS = {
     "birthDate": _DATE,
     "effectiveDateTime": _DATETIME,
+    "valueDateTime": _DATETIME,
+    "occurrenceDateTime": _DATETIME,
+    "expirationDate": _DATETIME,
     "issued": _DATETIME,
     "timestamp": _DATETIME,
     "receivedTime": _DATETIME,
@@ -206,12 +218,19 @@ def check_bundle(body: bytes, *, full: bool = True) -> Checked:
         return Checked(message_id, "Bundle.entry: no Observation (at least one carries the test result)", "Bundle.entry")
     statuses: list[str] = []
     placer = filler = ""
+    answers: list[tuple[str, str]] = []
     for index, observation in observations:
         where = f"Bundle.entry[{index}].resource"
         code = observation.get("code")
         codings = (code.get("coding") if isinstance(code, dict) else None) or []
         if not any(isinstance(c, dict) and c.get("system") == LOINC and c.get("code") for c in codings):
             return Checked(message_id, f"{where}.code: Observation.code has no LOINC coding (system {LOINC})", f"{where}.code.coding")
+        loinc = next(str(c["code"]) for c in codings if isinstance(c, dict) and c.get("system") == LOINC and c.get("code"))
+        if loinc in (AOE_SYMPTOMS, AOE_ONSET):
+            answer = _aoe_answer(loinc, observation, where)
+            if isinstance(answer, tuple):
+                return Checked(message_id, answer[0], answer[1])
+            answers.append((loinc, answer))
         status = observation.get("status")
         if status not in RESULT_STATUSES:
             return Checked(
@@ -223,6 +242,14 @@ def check_bundle(body: bytes, *, full: bool = True) -> Checked:
             statuses.append(status)
         placer = placer or _identifier(observation, SERIES_SYSTEM)
         filler = filler or _identifier(observation, SCREENING_SYSTEM)
+    if len(answers) == len(observations):
+        return Checked(message_id, "Bundle.entry: no Observation carries a test result (only ask-at-order-entry answers)", "Bundle.entry")
+    if any(code == AOE_ONSET for code, _ in answers) and (AOE_SYMPTOMS, "Y") not in answers:
+        return Checked(message_id, f"Bundle.entry: a symptom onset ({AOE_ONSET}) without symptoms ({AOE_SYMPTOMS} = Y)", "Bundle.entry")
+    for entry in entries:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Device":
+            answers += [(name, str(resource[name])) for name in ("lotNumber", "expirationDate") if resource.get(name)]
     return Checked(
         message_id,
         placer=placer,
@@ -230,6 +257,25 @@ def check_bundle(body: bytes, *, full: bool = True) -> Checked:
         result_status=",".join(statuses),
         has_identity=any(_has_name(patient) for patient in patients),
         entries=tuple(types),
+        observations=tuple(answers),
+    )
+
+
+def _aoe_answer(loinc: str, observation: dict[str, Any], where: str) -> str | tuple[str, str]:
+    """The answer of an AOE Observation (its code, or the onset date), or (problem, expression)."""
+    if loinc == AOE_ONSET:
+        value = observation.get("valueDateTime")
+        if not isinstance(value, str) or not _DATETIME.fullmatch(value):
+            return f"{where}.valueDateTime: {AOE_ONSET} (symptom onset) takes a valueDateTime", f"{where}.valueDateTime"
+        return value
+    concept = observation.get("valueCodeableConcept")
+    codings = (concept.get("coding") if isinstance(concept, dict) else None) or []
+    for coding in codings:
+        if isinstance(coding, dict) and (coding.get("system"), coding.get("code")) in SYMPTOM_ANSWERS:
+            return str(coding["code"])
+    return (
+        f"{where}.valueCodeableConcept: {AOE_SYMPTOMS} takes Y or N (v2-0136) or UNK (v3-NullFlavor)",
+        f"{where}.valueCodeableConcept",
     )
 
 

@@ -5,7 +5,9 @@ service.Sampler) hl7apy parses the message with ``VALIDATION_LEVEL.STRICT`` and 
 definition (``validate()``, about 17 ms); every other message goes through ``fast_problem`` (tens of microseconds):
 the ORU_R01 segment grammar, the number of fields of each segment, the required fields and the date/time fields.
 Then the sandbox applies the platform's own rules to every message (PID, OBR, a LOINC-coded OBX with status F/C/D,
-SPM). Every problem is reported with a reason and an HL7 error location (ERL: segment^sequence^field^repetition^component).
+SPM; after the results, the ask-at-order-entry answers 95419-8 / 65222-2 and the kit's lot and expiry, 99GS1 10 / 17,
+each checked for its type and value: see relais.transfer.formats.hl7v2's docstring). Every problem is reported with
+a reason and an HL7 error location (ERL: segment^sequence^field^repetition^component).
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ MLLP_END = b"\x1c\x0d"
 VERSION = "2.5.1"
 ENCODING_CHARACTERS = "^~\\&"
 RESULT_STATUSES = ("F", "C", "D")
+# Observations that are not results (OBX-3 code, coding system) -> (OBX-2 value type, allowed OBX-5 values or None).
+AOE_SYMPTOMS, AOE_ONSET = ("95419-8", "LN"), ("65222-2", "LN")
+KIT_LOT, KIT_EXPIRY = ("10", "99GS1"), ("17", "99GS1")
+SYMPTOM_ANSWERS = {("Y", "HL70136"), ("N", "HL70136"), ("UNK", "NULLFL")}
+OTHER_OBSERVATIONS = {AOE_SYMPTOMS: "CWE", AOE_ONSET: "DT", KIT_LOT: "ST", KIT_EXPIRY: "DT"}
+_DT = re.compile(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
 PSEUDO_NAME = "ANONYME"
 
 # Who the sandbox says it is when the received message does not say to whom it was sent.
@@ -185,6 +193,8 @@ class Checked:
     filler: str = ""
     result_status: str = ""
     has_identity: bool = False
+    # The AOE and kit observations read (OBX-3 code, OBX-5 value), e.g. (("95419-8", "Y"), ("10", "AB12")).
+    observations: tuple[tuple[str, str], ...] = ()
 
     @property
     def message_id(self) -> str:
@@ -381,9 +391,22 @@ def check_message(raw: str, *, full: bool = True) -> Checked:
     if not results:
         return problem("no OBX result segment (an OBX after OBR carries the result)", "OBX", SEGMENT_SEQUENCE_ERROR)
     statuses: list[str] = []
+    observations: list[tuple[str, str]] = []
     for seq, obx in results:
         code, coding_system = _component(obx, 3, 1), _component(obx, 3, 3)
-        if coding_system != "LN":
+        if (code, coding_system) in OTHER_OBSERVATIONS:
+            other = _other_observation_problem(seq, obx, (code, coding_system), observations)
+            if other is not None:
+                return problem(other.reason, other.location, other.code)
+            answer = _component(obx, 5, 1) if OTHER_OBSERVATIONS[(code, coding_system)] == "CWE" else _field(obx, 5)
+            observations.append((code, unescape(answer)))
+        elif observations:
+            return problem(
+                f"OBX #{seq}: a result after the ask-at-order-entry or kit observations (they come last)",
+                f"OBX^{seq}^3",
+                SEGMENT_SEQUENCE_ERROR,
+            )
+        elif coding_system != "LN":
             return problem(
                 f"OBX #{seq}: OBX-3.3 coding system must be LN (LOINC), got {coding_system!r}",
                 f"OBX^{seq}^3^1^3",
@@ -400,6 +423,8 @@ def check_message(raw: str, *, full: bool = True) -> Checked:
             )
         if status not in statuses:
             statuses.append(status)
+    if len(observations) == len(results):
+        return problem("no OBX result segment (only ask-at-order-entry or kit observations)", "OBX", SEGMENT_SEQUENCE_ERROR)
     if not any(name == "SPM" for name, _, _, _ in numbered):
         return problem("SPM segment (specimen) is missing", "SPM", SEGMENT_SEQUENCE_ERROR)
 
@@ -413,7 +438,30 @@ def check_message(raw: str, *, full: bool = True) -> Checked:
         filler=unescape(filler),
         result_status=",".join(statuses),
         has_identity=bool(family) and family.upper() != PSEUDO_NAME,
+        observations=tuple(observations),
     )
+
+
+def _other_observation_problem(seq: int, obx: str, kind: tuple[str, str], seen: list[tuple[str, str]]) -> Problem | None:
+    """An AOE or kit OBX: its value type and value, each at most once, an onset only after symptoms "Y"."""
+    where = f"OBX^{seq}"
+    value_type = OTHER_OBSERVATIONS[kind]
+    if _field(obx, 2) != value_type:
+        return Problem(f"OBX #{seq}: {kind[0]} must have value type {value_type}, got {_field(obx, 2)!r}", f"{where}^2", DATA_TYPE_ERROR)
+    if any(code == kind[0] for code, _ in seen):
+        return Problem(f"OBX #{seq}: {kind[0]} is given twice", f"{where}^3", SEGMENT_SEQUENCE_ERROR)
+    value = _field(obx, 5)
+    if not value:
+        return Problem(f"OBX #{seq}: OBX-5 (the answer to {kind[0]}) is empty", f"{where}^5", REQUIRED_FIELD_MISSING)
+    if kind == AOE_SYMPTOMS and (_component(obx, 5, 1), _component(obx, 5, 3)) not in SYMPTOM_ANSWERS:
+        return Problem(
+            f"OBX #{seq}: 95419-8 takes Y or N (HL70136) or UNK (NULLFL), got {value[:30]!r}", f"{where}^5", TABLE_VALUE_NOT_FOUND
+        )
+    if value_type == "DT" and not _DT.fullmatch(value):
+        return Problem(f"OBX #{seq}: {value[:30]!r} is not an HL7 date (YYYYMMDD)", f"{where}^5", DATA_TYPE_ERROR)
+    if kind == AOE_ONSET and (AOE_SYMPTOMS[0], "Y") not in seen:
+        return Problem(f"OBX #{seq}: a symptom onset without 95419-8 = Y before it", f"{where}^3", SEGMENT_SEQUENCE_ERROR)
+    return None
 
 
 # -- acknowledgements ----------------------------------------------------------------------------

@@ -60,6 +60,10 @@ def screening_input(body: ScreeningIn) -> ScreeningInput:
         sampled_at=body.sampled_at,
         results=dict(body.results),
         information_notice_given=body.information_notice_given,
+        kit_lot=body.kit_lot,
+        kit_expiry=body.kit_expiry,
+        symptoms=body.symptoms or "",
+        symptom_onset=body.symptom_onset,
     )
 
 
@@ -81,6 +85,10 @@ def _answer(screening: Screening, transfer: OutboxMessage | None) -> dict[str, A
         "version": screening.version,
         "status": screening.status,
         "patient_id": screening.patient_id,
+        "kit_lot": screening.kit_lot,
+        "kit_expiry": screening.kit_expiry,
+        "symptoms": screening.symptoms,
+        "symptom_onset": screening.symptom_onset,
         "transfer": _transfer_out(transfer),
     }
 

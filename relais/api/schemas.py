@@ -84,6 +84,30 @@ class ScreeningIn(Strict):
         ),
         examples=[True],
     )
+    kit_lot: Text = Field(
+        "",
+        max_length=20,
+        description="the test kit's lot, as printed on the box (GS1 AI 10: letters, digits and !\"%&'()*+,-./:;<=>?_); "
+        "sent to the national platform",
+        examples=["LOT-2024-0042"],
+    )
+    kit_expiry: IsoDate | None = Field(
+        None,
+        description="the test kit's expiry date (GS1 AI 17); a kit expired on the sampling date is refused",
+        examples=["2027-03-31"],
+    )
+    symptoms: Literal["yes", "no", "unknown"] | None = Field(
+        None,
+        description="does the patient have symptoms of the condition tested for? Omit when not asked. Sent as LOINC 95419-8 "
+        "(Y, N from HL7 table 0136; UNK from NullFlavor)",
+        examples=["yes"],
+    )
+    symptom_onset: IsoDate | None = Field(
+        None,
+        description='the date the symptoms began: only with symptoms "yes", not after the sampling date nor more than a year '
+        "before it. Sent as LOINC 65222-2",
+        examples=["2026-11-29"],
+    )
     consent_share_identity: StrictBool | None = Field(
         None,
         deprecated=True,
@@ -161,6 +185,10 @@ class ScreeningOut(Schema):
     version: int
     status: str
     patient_id: uuid.UUID
+    kit_lot: str = Field("", description="the test kit's lot; empty when not recorded")
+    kit_expiry: date | None = Field(None, description="the test kit's expiry date")
+    symptoms: Literal["", "yes", "no", "unknown"] = Field("", description="empty when not asked")
+    symptom_onset: date | None = None
     transfer: TransferOut | None
 
 

@@ -92,6 +92,10 @@ def build_payload(
         patient_pseudonym=patient_pseudonym(pharmacy_id=pharmacy.pk, patient_id=patient.pk),
         patient=identity,
         results=tuple(parts),
+        kit_lot=screening.kit_lot,
+        kit_expiry=screening.kit_expiry,
+        symptoms=screening.symptoms,
+        symptom_onset=screening.symptom_onset,
     )
 
 
@@ -99,7 +103,7 @@ def build_payload(
 # a prefetch that clones a queryset per screening) took a batch's load from 140 to ~50 us a message.
 SCREENING_FIELDS = (
     "series_id", "version", "pharmacy_id", "patient_id", "device_id", "specimen_type", "sampled_at", "identity_withheld", "status",
-    "recorded_at",
+    "recorded_at", "kit_lot", "kit_expiry", "symptoms", "symptom_onset",
 )  # fmt: skip
 PATIENT_FIELDS = (
     "last_name", "first_names", "sex", "date_of_birth", "nir", "address_line", "postcode", "city", "country", "phone", "email",

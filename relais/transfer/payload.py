@@ -69,3 +69,9 @@ class TransferPayload:
     patient_pseudonym: str  # stable, non-reversible id of the patient (hex), always present
     patient: PatientPart | None
     results: tuple[ResultPart, ...]
+    # The kit (GS1 AI 10 lot, AI 17 expiry) and the ask-at-order-entry answers: "" / None when not recorded or not
+    # asked, and then nothing is sent for them (a test recorded before they existed renders as it always did).
+    kit_lot: str = ""
+    kit_expiry: date | None = None
+    symptoms: str = ""  # "" not asked, or a key of screenings.vocab.SYMPTOMS: yes | no | unknown
+    symptom_onset: date | None = None  # only with symptoms == "yes"

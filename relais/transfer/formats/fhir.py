@@ -8,6 +8,18 @@ former model-based renderer, byte for byte. At run time only a structural check 
 
 Entries are POSTed with ifNoneExist on a business identifier, so replaying the same bundle creates
 nothing twice; fullUrls are uuid5 of the message id, so a retry renders byte-identical JSON.
+
+Ask-at-order-entry answers and the test kit, each only when recorded (without them the bundle is what it always was,
+byte for byte; the same codes as the HL7 renderer, see hl7v2's docstring):
+  - AOE answers are Observations with category ``survey``, the test's status and identifiers: LOINC 95419-8 with a
+    valueCodeableConcept from v2-0136 (Y, N) or v3-NullFlavor (UNK); LOINC 65222-2 with a valueDateTime (the
+    onset date). As SimpleReport's FhirConverter does (and ReportStream reads), they hang off a ServiceRequest (the
+    test ordered, status completed) through ``supportingInfo``, and the DiagnosticReport points at that ServiceRequest
+    with ``basedOn``; they are not in DiagnosticReport.result, which holds only results. The ServiceRequest is only
+    written when there is an AOE answer.
+  - The kit: the Device (the EU device id, as before) also carries ``lotNumber`` and ``expirationDate``; since it is
+    then one batch of kits rather than the model, its conditional create keys on a kit identifier (device id, expiry,
+    lot) instead of the device id alone, so two lots never collapse into the first one a server saw.
 """
 
 from __future__ import annotations
@@ -35,7 +47,17 @@ FINESS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
 LOINC_SYSTEM = "http://loinc.org"
 SNOMED_SYSTEM = "http://snomed.info/sct"
+KIT_SYSTEM = "https://relais.example/test-kit"  # device id:expiry:lot of one batch of kits
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+YES_NO_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0136"
+NULL_FLAVOR_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+AOE_SYMPTOMS_LOINC = ("95419-8", "Has symptoms related to condition of interest")
+AOE_ONSET_LOINC = ("65222-2", "Date and time of symptom onset")
+SYMPTOM_ANSWERS = {
+    "yes": (YES_NO_SYSTEM, "Y", "Yes"),
+    "no": (YES_NO_SYSTEM, "N", "No"),
+    "unknown": (NULL_FLAVOR_SYSTEM, "UNK", "Unknown"),
+}
 REPORT_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
 
 STATUS = {"final": "final", "corrected": "corrected", "removed": "entered-in-error"}
@@ -129,6 +151,10 @@ def _check(payload: TransferPayload) -> None:
     for field in ("message_id", "patient_pseudonym", "device_id"):
         if not _str(getattr(payload, field)):
             raise UnmappableValue(field, getattr(payload, field))
+    if payload.symptoms and payload.symptoms not in SYMPTOM_ANSWERS:
+        raise UnmappableValue("symptoms", payload.symptoms)
+    if payload.symptom_onset is not None and payload.symptoms != "yes":  # screening_check refuses it
+        raise UnmappableValue("symptom_onset", payload.symptom_onset)
     if payload.patient is not None:
         if payload.patient.sex not in GENDER:
             raise UnmappableValue("patient.sex", payload.patient.sex)
@@ -211,16 +237,7 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
             _search(FINESS_SYSTEM, payload.pharmacy_finess),
         ),
         ("patient", _patient(payload), _search(PSEUDONYM_SYSTEM, payload.patient_pseudonym)),
-        (
-            "device",
-            {
-                "resourceType": "Device",
-                "identifier": [{"system": DEVICE_SYSTEM, "value": _str(payload.device_id)}],
-                "manufacturer": _str(payload.device_manufacturer),
-                "deviceName": [{"name": _str(payload.device_name), "type": "manufacturer-name"}] if _str(payload.device_name) else [],
-            },
-            _search(DEVICE_SYSTEM, payload.device_id),
-        ),
+        _device(payload),
         (
             "specimen",
             {
@@ -259,12 +276,53 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
             )
         )
     first = payload.results[0]  # with a multiplex device, the first analyte's LOINC stands for the report
+    aoe_refs = []
+    for code, value in _aoe_answers(payload):
+        observation_id = f"{screening}/aoe/{code[0]}"
+        key = f"aoe/{code[0]}"
+        aoe_refs.append({"reference": urn(key)})
+        resources.append(
+            (
+                key,
+                {
+                    "resourceType": "Observation",
+                    "identifier": [*version_identifiers, {"system": OBSERVATION_SYSTEM, "value": observation_id}],
+                    "status": status,
+                    "category": [_coding(CATEGORY_SYSTEM, "survey", "Survey")],
+                    "code": _coding(LOINC_SYSTEM, code[0], code[1]),
+                    "subject": patient_ref,
+                    "effectiveDateTime": sampled_at,
+                    "issued": recorded_at,
+                    **value,
+                },
+                _search(OBSERVATION_SYSTEM, observation_id),
+            )
+        )
+    if aoe_refs:
+        resources.append(
+            (
+                "service-request",
+                {
+                    "resourceType": "ServiceRequest",
+                    "identifier": version_identifiers,
+                    "status": "completed",
+                    "intent": "order",
+                    "code": _coding(LOINC_SYSTEM, first.loinc_code, first.loinc_display),
+                    "subject": patient_ref,
+                    "occurrenceDateTime": sampled_at,
+                    "supportingInfo": aoe_refs,
+                    "specimen": [specimen_ref],
+                },
+                _search(SCREENING_SYSTEM, screening),
+            )
+        )
     resources.append(
         (
             "report",
             {
                 "resourceType": "DiagnosticReport",
                 "identifier": version_identifiers,
+                "basedOn": [{"reference": urn("service-request")}] if aoe_refs else None,
                 "status": status,
                 "category": [_coding(REPORT_CATEGORY_SYSTEM, "LAB", "Laboratory")],
                 "code": _coding(LOINC_SYSTEM, first.loinc_code, first.loinc_display),
@@ -294,14 +352,52 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
     }
 
 
+def _device(payload: TransferPayload) -> tuple[str, dict[str, Any], str]:
+    """The Device entry: the EU device id; with a lot or an expiry, that batch of kits (see the module docstring)."""
+    identifiers = [{"system": DEVICE_SYSTEM, "value": _str(payload.device_id)}]
+    search = _search(DEVICE_SYSTEM, payload.device_id)
+    lot = _str(payload.kit_lot)
+    expiry = _date(payload.kit_expiry) if payload.kit_expiry is not None else None
+    if lot or expiry:
+        kit = f"{payload.device_id}:{expiry or ''}:{lot or ''}"  # the lot last: any character it holds stays unambiguous
+        identifiers.append({"system": KIT_SYSTEM, "value": kit})
+        search = _search(KIT_SYSTEM, kit)
+    return (
+        "device",
+        {
+            "resourceType": "Device",
+            "identifier": identifiers,
+            "manufacturer": _str(payload.device_manufacturer),
+            "expirationDate": expiry,
+            "lotNumber": lot,
+            "deviceName": [{"name": _str(payload.device_name), "type": "manufacturer-name"}] if _str(payload.device_name) else [],
+        },
+        search,
+    )
+
+
+def _aoe_answers(payload: TransferPayload) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+    """(LOINC code and display, value element) of each ask-at-order-entry answer recorded."""
+    answers: list[tuple[tuple[str, str], dict[str, Any]]] = []
+    if payload.symptoms:
+        system, code, display = SYMPTOM_ANSWERS[payload.symptoms]
+        answers.append((AOE_SYMPTOMS_LOINC, {"valueCodeableConcept": _coding(system, code, display)}))
+    if payload.symptom_onset is not None:
+        answers.append((AOE_ONSET_LOINC, {"valueDateTime": _date(payload.symptom_onset)}))
+    return answers
+
+
 _REQUIRED = {
     "Organization": ("identifier",),
     "Patient": ("identifier",),
     "Device": ("identifier",),
     "Specimen": ("identifier", "type", "subject"),
-    "Observation": ("status", "code", "subject", "valueCodeableConcept"),
+    "Observation": ("status", "code", "subject"),
+    "ServiceRequest": ("status", "intent", "subject", "supportingInfo"),
     "DiagnosticReport": ("status", "code", "subject", "result"),
 }
+_VALUES = ("valueCodeableConcept", "valueDateTime")  # an Observation has exactly one
+_REFERENCE_LISTS = ("supportingInfo", "basedOn", "result", "specimen")
 
 
 def check_structure(bundle: dict[str, Any]) -> None:
@@ -320,9 +416,15 @@ def check_structure(bundle: dict[str, Any]) -> None:
         request = entry.get("request") or {}
         if request.get("method") != "POST" or request.get("url") != kind or not request.get("ifNoneExist"):
             raise RenderError(f"FHIR structure: entry {index} has no transaction request")
+        if kind == "Observation" and sum(name in resource for name in _VALUES) != 1:
+            raise RenderError(f"FHIR structure: entry {index} (Observation) has no value or several")
         for name in ("subject", "specimen", "device"):
             reference = resource.get(name)
             if isinstance(reference, dict) and reference.get("reference") not in urls:
+                raise RenderError(f"FHIR structure: entry {index} refers outside the bundle")
+        for name in _REFERENCE_LISTS:
+            references = resource.get(name)
+            if isinstance(references, list) and any(r.get("reference") not in urls for r in references):
                 raise RenderError(f"FHIR structure: entry {index} refers outside the bundle")
     if [e["resource"]["resourceType"] for e in entries].count("Observation") < 1:
         raise RenderError("FHIR structure: no Observation")

@@ -13,6 +13,24 @@ Field choices (receiver side, keep stable):
   ORC-3/OBR-3 EI.1 = str(screening_id)   this version
   OBX-11 F final, C corrected, D removed (deleted); OBR-25 F final, C corrected or removed
   OBX-17 device: EU device id ^ device name ^ 99EUDEVICE (local coding system, HL7 table 0396 "99zzz")
+
+Observations after the result OBX(s), in this order, each only when recorded (a test recorded before they existed, or
+without them, renders exactly as before). They share the result's OBX-11 (F/C/D) and OBX-14 (sampling time), so a
+correction or removal carries them too, and each has its own OBX-3 (a receiver matches on OBR-3 plus OBX-3/OBX-4).
+  Ask-at-order-entry (AOE) answers, as the US ELR practice for COVID-19 (HHS/CDC AOE list, ReportStream's covid-19
+  schema, SimpleReport) sends them: OBX segments under the same OBR, after the results, coded in LOINC:
+    95419-8 "Has symptoms related to condition of interest"  CWE  Y^Yes^HL70136 | N^No^HL70136 | UNK^Unknown^NULLFL
+    65222-2 "Date and time of symptom onset"                 DT   YYYYMMDD, only with symptoms "yes" and a date
+  Onset: 65222-2, the code of the CDC AOE list that ReportStream and SimpleReport send, rather than 11368-8 "Illness
+  or injury onset date and time" (an older, general code): one constant, AOE_ONSET_LOINC, to change if SI-DEP asks.
+  OBX-29 "QST" (observation type, HL7 v2.8.2 and LRI practice) does not exist in v2.5.1: OBX has 25 fields there and
+  hl7apy STRICT refuses a 29th, so, as the ELR 2.5.1 guide does, an AOE answer is told from a result by its OBX-3 code.
+  The test kit's lot and expiry: v2.5.1 ORU_R01 has no field for a kit's lot (OBX-17 is the method/device, OBX-18 the
+  equipment instance, which issue 16 keeps for the device instance; INV with its lot and expiry is not part of
+  ORU_R01; SimpleReport sends no lot at all). They go as two more OBX, coded with the GS1 Application Identifiers the
+  values come from (the box's DataMatrix), under a local coding system (HL7 table 0396 "99zzz"):
+    10^Test kit lot number (GS1 AI 10)^99GS1       ST   as printed on the box
+    17^Test kit expiration date (GS1 AI 17)^99GS1  DT   YYYYMMDD
 """
 
 from __future__ import annotations
@@ -34,6 +52,13 @@ FINESS_OID = "1.2.250.1.71.4.2.2"
 NIR_OID = "1.2.250.1.213.1.4.8"
 NIR_AUTHORITY = "INS-NIR"
 DEVICE_CODING_SYSTEM = "99EUDEVICE"
+AOE_SYMPTOMS_LOINC = ("95419-8", "Has symptoms related to condition of interest")
+AOE_ONSET_LOINC = ("65222-2", "Date and time of symptom onset")
+# screenings.vocab.SYMPTOMS -> HL7 table 0136 (yes/no), and UNK from the v3 NullFlavor code system (HL7 table 0396 NULLFL).
+AOE_SYMPTOM_ANSWERS = {"yes": ("Y", "Yes", "HL70136"), "no": ("N", "No", "HL70136"), "unknown": ("UNK", "Unknown", "NULLFL")}
+KIT_CODING_SYSTEM = "99GS1"  # GS1 Application Identifiers, as a local coding system
+KIT_LOT_CODE = ("10", "Test kit lot number (GS1 AI 10)")
+KIT_EXPIRY_CODE = ("17", "Test kit expiration date (GS1 AI 17)")
 ACK_CODES = frozenset({"AA", "AE", "AR", "CA", "CE", "CR"})
 BATCH_SEGMENTS = frozenset({"FHS", "BHS", "BTS", "FTS"})
 
@@ -360,9 +385,36 @@ def _oru_segments(payload: TransferPayload) -> list[str]:
                 },
             )
         )
+    status = OBX_STATUS[payload.status]
+    for index, (value_type, code, value) in enumerate(_extra_observations(payload), start=len(payload.results) + 1):
+        segments.append(_segment("OBX", {1: str(index), 2: value_type, 3: code, 5: value, 11: status, 14: sampled_at}))
     specimen = _c(payload.specimen_snomed, _label(payload.specimen_display), "SCT")
     segments.append(_segment("SPM", {1: "1", 4: specimen, 17: sampled_at}))
     return segments
+
+
+def _extra_observations(payload: TransferPayload) -> list[tuple[str, str, str]]:
+    """(OBX-2, OBX-3, OBX-5) of the AOE answers and the kit, each only when recorded (see the module docstring)."""
+    extra: list[tuple[str, str, str]] = []
+    if payload.symptoms:
+        answer = AOE_SYMPTOM_ANSWERS.get(payload.symptoms)
+        if answer is None:
+            raise UnmappableValue("symptoms", payload.symptoms)
+        extra.append(("CWE", _c(AOE_SYMPTOMS_LOINC[0], AOE_SYMPTOMS_LOINC[1], "LN"), _c(*answer)))
+    if payload.symptom_onset is not None:
+        if payload.symptoms != "yes":  # screening_check refuses it: never send an onset without symptoms
+            raise UnmappableValue("symptom_onset", payload.symptom_onset)
+        extra.append(("DT", _c(AOE_ONSET_LOINC[0], AOE_ONSET_LOINC[1], "LN"), _dt(payload.symptom_onset)))
+    if payload.kit_lot:
+        extra.append(("ST", _c(KIT_LOT_CODE[0], KIT_LOT_CODE[1], KIT_CODING_SYSTEM), _text(payload.kit_lot, "kit_lot")))
+    if payload.kit_expiry is not None:
+        extra.append(("DT", _c(KIT_EXPIRY_CODE[0], KIT_EXPIRY_CODE[1], KIT_CODING_SYSTEM), _dt(payload.kit_expiry)))
+    return extra
+
+
+def observation_count(payload: TransferPayload) -> int:
+    """How many OBX segments render_oru_r01 writes for ``payload``: one per result, then the AOE and kit ones."""
+    return len(payload.results) + len(_extra_observations(payload))
 
 
 def validate_message(text: str) -> None:
@@ -382,12 +434,19 @@ _MAX_FIELDS = {"MSH": 17, "PID": 13, "ORC": 22, "OBR": 25, "OBX": 24, "SPM": 17}
 _FRAMING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
+def segment_order(observations: int) -> list[str]:
+    """The one place saying which segments an ORU^R01 of ours holds, in order: ``observations`` OBX (results first,
+    then the AOE and kit observations, all in the OBR's OBSERVATION groups) before the SPM."""
+    return ["MSH", "PID", "ORC", "OBR", *["OBX"] * observations, "SPM"]
+
+
 def check_structure(segments: Sequence[str], *, control_id: str, results: int) -> None:
-    """Run-time guard (a few microseconds): MSH PID ORC OBR OBX... SPM in that order, one OBX per result with a
-    F/C/D status, no framing or control character inside a segment, no more fields than the segment has, MSH-10 the
-    message id. RenderError otherwise (a bug in this module, never bad data: escaping already ran)."""
+    """Run-time guard (a few microseconds): MSH PID ORC OBR OBX... SPM in that order, ``results`` OBX (every
+    observation: results, then AOE and kit) each with a F/C/D status, no framing or control character inside a
+    segment, no more fields than the segment has, MSH-10 the message id. RenderError otherwise (a bug in this module,
+    never bad data: escaping already ran)."""
     names = [segment[:3] for segment in segments]
-    if names != ["MSH", "PID", "ORC", "OBR", *["OBX"] * results, "SPM"]:
+    if names != segment_order(results):
         raise RenderError(f"HL7 structure: segments {'-'.join(names)}")
     for segment in segments:
         if segment[3:4] != "|" or _FRAMING.search(segment):
@@ -403,7 +462,7 @@ def check_structure(segments: Sequence[str], *, control_id: str, results: int) -
 def render_oru_r01(payload: TransferPayload) -> str:
     """One ORU^R01^ORU_R01 v2.5.1 message, segments separated by CR (no trailing separator)."""
     segments = _oru_segments(payload)
-    check_structure(segments, control_id=payload.message_id, results=len(payload.results))
+    check_structure(segments, control_id=payload.message_id, results=observation_count(payload))
     return "\r".join(segments)
 
 
