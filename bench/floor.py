@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from relais.certificates.cose import sign_hc1  # noqa: E402  (pure Python: cbor2 and cryptography, no Django)
 from relais.certificates.transliteration import transliterate  # noqa: E402
 from relais.certificates.uvci import new_uvci  # noqa: E402
+from relais.patients.names import name_search_values  # noqa: E402  (pure Python)
 
 RESULT_CODES = {"260373001", "260415000", "455371000124106"}
 SEXES = {"F", "M", "O", "U"}
@@ -249,6 +250,17 @@ def _session(*, schema_db: Path, folder: Path) -> Generator[int, bytes, None]:
     def index(purpose: str, *parts: str) -> str:
         return hmac.new(blind_key, "\x1f".join([purpose, str(uuid.UUID(pharmacy_id)), *parts]).encode(), hashlib.sha256).hexdigest()
 
+    # relais.core.blind_index.search_indexer: a per-pharmacy key, 16-bit truncated HMACs (the patient search's indexes).
+    search_key = hmac.new(blind_key, f"search-key\x1f{uuid.UUID(pharmacy_id)}".encode(), hashlib.sha256).digest()
+
+    def search_index(kind: str, value: str) -> str:
+        if not value:
+            return ""
+        digest = hmac.digest(search_key, (kind + "\x1f" + value).encode(), "sha256")
+        return f"{int.from_bytes(digest[:8], 'big') >> 48:04x}"
+
+    search_columns = (*name_search_values("", "", None), "phone_index")
+
     patients = Table(
         con,
         "patients_patient",
@@ -259,6 +271,7 @@ def _session(*, schema_db: Path, folder: Path) -> Generator[int, bytes, None]:
             "nir_index",
             "name_dob_index",
             "identity_index",
+            *search_columns,
             "created_at",
             "updated_at",
             "created_by_id",
@@ -460,6 +473,8 @@ def _session(*, schema_db: Path, folder: Path) -> Generator[int, bytes, None]:
                 nir_key,
                 name_key,
                 identity_key,
+                *(search_index(*kv) for kv in name_search_values(who["last_name"], who["first_names"], who["date_of_birth"]).values()),
+                search_index("phone", who["phone"]),
                 at,
                 at,
                 user_id,

@@ -116,6 +116,11 @@ def _rows(start: int, stop: int) -> dict[str, list[list[Any]]]:
         row[p_at["nir_index"]] = index("nir", nir) if nir else ""
         row[p_at["name_dob_index"]] = index("name-dob", s["normalise"](last), dob.isoformat())
         row[p_at["identity_index"]] = index("identity", s["normalise"](last), folded_first, dob.isoformat())
+        # The patient search's truncated indexes (issue 15): the app's function, so the seeded B-trees are the real ones.
+        for column, value in s["search_indexes"](
+            pharmacy_id=pharmacy, last_name=last, first_names=first, date_of_birth=dob, phone=plain["phone"]
+        ).items():
+            row[p_at[column]] = value
         row[p_at["created_at"]] = row[p_at["updated_at"]] = _sql_time(sampled[0])
         out["patients"].append(row)
         for t, when in zip(tests, sampled, strict=True):
@@ -174,6 +179,7 @@ def seed(*, patients: int, tests: int, finess: str, jobs: int, progress: bool = 
     from relais.core import blind_index, crypto
     from relais.core.fields import Ciphertext
     from relais.core.secrets import decode_key
+    from relais.patients import search
     from relais.patients.models import Patient
     from relais.screenings.models import Device, Screening, ScreeningResult
     from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_NOT_DETECTED
@@ -234,6 +240,7 @@ def seed(*, patients: int, tests: int, finess: str, jobs: int, progress: bool = 
         tests=tests,
         patients=patients,
         normalise=blind_index.normalise_name,
+        search_indexes=search.search_indexes,
     )
     # The app's own functions on a first chunk: the seeded indexes are the ones a lookup computes.
     sample = _rows(0, min(patients, 4))["patients"]
@@ -246,6 +253,7 @@ def seed(*, patients: int, tests: int, finess: str, jobs: int, progress: bool = 
         if i % 2:
             assert row[p_at["nir_index"]] == blind_index.nir_index(pharmacy_id=pharmacy.pk, nir=_nir(i))
         pk = uuid.UUID(row[p_at["id"]])
+        assert all(row[p_at[c]] for c in ("surname_index", "full_name_index", "birth_date_index", "phone_index"))
         assert crypto.decrypt(row[p_at["last_name"]], aad=crypto.aad_for("patients_patient", "last_name", pk)) == seed_name(i)
 
     connection.ensure_connection()
