@@ -59,7 +59,7 @@ def _entry_or_404(user: User, pending_id: object) -> services.QueueEntry:
 @staff_required(sees_patients=True)
 def result(request: HttpRequest, user: User, pending_id: object) -> HttpResponse:
     entry = _entry_or_404(user, pending_id)
-    form = QueueResultForm(request.POST or None, analytes=list(entry.test.device.analytes))
+    form = QueueResultForm(request.POST if request.method == "POST" else None, analytes=list(entry.test.device.analytes))
     if request.method == "POST" and form.is_valid():
         try:
             services.queue_result(actor=user, pending_id=entry.test.pk, results=form.results())
@@ -78,7 +78,7 @@ def result(request: HttpRequest, user: User, pending_id: object) -> HttpResponse
 @staff_required(sees_patients=True)
 def cancel(request: HttpRequest, user: User, pending_id: object) -> HttpResponse:
     entry = _entry_or_404(user, pending_id)
-    form = CancelForm(request.POST or None)
+    form = CancelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             services.queue_cancel(actor=user, pending_id=entry.test.pk, reason=form.cleaned_data["reason"])
