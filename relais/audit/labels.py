@@ -52,6 +52,10 @@ ACTION_LABELS: dict[str, Any] = {
     "queue.cancel": _l("cancelled a test in the queue"),
     "queue.purge": _l("purged cancelled or abandoned tests of the queue"),
     "transfer.resend": _l("sent tests to the national platform again"),
+    "kit.gtin_map": _l("recorded which device a scanned kit box is"),
+    "kit.gtin_forget": _l("forgot which device a scanned kit box is"),
+    "kit.pin": _l("pinned a test kit"),
+    "kit.unpin": _l("unpinned a test kit"),
     "transfer.resend_batch": _l("sent a batch of refused tests to the national platform again"),
     # patient messages and result pages
     "notification.queue": _l("queued a message to the patient"),

@@ -30,10 +30,11 @@ LANGUAGES = ("fr", "en")
 
 def _lines(notification: Notification, *, short: bool) -> list[str]:
     pharmacy = notification.pharmacy.name
-    until = formats.date_format(timezone.localtime(notification.link.expires_at), "DATE_FORMAT")
+    expires_at = timezone.localtime(notification.link.expires_at)
     lines = []
     for language in LANGUAGES:
         with translation.override(language):
+            until = formats.date_format(expires_at, "DATE_FORMAT")  # each half in its own language: "8 décembre 2026", "Dec. 8, 2026"
             if notification.kind == NotificationKind.CORRECTED:
                 headline = _("%(pharmacy)s corrected the result of your test.") % {"pharmacy": pharmacy}
             elif notification.kind == NotificationKind.REMOVED:

@@ -90,3 +90,7 @@ class Patient(models.Model):
     @property
     def display_name(self) -> str:
         return f"{self.last_name.upper()} {self.first_names}"
+
+    def get_sex_display(self) -> str:
+        """The sex's label in the reader's language ("Femme", "Female"), never the code (an encrypted field has no choices)."""
+        return str(Sex(self.sex).label) if self.sex in Sex.values else str(self.sex)

@@ -61,3 +61,15 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.message_id} ({self.status})"
+
+
+class DestinationHealth(models.Model):
+    """Whether a destination is reachable, kept up to date as outcomes are recorded (services.outbox_record): set when
+    a connection failure follows a success, cleared by the next answer. One row per destination; no personal data."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    failing_since = models.DateTimeField(null=True, blank=True)  # first connection failure with no answer after it
+    last_error = models.CharField(max_length=500, blank=True)  # the failure that started it (transport text, no patient data)
+
+    def __str__(self) -> str:
+        return f"destination {self.name} ({'failing' if self.failing_since else 'reachable'})"

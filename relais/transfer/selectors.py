@@ -1,4 +1,4 @@
-"""Queue figures for the operator console: no patient data, only ids, pharmacies and reasons."""
+"""Queue figures for the operator console and the outage banner: no patient data, only ids, pharmacies and reasons."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from relais.transfer.models import OPEN_STATUSES, OutboxMessage, TransferStatus
+from relais.transfer.models import OPEN_STATUSES, DestinationHealth, OutboxMessage, TransferStatus
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,55 @@ def rejected_messages(*, limit: int = 50) -> list[OutboxMessage]:
 
 def stuck_messages(*, limit: int = 20) -> list[OutboxMessage]:
     return list(OutboxMessage.objects.filter(status__in=OPEN_STATUSES).select_related("pharmacy").order_by("created_at")[:limit])
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The destination in force has been failing to connect since ``since``, with no answer from it after."""
+
+    destination: str
+    since: datetime
+    waiting: int  # open messages (of the pharmacy, for a pharmacy's page)
+    last_error: str  # the transport's text, for operators
+
+
+def destination_outage(*, destination: str, pharmacy_id: object | None = None) -> Outage | None:
+    """None while the destination answers: one query by primary key. While it fails, one count of the waiting."""
+    health = (
+        DestinationHealth.objects.filter(name=destination, failing_since__isnull=False).values_list("failing_since", "last_error").first()
+    )
+    if health is None:
+        return None
+    waiting = OutboxMessage.objects.filter(status__in=OPEN_STATUSES)
+    if pharmacy_id is not None:
+        waiting = waiting.filter(pharmacy_id=pharmacy_id)
+    return Outage(destination=destination, since=health[0], waiting=waiting.count(), last_error=health[1])
+
+
+@dataclass(frozen=True)
+class ReasonGroup:
+    destination: str
+    reason: str
+    count: int
+
+
+def refused_by_reason(*, limit: int = 30) -> list[ReasonGroup]:
+    """Refused and parked messages grouped by destination and exact reason, the largest groups first."""
+    rows = (
+        OutboxMessage.objects.filter(status=TransferStatus.REJECTED)
+        .values_list("destination", "rejection_reason")
+        .annotate(n=Count("id"))
+        .order_by("-n", "destination", "rejection_reason")
+        .values_list("destination", "rejection_reason", "n")[:limit]
+    )
+    return [ReasonGroup(d, r, n) for d, r, n in rows]
+
+
+def refused_by_destination() -> list[tuple[str, int]]:
+    rows = (
+        OutboxMessage.objects.filter(status=TransferStatus.REJECTED)
+        .values_list("destination")
+        .annotate(n=Count("id"))
+        .order_by("destination")
+    )
+    return list(rows.values_list("destination", "n"))

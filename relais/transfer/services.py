@@ -16,8 +16,9 @@ from relais.audit.services import audit_record
 from relais.core import queue
 from relais.screenings.models import Screening
 from relais.transfer.hooks import outcomes_settled
-from relais.transfer.models import OPEN_STATUSES, OutboxMessage, TransferStatus
+from relais.transfer.models import OPEN_STATUSES, DestinationHealth, OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome
+from relais.transfer.plain import is_outage, kind_of
 
 
 def outbox_enqueue(*, screening: Screening) -> OutboxMessage:
@@ -94,6 +95,7 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
         for key, messages in groups.items():
             held = QUEUE.rows.filter(pk__in=[m.pk for m in messages], lease_owner=owner)
             updated += held.update(lease_owner="", lease_until=None, attempts=F("attempts") + 1, **dict(key))
+        _record_health(outcomes, now)
         # Same transaction: a client is notified if and only if the outcome was recorded.
         outcomes_settled(messages=[m for m, o in outcomes.items() if o.kind != "transient"], now=now)
         if transmitted_ids:
@@ -105,6 +107,31 @@ def outbox_record(*, owner: str, outcomes: dict[OutboxMessage, Outcome], now: da
                 detail={"destination": next(iter(outcomes)).destination, "messages": [m.message_id for m in outcomes]},
             )
     return updated
+
+
+def _record_health(outcomes: dict[OutboxMessage, Outcome], now: datetime) -> None:
+    """Keep DestinationHealth in step: an answer from the receiver (an acknowledgement or a refusal it sent) clears
+    "failing since", a connection failure sets it if it was clear. Writes only on a change of state: a healthy
+    destination costs one UPDATE matching no row per batch."""
+    by_destination: dict[str, tuple[bool, str]] = {}
+    for message, outcome in outcomes.items():
+        answered, failure = by_destination.get(message.destination, (False, ""))
+        if outcome.kind == "acknowledged" or (outcome.kind == "rejected" and outcome.transmitted):
+            answered = True
+        elif outcome.kind == "transient" and not failure and is_outage(outcome.detail):
+            failure = outcome.detail
+        by_destination[message.destination] = (answered, failure)
+    for name, (answered, failure) in by_destination.items():
+        if not name:
+            continue
+        if answered:
+            DestinationHealth.objects.filter(name=name, failing_since__isnull=False).update(failing_since=None)
+        elif failure:
+            health, created = DestinationHealth.objects.get_or_create(
+                name=name, defaults={"failing_since": now, "last_error": failure[:500]}
+            )
+            if not created and health.failing_since is None:
+                DestinationHealth.objects.filter(name=name, failing_since__isnull=True).update(failing_since=now, last_error=failure[:500])
 
 
 def outbox_record_error(*, owner: str, message: OutboxMessage, error: str, now: datetime | None = None) -> bool:
@@ -171,3 +198,44 @@ def outbox_resend(*, actor: User, message_id: uuid.UUID | str) -> OutboxMessage:
             pharmacy_id=message.pharmacy_id,
         )
     return message
+
+
+def outbox_resend_batch(*, actor: User, destination: str, reason: str | None = None, now: datetime | None = None) -> int:
+    """Operator action: put back in the queue every refused or parked message of ``destination`` (all of them, or
+    those refused for exactly ``reason``). Same rules as outbox_resend (superseded when a later version is live), in
+    bulk: one SELECT of the ids, one UPDATE for the superseded, one for the rest, one audit event naming the count.
+    Returns how many messages were requeued (superseded ones included)."""
+    if actor.role != Role.PLATFORM_OPERATOR:
+        raise PermissionDenied
+    now = now or timezone.now()
+    with transaction.atomic():
+        rows = OutboxMessage.objects.select_for_update().filter(status=TransferStatus.REJECTED, destination=destination)
+        if reason is not None:
+            rows = rows.filter(rejection_reason=reason)
+        found = list(rows.values_list("pk", "screening_id"))
+        if not found:
+            return 0
+        ids = [pk for pk, _screening in found]
+        chosen = OutboxMessage.objects.filter(pk__in=ids, status=TransferStatus.REJECTED)
+        # Order-independent: a row turns superseded only when a later version is live, which holds for earlier ones too.
+        later_live = Exists(
+            OutboxMessage.objects.filter(series_id=OuterRef("series_id"), version__gt=OuterRef("version")).exclude(
+                status=TransferStatus.REJECTED
+            )
+        )
+        superseded = chosen.filter(later_live).update(status=TransferStatus.SUPERSEDED, next_attempt_at=now)
+        requeued = chosen.update(status=TransferStatus.PENDING, next_attempt_at=now, rejection_reason="")
+        audit_record(
+            actor=actor,
+            action="transfer.resend_batch",
+            object_type="outbox",
+            object_ids=[*ids, *(screening for _pk, screening in found)],
+            detail={
+                "count": len(ids),
+                "requeued": requeued,
+                "superseded": superseded,
+                "destination": destination,
+                "reason_kind": "all" if reason is None else kind_of(reason, refused=True).code,
+            },
+        )
+    return len(ids)
