@@ -42,6 +42,8 @@ class Row:
     patient_name: str
     date_of_birth: date
     device: str
+    kit_lot: str
+    kit_expiry: date | None
     result: str
     transmission: str
     certificate: bool
@@ -97,6 +99,8 @@ def _row(screening: Screening) -> Row:
         patient_name=patient.display_name,
         date_of_birth=cast(date, patient.date_of_birth),
         device=f"{screening.device.manufacturer}, {screening.device.name}",
+        kit_lot=screening.kit_lot,
+        kit_expiry=screening.kit_expiry,
         result=results or _("No result yet"),
         transmission=str(transfer.get_status_display()) if transfer else _("Not sent"),
         certificate=certificate is not None and certificate.revoked_at is None,

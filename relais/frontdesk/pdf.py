@@ -18,8 +18,9 @@ from relais.results.pdf import LEADING, _fonts, wrap
 PAGE_W, PAGE_H = landscape(A4)
 MARGIN = 12 * mm
 SIZE = 8.5
-# Column widths (mm): no., sampled at, patient, date of birth, kit, result, national platform, certificate: 273 mm in all.
-WIDTHS = [10 * mm, 28 * mm, 55 * mm, 22 * mm, 55 * mm, 48 * mm, 32 * mm, 23 * mm]
+# Column widths (mm): no., sampled at, patient, date of birth, kit, lot, expiry, result, national platform, certificate:
+# 273 mm in all.
+WIDTHS = [9 * mm, 26 * mm, 49 * mm, 20 * mm, 45 * mm, 24 * mm, 20 * mm, 38 * mm, 26 * mm, 16 * mm]
 TABLE_TOP = PAGE_H - MARGIN - 18 * mm
 TABLE_BOTTOM = MARGIN + 8 * mm
 PAD = 1.2 * mm
@@ -32,6 +33,8 @@ def _cells(n: int, row: Row, *, yes: str, no: str) -> list[str]:
         row.patient_name,
         row.date_of_birth.strftime("%d/%m/%Y"),
         row.device,
+        row.kit_lot,
+        row.kit_expiry.strftime("%d/%m/%Y") if row.kit_expiry else "",
         row.result,
         row.transmission,
         yes if row.certificate else no,

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from relais.accounts.models import User
 from relais.core.forms import FocusFirstErrorMixin
+from relais.screenings import kits
 from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Device
 from relais.screenings.vocab import ANALYTES, DEFAULT_SPECIMEN, RESULTS, SPECIMENS, SYMPTOMS
@@ -35,8 +40,51 @@ def catalogue_analytes() -> list[str]:
     return list(seen)
 
 
+class DeviceSelect(forms.Select):
+    """The device list, each option carrying its search words (static/kit-search.js filters and ranks on them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.search_keys: dict[str, tuple[str, str]] = {}
+
+    def create_option(self, name: str, value: Any, label: Any, selected: Any, index: Any, subindex: Any = None, attrs: Any = None) -> Any:
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        keys = self.search_keys.get(str(value))
+        if keys:
+            option["attrs"]["data-name"], option["attrs"]["data-other"] = keys
+        return option
+
+
+def device_choices(devices: list[Device], shortlist: list[str]) -> list[Any]:
+    """The pharmacy's kits first ("Your kits"), then the rest of the catalogue."""
+
+    def label(d: Device) -> str:
+        return f"{d.manufacturer} – {d.name} ({d.device_id})"
+
+    by_id = {d.device_id: d for d in devices}
+    first = [by_id[i] for i in shortlist if i in by_id]
+    empty: list[Any] = [("", _("Choose the test device…"))]
+    if not first:
+        return [*empty, *((d.device_id, label(d)) for d in devices)]
+    chosen = {d.device_id for d in first}
+    rest = [(d.device_id, label(d)) for d in devices if d.device_id not in chosen]
+    return [*empty, (_("Your kits"), [(d.device_id, label(d)) for d in first]), (_("All devices"), rest)]
+
+
 class ScreeningForm(FocusFirstErrorMixin, forms.Form):
-    device = forms.ChoiceField(label=_("Test device"), widget=forms.Select(attrs={"autofocus": True}))
+    device = forms.ChoiceField(label=_("Test device"), widget=DeviceSelect(attrs={"autofocus": True}), required=False)
+    # A keyboard-wedge scanner types the box's barcode here (or, with JavaScript, into the device search box): read on
+    # the server, so a scan works without JavaScript too.
+    scan = forms.CharField(
+        label=_("Barcode of the kit box"),
+        required=False,
+        max_length=kits.MAX_SCAN,
+        strip=False,
+        help_text=_("Scan the box (DataMatrix or EAN): device, lot and expiry are filled in."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}),
+    )
+    # The GTIN of a new box the pharmacist was asked about: with a device chosen, the answer is remembered.
+    scan_gtin = forms.CharField(required=False, max_length=14, widget=forms.HiddenInput)
     specimen_type = forms.ChoiceField(label=_("Specimen"), choices=list(SPECIMENS.items()), initial=DEFAULT_SPECIMEN)
     sampled_at = forms.DateTimeField(
         label=_("Sampling date and time"),
@@ -65,18 +113,23 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
         error_messages={"required": _("Give the patient the information notice, then tick this box.")},
     )
 
-    def __init__(self, *args: object, last_device: str | None = None, notice_url: str = "", **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, last_device: str | None = None, notice_url: str = "", actor: User | None = None, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.actor = actor
+        self.kit_to_remember: tuple[str, str] | None = None  # (GTIN, device id) the pharmacist just answered for
         if notice_url:
             self.fields["information_notice_given"].help_text = format_html(
                 '<a href="{}" target="_blank" rel="noopener">{}</a>', notice_url, _("Information notice to print or show (French, English)")
             )
-        devices = Device.objects.filter(active=True).only("device_id", "manufacturer", "name")
+        devices = list(Device.objects.filter(active=True).only("device_id", "manufacturer", "name"))
+        shortlist = kits.kit_shortlist(actor=actor) if actor is not None and actor.pharmacy_id else []
         device_field = self.fields["device"]
         assert isinstance(device_field, forms.ChoiceField)
-        device_field.choices = [("", _("Choose the test device…"))] + [
-            (d.device_id, f"{d.manufacturer} – {d.name} ({d.device_id})") for d in devices
-        ]
+        device_field.choices = device_choices(devices, shortlist)
+        assert isinstance(device_field.widget, DeviceSelect)
+        device_field.widget.search_keys = {d.device_id: kits.search_keys(d) for d in devices}
         if last_device:
             self.fields["device"].initial = last_device
         self.fields["sampled_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
@@ -85,6 +138,7 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
         _result_fields(self, analytes, required=False)
         self.order_fields(
             [
+                "scan",
                 "device",
                 "kit_lot",
                 "kit_expiry",
@@ -98,6 +152,51 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
 
     def results(self) -> dict[str, str]:
         return {name.removeprefix("result_"): value for name, value in self.cleaned_data.items() if name.startswith("result_") and value}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (data.get("scan") or "").strip():
+            self._read_scan(data)
+        if not data.get("device") and "device" not in self.errors:
+            self.add_error("device", _("Choose the test device, or scan the kit box."))
+        return data
+
+    def _read_scan(self, data: dict[str, Any]) -> None:
+        """Device, lot and expiry from the box's barcode; typed lot and expiry win (the pharmacist corrects a misread)."""
+        try:
+            scan = kits.parse_kit_barcode(data["scan"])
+        except ValidationError as exc:
+            self.add_error("scan", exc.message_dict["scan"])
+            return
+        shown = self.data.copy()  # the page shown again says what the scan read
+        if not data.get("kit_lot") and "kit_lot" not in self.errors:
+            data["kit_lot"] = shown["kit_lot"] = scan.lot
+        if data.get("kit_expiry") is None and "kit_expiry" not in self.errors:
+            data["kit_expiry"] = scan.expiry
+            shown["kit_expiry"] = scan.expiry.isoformat() if scan.expiry else ""
+        mapped = kits.gtin_device(actor=self.actor, gtin=scan.gtin) if self.actor is not None else None
+        if mapped is not None:
+            data["device"] = shown["device"] = mapped.device_id
+        elif data.get("scan_gtin") == scan.gtin and data.get("device"):
+            self.kit_to_remember = (scan.gtin, data["device"])
+        else:
+            shown["scan_gtin"], shown["device"] = scan.gtin, ""
+            data["device"] = ""
+            self.add_error(
+                "device",
+                _(
+                    "New box (GTIN %(gtin)s): which catalogue device is this box? Choose it in the list and record the test: "
+                    "it is remembered for this pharmacy."
+                )
+                % {"gtin": scan.gtin},
+            )
+        self.data = shown
+
+    def remember_kit(self, *, actor: User) -> None:
+        """Keep the pharmacist's answer for a new box (see clean): the next scan of it picks the device."""
+        if self.kit_to_remember is not None:
+            gtin, device_id = self.kit_to_remember
+            kits.gtin_remember(actor=actor, gtin=gtin, device_id=device_id)
 
     def screening_input(self) -> ScreeningInput:
         data = self.cleaned_data

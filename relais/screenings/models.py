@@ -119,3 +119,38 @@ class ScreeningResult(models.Model):
     @property
     def analyte_label(self) -> str:
         return ANALYTES[self.analyte].label if self.analyte in ANALYTES else self.analyte
+
+
+class KitBarcode(models.Model):
+    """A pharmacy's answer to "which catalogue device is this box?" for a GTIN it scanned: asked once, then remembered.
+
+    Per pharmacy: a GTIN is the maker's packaging, and nothing ties it to the EU device list but the pharmacist's word."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pharmacy = models.ForeignKey(Pharmacy, on_delete=models.CASCADE, related_name="+")
+    gtin = models.CharField(max_length=14)  # GTIN-14, check digit verified
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pharmacy", "gtin"], name="one_device_per_gtin_per_pharmacy")]
+
+    def __str__(self) -> str:
+        return f"{self.gtin} -> {self.device_id}"
+
+
+class PinnedKit(models.Model):
+    """A kit the pharmacy keeps at the top of its device list ("Your kits"), chosen by its administrator."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pharmacy = models.ForeignKey(Pharmacy, on_delete=models.CASCADE, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
+    pinned_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    pinned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pharmacy", "device"], name="one_pin_per_device_per_pharmacy")]
+
+    def __str__(self) -> str:
+        return f"pin {self.device_id}"

@@ -222,21 +222,41 @@ def test_csv_export_of_the_day_in_english(owner: User, known: dict[str, Any], to
     assert response.streaming  # rows are read and written a chunk at a time
     rows = _csv(response)
     assert [r[0] for r in rows[1:]] == sorted(r[0] for r in rows[1:])  # in sampling order
-    assert rows[0] == ["Sampled at", "Patient", "Date of birth", "Test kit", "Result", "National platform", "Certificate"]
+    assert rows[0] == [
+        "Sampled at",
+        "Patient",
+        "Date of birth",
+        "Test kit",
+        "Kit lot",
+        "Kit expiry date",
+        "Result",
+        "National platform",
+        "Certificate",
+    ]
     assert len(rows) == 4
     assert {r[1] for r in rows[1:]} == {"DURAND-TESTEUR Camille"} and {r[2] for r in rows[1:]} == {"1994-03-12"}
-    assert sorted(r[4] for r in rows[1:]) == ["SARS-CoV-2: Detected (positive)"] + ["SARS-CoV-2: Not detected (negative)"] * 2
-    assert sorted(r[5] for r in rows[1:]).count("Rejected") == 1
-    assert {r[6] for r in rows[1:]} <= {"Yes", "No"} and "Yes" in {r[6] for r in rows[1:]}
+    assert sorted(r[6] for r in rows[1:]) == ["SARS-CoV-2: Detected (positive)"] + ["SARS-CoV-2: Not detected (negative)"] * 2
+    assert sorted(r[7] for r in rows[1:]).count("Rejected") == 1
+    assert {r[8] for r in rows[1:]} <= {"Yes", "No"} and "Yes" in {r[8] for r in rows[1:]}
 
 
 def test_csv_export_in_french_has_french_headers_and_values(owner: User, known: dict[str, Any], today: date, as_user: Any) -> None:
     rows = _csv(_export(as_user(owner), today, today, lang="fr"))
-    assert rows[0] == ["Prélevé le", "Patient", "Date de naissance", "Test utilisé", "Résultat", "Plateforme nationale", "Certificat"]
-    assert {r[6] for r in rows[1:]} <= {"Oui", "Non"}
+    assert rows[0] == [
+        "Prélevé le",
+        "Patient",
+        "Date de naissance",
+        "Test utilisé",
+        "Lot du test",
+        "Date de péremption du test",
+        "Résultat",
+        "Plateforme nationale",
+        "Certificat",
+    ]
+    assert {r[8] for r in rows[1:]} <= {"Oui", "Non"}
     page = as_user(owner).get("/day/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "La journée" in page and "refusés par la plateforme nationale" in page and "Télécharger le tableur (CSV)" in page
-    assert any("Positif" in r[4] or "positif" in r[4] for r in rows[1:])
+    assert any("Positif" in r[6] or "positif" in r[6] for r in rows[1:])
 
 
 def test_csv_cells_cannot_become_formulas(owner: User, today: date, as_user: Any) -> None:
