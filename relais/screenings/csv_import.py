@@ -15,7 +15,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -29,8 +29,18 @@ from django.utils.translation import gettext_lazy
 from relais.core.blind_index import normalise_name
 from relais.patients.identity import IDENTITY_FIELDS, identity_from
 from relais.patients.services import PatientIdentity
-from relais.screenings.inputs import ScreeningInput, sampling_time_problem
-from relais.screenings.vocab import DEFAULT_SPECIMEN, RESULT_DETECTED, RESULT_INVALID, RESULT_NOT_DETECTED, RESULTS, SPECIMENS
+from relais.screenings.inputs import KIT_LOT_MAX, ScreeningInput, kit_lot_problem, sampling_time_problem
+from relais.screenings.vocab import (
+    DEFAULT_SPECIMEN,
+    RESULT_DETECTED,
+    RESULT_INVALID,
+    RESULT_NOT_DETECTED,
+    RESULTS,
+    SPECIMENS,
+    SYMPTOM_NO,
+    SYMPTOM_UNKNOWN,
+    SYMPTOM_YES,
+)
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -80,6 +90,26 @@ COLUMNS: tuple[Column, ...] = (
         ),
         "yes",
     ),
+    # Issue 15: optional, after the original columns so files made from the older template keep their meaning.
+    Column(
+        "symptoms",
+        False,
+        gettext_lazy("Symptoms of the disease tested for: yes, no or unknown (oui, non, inconnu); empty when not asked."),
+        "yes",
+    ),
+    Column(
+        "symptom_onset",
+        False,
+        gettext_lazy("Date the symptoms began, DD/MM/YYYY or YYYY-MM-DD: only when symptoms is yes."),
+        "28/02/2022",
+    ),
+    Column("kit_lot", False, gettext_lazy("Lot number of the test kit, as printed on the box (20 characters at most)."), "LOT-24A17"),
+    Column(
+        "kit_expiry",
+        False,
+        gettext_lazy("Expiry date of the test kit, DD/MM/YYYY or YYYY-MM-DD; an expired kit's test is refused."),
+        "31/12/2030",
+    ),
 )
 # The old consent column: identity now goes to the national platform for every test, so its value is read and ignored.
 IGNORED_COLUMNS = frozenset({"consent", "consentement"})
@@ -121,6 +151,27 @@ HEADER_ALIASES = {
     "information_donnee": "information_notice",
     "dispositif": "device_id",
     "identifiant_du_dispositif": "device_id",
+    "symptomes": "symptoms",
+    "symptomatique": "symptoms",
+    "symptomatic": "symptoms",
+    "debut_des_symptomes": "symptom_onset",
+    "date_de_debut_des_symptomes": "symptom_onset",
+    "date_debut_symptomes": "symptom_onset",
+    "debut_symptomes": "symptom_onset",
+    "onset": "symptom_onset",
+    "symptom_onset_date": "symptom_onset",
+    "lot": "kit_lot",
+    "numero_de_lot": "kit_lot",
+    "lot_du_kit": "kit_lot",
+    "lot_number": "kit_lot",
+    "peremption": "kit_expiry",
+    "date_de_peremption": "kit_expiry",
+    "date_peremption": "kit_expiry",
+    "expiration": "kit_expiry",
+    "date_d_expiration": "kit_expiry",
+    "expiry": "kit_expiry",
+    "expiry_date": "kit_expiry",
+    "expiration_date": "kit_expiry",
 }
 
 SEXES = {
@@ -186,6 +237,11 @@ YES_NO = {
     "false": False,
     "faux": False,
 }
+SYMPTOM_NAMES = {
+    **{word: SYMPTOM_YES for word in ("yes", "oui", "y", "o", "1", "true", "vrai")},
+    **{word: SYMPTOM_NO for word in ("no", "non", "n", "0", "false", "faux")},
+    **{word: SYMPTOM_UNKNOWN for word in ("unknown", "inconnu", "inconnue", "ne sait pas", "nsp", "unk")},
+}
 
 _DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _FR_DATE_RE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
@@ -214,14 +270,24 @@ class ParsedRow:
     sampled_at: datetime
     results: dict[str, str]  # analyte code -> SNOMED CT result code
     information_notice_given: bool
+    kit_lot: str = ""
+    kit_expiry: date | None = None
+    symptoms: str = ""  # "" when not asked
+    symptom_onset: date | None = None
 
     def screening_input(self) -> ScreeningInput:
+        # The rules across columns (expired kit, onset only with symptoms and not after sampling) are screening_check's,
+        # the same on every road: a row breaking them is rejected naming the column, like any other row error.
         return ScreeningInput(
             device_id=self.device_id,
             specimen_type=self.specimen_type,
             sampled_at=self.sampled_at,
             results=dict(self.results),
             information_notice_given=self.information_notice_given,
+            kit_lot=self.kit_lot,
+            kit_expiry=self.kit_expiry,
+            symptoms=self.symptoms,
+            symptom_onset=self.symptom_onset,
         )
 
 
@@ -466,6 +532,32 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
             % {"value": _shown(notice_raw)},
         )
 
+    symptoms_raw = get("symptoms")
+    symptoms = ""
+    if symptoms_raw:
+        symptoms = SYMPTOM_NAMES.get(_word(symptoms_raw), "")
+        if not symptoms:
+            err(
+                "symptoms",
+                _("symptoms: '%(value)s' is not an answer; use yes, no or unknown (oui, non, inconnu), or leave it empty if not asked")
+                % {"value": _shown(symptoms_raw)},
+            )
+    symptom_onset = _optional_date(get("symptom_onset"), "symptom_onset", err)
+    kit_expiry = _optional_date(get("kit_expiry"), "kit_expiry", err)
+    kit_lot = get("kit_lot")
+    if (lot_problem := kit_lot_problem(kit_lot)) == "too_long":
+        err(
+            "kit_lot",
+            _("kit_lot: '%(value)s' is longer than %(max)d characters; copy the lot number as printed on the box")
+            % {"value": _shown(kit_lot), "max": KIT_LOT_MAX},
+        )
+    elif lot_problem == "characters":
+        err(
+            "kit_lot",
+            _("kit_lot: '%(value)s' holds characters a lot number cannot hold (spaces, accents...); copy it as printed on the box")
+            % {"value": _shown(kit_lot)},
+        )
+
     if errors:
         return errors
     assert identity is not None and specimen is not None and sampled_at is not None and result is not None
@@ -477,7 +569,21 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
         sampled_at=sampled_at,
         results={ANALYTE: result},
         information_notice_given=True,
+        kit_lot=kit_lot,
+        kit_expiry=kit_expiry,
+        symptoms=symptoms,
+        symptom_onset=symptom_onset,
     )
+
+
+def _optional_date(raw: str, column: str, err: Callable[[str, str], None]) -> date | None:
+    """An optional date column: None when empty; a row error naming the column when it is not a date."""
+    if not raw:
+        return None
+    parsed = parse_date(raw)
+    if parsed is None:
+        err(column, _("%(column)s: '%(value)s' is not a date; %(hint)s") % {"column": column, "value": _shown(raw), "hint": DATE_HINT})
+    return parsed
 
 
 def _duplicate_key(row: ParsedRow) -> tuple[object, ...]:
@@ -658,6 +764,15 @@ def _recent(now: datetime | None, hours_ago: float) -> str:
     return when.strftime("%d/%m/%Y %H:%M")
 
 
+def _days_ago(now: datetime | None, days: int) -> str:
+    return ((now or timezone.now()).astimezone(PARIS) - timedelta(days=days)).strftime("%d/%m/%Y")
+
+
+def _expiry(now: datetime | None) -> str:
+    """An example kit expiry that has not passed: the end of next year."""
+    return f"31/12/{(now or timezone.now()).astimezone(PARIS).year + 1}"
+
+
 # The French template's headers and example values: each header reads back through HEADER_ALIASES, each value through
 # the vocabularies above (tests/screenings/test_csv_import.py checks both round trips).
 FRENCH_HEADERS = {
@@ -677,8 +792,12 @@ FRENCH_HEADERS = {
     "sampled_at": "Date du prélèvement",
     "result": "Résultat",
     "information_notice": "Notice remise",
+    "symptoms": "Symptômes",
+    "symptom_onset": "Début des symptômes",
+    "kit_lot": "Lot",
+    "kit_expiry": "Date de péremption",
 }
-FRENCH_EXAMPLES = {"sex": "femme", "specimen": "nasopharyngé", "result": "négatif", "information_notice": "oui"}
+FRENCH_EXAMPLES = {"sex": "femme", "specimen": "nasopharyngé", "result": "négatif", "information_notice": "oui", "symptoms": "oui"}
 
 
 def template_csv(*, now: datetime | None = None, french: bool = False) -> str:
@@ -686,6 +805,8 @@ def template_csv(*, now: datetime | None = None, french: bool = False) -> str:
     and values (the pharmacist's download when the page is French; the API's template stays in the column names)."""
     example = [FRENCH_EXAMPLES.get(c.name, c.example) if french else c.example for c in COLUMNS]
     example[COLUMN_NAMES.index("sampled_at")] = _recent(now, 1)
+    example[COLUMN_NAMES.index("symptom_onset")] = _days_ago(now, 2)
+    example[COLUMN_NAMES.index("kit_expiry")] = _expiry(now)
     header = [FRENCH_HEADERS[name] for name in COLUMN_NAMES] if french else list(COLUMN_NAMES)
     return write_csv([header, example], ";" if french else ",")
 
@@ -694,14 +815,19 @@ def example_csv(*, now: datetime | None = None) -> str:
     """Five realistic rows (accents, French dates, optional columns left empty) dated within the last day."""
     rows = [
         ["Lefèvre", "Hélène Marie", "F", "12/03/1985", "285037505612306", "12 rue de la République", "75011", "Paris", "FR",
-         "06 12 34 56 78", "helene.lefevre@example.org", "1232", "nasopharyngeal", _recent(now, 1), "négatif", "oui"],
+         "06 12 34 56 78", "helene.lefevre@example.org", "1232", "nasopharyngeal", _recent(now, 1), "négatif", "oui",
+         "non", "", "LOT-24A17", _expiry(now)],
         ["Nguyễn", "Thành", "homme", "1992-01-16", "192016912304545", "", "69003", "Lyon", "",
-         "+33 7 81 22 33 44", "", "1833", "nasal", _recent(now, 2), "positif", "oui"],
+         "+33 7 81 22 33 44", "", "1833", "nasal", _recent(now, 2), "positif", "oui",
+         "oui", _days_ago(now, 2), "", ""],
         ["Da Costa-Müller", "Inês", "femme", "05/12/2001", "", "3 place de l'Église", "13001", "Marseille", "FR",
-         "", "ines.dacosta@example.org", "1232", "258500001", _recent(now, 3.5), "negative", "yes"],
+         "", "ines.dacosta@example.org", "1232", "258500001", _recent(now, 3.5), "negative", "yes",
+         "unknown", "", "", ""],
         ["O'Brien", "Seán Patrick", "M", "30/05/1978", "178059935001295", "", "", "", "IE",
-         "", "", "1468", "saliva", _recent(now, 5), "invalide", "oui"],
+         "", "", "1468", "saliva", _recent(now, 5), "invalide", "oui",
+         "", "", "", ""],
         ["Benali", "Yasmine", "F", "2017-09-08", "", "45 avenue Jean Jaurès", "31000", "Toulouse", "FR",
-         "06 98 76 54 32", "", "1232", "nasopharyngé", _recent(now, 20), "negative", "1"],
+         "06 98 76 54 32", "", "1232", "nasopharyngé", _recent(now, 20), "negative", "1",
+         "no", "", "", ""],
     ]  # fmt: skip
     return write_csv([list(COLUMN_NAMES), *rows])
