@@ -33,6 +33,7 @@ from relais.retention import keys
 from relais.screenings.models import Screening, ScreeningResult
 from relais.screenings.vocab import RESULT_DETECTED
 from relais.submissions.models import Submission, SubmissionItem, SubmissionStatus
+from relais.testqueue.models import PendingTest
 from relais.transfer.models import OPEN_STATUSES, OutboxMessage, TransferStatus
 from relais.webhooks.models import DeliveryStatus, WebhookDelivery
 
@@ -268,8 +269,15 @@ def _delete_screenings(ids: list[Any]) -> tuple[int, int]:
     removed = _delete(Screening.objects.filter(pk__in=versions))
     tested = Screening.objects.filter(patient_id=OuterRef("pk"))
     merged_here = Patient.objects.filter(merged_into_id=OuterRef("pk"))
-    untested = list(Patient.objects.filter(pk__in=patients).filter(~Exists(tested), ~Exists(merged_here)).values_list("pk", flat=True))
+    untested = list(
+        Patient.objects.filter(pk__in=patients).filter(~Exists(tested), ~Exists(merged_here), ~_swab_waiting()).values_list("pk", flat=True)
+    )
     return removed, _delete_patients(untested)
+
+
+def _swab_waiting() -> Exists:
+    """A swab of the patient in the test queue, result not entered yet: the patient is about to be tested, not gone."""
+    return Exists(PendingTest.objects.filter(patient_id=OuterRef("pk"), done_at__isnull=True, cancelled_at__isnull=True))
 
 
 def _delete_patients(ids: list[Any]) -> int:
@@ -305,7 +313,7 @@ def _untested_patients(run: _Run) -> int:
     merged_here = Patient.objects.filter(merged_into_id=OuterRef("pk"))
 
     def query() -> models.QuerySet[Patient]:
-        return Patient.objects.filter(created_at__lte=cut).filter(~Exists(tested), ~Exists(merged_here))
+        return Patient.objects.filter(created_at__lte=cut).filter(~Exists(tested), ~Exists(merged_here), ~_swab_waiting())
 
     total = 0
     while True:  # a merged-into record becomes free once the records merged into it are gone

@@ -86,6 +86,15 @@ def subject_access_pdf(*, export: dict[str, Any]) -> bytes:
             if test["correction_reason"]:
                 page.row(_s("Reason for the correction"), test["correction_reason"])
 
+    if export.get("test_queue"):
+        _section(page, _s("Swabs in the pharmacy's test queue"))
+        status = {"waiting": _s("waiting for the result"), "done": _s("result entered (see Tests)"), "cancelled": _s("cancelled")}
+        for swab in export["test_queue"]:
+            line = f"{swab['device']['manufacturer']}, {swab['device']['name']} · {status[swab['status']]}"
+            page.row(_when(swab["sampled_at"]), line)
+            if swab["cancel_reason"]:
+                page.row(_s("Reason for the cancellation"), swab["cancel_reason"])
+
     _section(page, _s("Messages"))
     if not _none(page, export["messages"]):
         for message in export["messages"]:

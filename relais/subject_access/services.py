@@ -27,6 +27,7 @@ from relais.patients.models import Patient, Sex
 from relais.results.services import LinkUnusable, link_get
 from relais.screenings.models import Screening
 from relais.screenings.vocab import RESULTS, SPECIMENS
+from relais.testqueue.models import PendingTest
 from relais.transfer.models import OutboxMessage
 
 FORMATS = ("json", "pdf")
@@ -232,6 +233,30 @@ def _transmissions(messages: list[OutboxMessage]) -> list[dict[str, Any]]:
     ]
 
 
+def _queue(rows: list[PendingTest]) -> list[dict[str, Any]]:
+    """Swabs kept in the pharmacy's test queue (relais.testqueue): waiting for their result, done (the test above) or
+    cancelled, with what was recorded of them."""
+    return [
+        {
+            "queue_id": str(q.pk),
+            "status": "done" if q.done_at else "cancelled" if q.cancelled_at else "waiting",
+            "sampled_at": _iso(q.sampled_at),
+            "started_at": _iso(q.started_at),
+            "device": {"id": q.device.device_id, "manufacturer": q.device.manufacturer, "name": q.device.name},
+            "specimen": q.specimen_type,
+            "specimen_label": str(SPECIMENS.get(q.specimen_type, q.specimen_type)),
+            "kit_lot": q.kit_lot,
+            "kit_expiry": _iso(q.kit_expiry),
+            "symptoms": q.symptoms,
+            "symptom_onset": _iso(q.symptom_onset),
+            "test_id": str(q.screening_id) if q.screening_id else None,
+            "cancelled_at": _iso(q.cancelled_at),
+            "cancel_reason": q.cancel_reason,
+        }
+        for q in rows
+    ]
+
+
 def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(ids), CHUNK):
         yield ids[start : start + CHUNK]
@@ -283,6 +308,7 @@ def collect(*, patient: Patient, now: datetime | None = None) -> dict[str, Any]:
         .prefetch_related("results")
         .order_by("sampled_at", "series_id", "version")
     )
+    queue = list(PendingTest.objects.filter(patient_id__in=ids).select_related("device").order_by("started_at"))
     notifications = list(Notification.objects.filter(patient_id__in=ids).order_by("created_at"))
     links = list(ResultLink.objects.filter(patient_id__in=ids).order_by("created_at"))
     certificates = list(Certificate.objects.filter(screening__patient_id__in=ids).order_by("issued_at"))
@@ -303,6 +329,7 @@ def collect(*, patient: Patient, now: datetime | None = None) -> dict[str, Any]:
         "identity": _identity(patient),
         "other_records": [_identity(r) for r in records[1:]],
         "tests": _tests(screenings),
+        "test_queue": _queue(queue),
         "messages": _messages(notifications),
         "result_links": _links(links),
         "certificates": _certificates(certificates, refusals),
