@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from relais.intake.services import screening_record
 from relais.screenings.models import ScreeningResult
@@ -88,3 +91,38 @@ def test_identity_quoted_by_the_receiver_is_redacted(sandbox: Sandbox, owner: An
     assert outcome.kind == "rejected"
     assert "DURAND" not in outcome.detail and "Camille" not in outcome.detail and "19940312" not in outcome.detail
     assert "[redacted]" in outcome.detail and "not found" in outcome.detail
+
+
+@pytest.mark.parametrize(("kind", "message_format"), [("mllp", "hl7v2"), ("fhir", "fhir"), ("batch", "hl7v2")])
+def test_symptoms_and_kit_reach_the_sandbox(sandbox: Sandbox, owner: Any, patient: Any, kind: str, message_format: str) -> None:
+    """Issue 15 items 3 and 5: recorded with symptoms, onset, lot and expiry, the test is sent with them and the sandbox
+    (hl7apy STRICT / fhir.resources on these first messages) accepts and stores them."""
+    sandbox.mode("normal")
+    today = timezone.localdate()
+    data = screening_input(
+        symptoms="yes", symptom_onset=today - timedelta(days=2), kit_lot="QX-0042", kit_expiry=today + timedelta(days=90)
+    )
+    screening_record(actor=owner, patient_id=patient.pk, data=data)
+    message = OutboxMessage.objects.get()
+    message.message_format = message_format
+    deliverer = Deliverer(_destination(sandbox, kind))
+    try:
+        outcomes = deliverer.deliver([message])
+    finally:
+        deliverer.close()
+    assert outcomes[message].kind == "acknowledged", outcomes[message]
+    (stored,) = sandbox.control(f"/control/messages?with_body=1&message_id={message.message_id}")
+    body = stored["body"]
+    onset, expiry = (today - timedelta(days=2)), (today + timedelta(days=90))
+    if message_format == "hl7v2":
+        assert "|CWE|95419-8^Has symptoms related to condition of interest^LN||Y^Yes^HL70136|" in body
+        assert f"|DT|65222-2^Date and time of symptom onset^LN||{onset:%Y%m%d}|" in body
+        assert "||QX-0042|" in body and f"||{expiry:%Y%m%d}|" in body
+    else:
+        bundle = json.loads(body)
+        resources = [entry["resource"] for entry in bundle["entry"]]
+        answers = {r["code"]["coding"][0]["code"]: r for r in resources if r["resourceType"] == "Observation"}
+        assert answers["95419-8"]["valueCodeableConcept"]["coding"][0]["code"] == "Y"
+        assert answers["65222-2"]["valueDateTime"] == onset.isoformat()
+        (device,) = [r for r in resources if r["resourceType"] == "Device"]
+        assert (device["lotNumber"], device["expirationDate"]) == ("QX-0042", expiry.isoformat())
