@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,12 +74,12 @@ class Outage:
     last_error: str  # the transport's text, for operators
 
 
-def destination_outage(*, destination: str, pharmacy_id: object | None = None) -> Outage | None:
+def destination_outage(*, destination: str, pharmacy_id: uuid.UUID | None = None) -> Outage | None:
     """None while the destination answers: one query by primary key. While it fails, one count of the waiting."""
     health = (
         DestinationHealth.objects.filter(name=destination, failing_since__isnull=False).values_list("failing_since", "last_error").first()
     )
-    if health is None:
+    if health is None or health[0] is None:
         return None
     waiting = OutboxMessage.objects.filter(status__in=OPEN_STATUSES)
     if pharmacy_id is not None:

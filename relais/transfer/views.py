@@ -28,7 +28,6 @@ def _bars(values: list[int]) -> list[dict[str, float]]:
 @staff_required(Role.PLATFORM_OPERATOR)
 def operator_queue(request: HttpRequest, user: User) -> HttpResponse:
     summary = selectors.queue_summary()
-    peak_reason = max((n for _r, n in summary.rejections_by_reason), default=1)
     messages_summary = notify_summary()
     groups = selectors.refused_by_reason()
     peak_group = max((g.count for g in groups), default=1)
@@ -40,7 +39,6 @@ def operator_queue(request: HttpRequest, user: User) -> HttpResponse:
             "summary": summary,
             "bars": _bars(summary.per_minute),
             "chart": {"w": CHART_WIDTH, "h": CHART_HEIGHT, "peak": max(summary.per_minute)},
-            "reasons": [(r, n, 100 * n / peak_reason) for r, n in summary.rejections_by_reason],
             "groups": [(g, plain.explain(g.reason, refused=True), 100 * g.count / peak_group) for g in groups],
             "destinations": selectors.refused_by_destination(),
             "rejected": selectors.rejected_messages(),
