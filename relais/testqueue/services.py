@@ -211,6 +211,11 @@ def queue_get(*, actor: User, pending_id: uuid.UUID | str, now: datetime | None 
     return _entry(row, now or timezone.now(), overdue_minutes())
 
 
+def queue_closed(*, actor: User, pending_id: uuid.UUID | str) -> bool:
+    """Whether this pharmacy's row left the queue (result entered or cancelled, at this desk or another): no names read."""
+    return for_actor(PendingTest, actor).filter(pk=pending_id).exclude(done_at__isnull=True, cancelled_at__isnull=True).exists()
+
+
 def queue_version(*, actor: User) -> str:
     """A fingerprint of the open rows (ids only, no names): the page's refresh fetches the list again only on a change."""
     ids = sorted(str(pk) for pk in _open(actor).values_list("pk", flat=True))

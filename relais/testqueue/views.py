@@ -48,23 +48,37 @@ def queue_fragment(request: HttpRequest, user: User) -> HttpResponse:
     return render(request, "testqueue/_list.html", _context(user))
 
 
+class _LeftTheQueue(Exception):
+    pass
+
+
 def _entry_or_404(user: User, pending_id: object) -> services.QueueEntry:
     try:
         return services.queue_get(actor=user, pending_id=str(pending_id))
     except PendingTest.DoesNotExist as exc:
+        if services.queue_closed(actor=user, pending_id=str(pending_id)):
+            raise _LeftTheQueue from exc  # a double click, or another desk was quicker: back to the queue
         raise Http404 from exc
+
+
+def _back_to_the_queue(request: HttpRequest) -> HttpResponse:
+    messages.info(request, _("This test is no longer in the queue: its result was entered or it was cancelled."))
+    return redirect("testqueue:list")
 
 
 @never_cache
 @staff_required(sees_patients=True)
 def result(request: HttpRequest, user: User, pending_id: object) -> HttpResponse:
-    entry = _entry_or_404(user, pending_id)
+    try:
+        entry = _entry_or_404(user, pending_id)
+    except _LeftTheQueue:
+        return _back_to_the_queue(request)
     form = QueueResultForm(request.POST if request.method == "POST" else None, analytes=list(entry.test.device.analytes))
     if request.method == "POST" and form.is_valid():
         try:
             services.queue_result(actor=user, pending_id=entry.test.pk, results=form.results())
-        except PendingTest.DoesNotExist as exc:  # entered or cancelled at another desk meanwhile
-            raise Http404 from exc
+        except PendingTest.DoesNotExist:  # entered or cancelled at another desk meanwhile
+            return _back_to_the_queue(request)
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
@@ -77,13 +91,16 @@ def result(request: HttpRequest, user: User, pending_id: object) -> HttpResponse
 @never_cache
 @staff_required(sees_patients=True)
 def cancel(request: HttpRequest, user: User, pending_id: object) -> HttpResponse:
-    entry = _entry_or_404(user, pending_id)
+    try:
+        entry = _entry_or_404(user, pending_id)
+    except _LeftTheQueue:
+        return _back_to_the_queue(request)
     form = CancelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             services.queue_cancel(actor=user, pending_id=entry.test.pk, reason=form.cleaned_data["reason"])
-        except PendingTest.DoesNotExist as exc:
-            raise Http404 from exc
+        except PendingTest.DoesNotExist:
+            return _back_to_the_queue(request)
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:

@@ -1,7 +1,8 @@
 """Browser journey (issue 15, item 4): three tests in the queue at once. A pharmacist swabs three patients and presses
 "Swab taken – enter the result later" each time; the queue counts each test down to its reading time (one made ready,
 one overdue by moving its sampling time back), announces a test turning ready, and the results are entered in another
-order than the swabs; only then does each test become a recorded test queued for the national platform. Real gunicorn
+order than the swabs; only then does each test become a recorded test queued for the national platform. A swab started
+at another desk appears by itself and is cancelled with a reason, sending nothing. Real gunicorn
 on SQLite, Debian's chromium; the page's clock is Playwright's, moved forward to see a countdown end."""
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ from relais.testqueue.models import PendingTest
 for last, minutes in [("BERTIN", 20), ("CARON", 60)]:
     row = PendingTest.objects.get(patient_id=%(ids)r[last])
     PendingTest.objects.filter(pk=row.pk).update(sampled_at=row.sampled_at - timedelta(minutes=minutes))
+"""
+
+ANOTHER_DESK = """
+from datetime import timedelta
+from django.utils import timezone
+from relais.accounts.models import User
+from relais.core.context import request_context
+from relais.screenings.inputs import ScreeningInput
+from relais.testqueue.services import queue_start
+with request_context(channel="test"):
+    queue_start(actor=User.objects.get(email="%(email)s"), patient_id="%(patient)s", data=ScreeningInput(device_id="1232",
+        specimen_type="258500001", sampled_at=timezone.now() - timedelta(minutes=1), results={}, information_notice_given=True))
 """
 
 
@@ -168,6 +181,21 @@ def test_three_tests_in_the_queue_at_once(stack: Any, browser: Browser) -> None:
         .fetchall()
     ]
     assert [str(o).replace("-", "") for o in order] == [ids[n].replace("-", "") for n in ("CARON", "ARNAUD", "BERTIN")]
+    # A swab started at another desk appears without a reload (the list asks every 30 s), and is cancelled here.
+    _manage(server.env, "shell", "-c", ANOTHER_DESK % {"email": EMAIL, "patient": ids["ARNAUD"]})
+    page.clock.run_for(31_000)
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("ARNAUD")
+    rows.first.get_by_role("link", name=re.compile(r"^Enter the result")).click()
+    page.get_by_text("Cancel this test").click()
+    page.locator("#id_reason").fill("Patient left before the reading")
+    page.get_by_role("button", name="Cancel the test").click()
+    session.message("Test cancelled")
+    expect(page.locator("[data-testid=queue-empty]")).to_be_visible()
+    session.check("empty")
+    assert _count(server, "SELECT COUNT(*) FROM testqueue_pendingtest WHERE cancelled_at IS NOT NULL") == 1
+    assert _count(server, "SELECT COUNT(*) FROM transfer_outboxmessage") == 3  # nothing sent for it
+
     session.nav("Today")
     expect(page.locator("table.screenings tbody tr")).to_have_count(3)
     print(f"test queue: 3 tests, {done.keys} keys {done.clicks} clicks {done.seconds:.1f} s")

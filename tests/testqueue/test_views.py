@@ -4,6 +4,7 @@ flags, the result and cancel forms, the fragment the page reloads, the day's cou
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -121,7 +122,11 @@ def test_enter_the_result_from_the_queue(owner: Any, patient: Any, as_user: Any)
     assert OutboxMessage.objects.filter(screening=screening).count() == 1
     row.refresh_from_db()
     assert row.screening_id == screening.pk
-    assert client.get(f"/queue/{row.pk}/result/").status_code == 404  # no longer in the queue
+    # A second click on the button (or another desk) finds it gone: back to the queue, nothing recorded twice.
+    again = client.post(f"/queue/{row.pk}/result/", {"result_sars-cov-2": RESULT_DETECTED}, follow=True)
+    assert again.redirect_chain == [("/queue/", 302)] and "no longer in the queue" in again.content.decode()
+    assert client.get(f"/queue/{row.pk}/cancel/").status_code == 302
+    assert Screening.objects.count() == 1
 
 
 def test_a_duplicate_shows_the_message_and_keeps_the_row(owner: Any, patient: Any, as_user: Any) -> None:
@@ -152,7 +157,7 @@ def test_access_owner_colleague_stranger_and_roles(
 ) -> None:
     row = _start(owner, patient, 5)
     assert as_user(colleague).get(f"/queue/{row.pk}/result/").status_code == 200
-    for path in (f"/queue/{row.pk}/result/", f"/queue/{row.pk}/cancel/"):
+    for path in (f"/queue/{row.pk}/result/", f"/queue/{row.pk}/cancel/", f"/queue/{uuid.uuid4()}/result/"):
         assert as_user(stranger).get(path).status_code == 404
     assert as_user(stranger).post(f"/queue/{row.pk}/result/", {"result_sars-cov-2": RESULT_NOT_DETECTED}).status_code == 404
     assert as_user(stranger).post(f"/queue/{row.pk}/cancel/", {"reason": "x"}).status_code == 404
@@ -161,6 +166,8 @@ def test_access_owner_colleague_stranger_and_roles(
         assert as_user(user).get("/queue/").status_code == 403
     row.refresh_from_db()
     assert row.is_open
+    services.queue_cancel(actor=owner, pending_id=row.pk, reason="left")
+    assert as_user(stranger).get(f"/queue/{row.pk}/result/").status_code == 404  # closed, still not theirs to know
     assert "/queue/" in as_user(owner).get("/").content.decode()  # nav link and today page
 
 
