@@ -273,3 +273,6 @@ def test_purge_deletes_cancelled_and_abandoned_rows_after_the_limit(owner: Any, 
     assert set(PendingTest.objects.values_list("pk", flat=True)) == {fresh.pk, done.pk}
     assert AuditEvent.objects.filter(action="queue.purge").count() == 1
     assert services.purge(now=now) == {"deleted": 0}
+    from relais.core.schedule import jobs
+
+    assert jobs()["queue.purge"].run is services.purge_job  # run daily by the scheduler
