@@ -5,18 +5,24 @@ sandbox's checks of them. The delivery through the running sandbox is in tests/t
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from relais.intake.services import screening_correct, screening_record
+from relais.screenings.vocab import RESULT_DETECTED
+from relais.transfer.delivery import _load_screenings, build_payload
 from relais.transfer.formats import fhir, hl7v2
+from relais.transfer.models import OutboxMessage
 from relais.transfer.payload import TransferPayload, UnmappableValue
 from sandbox import fhir as sandbox_fhir
 from sandbox import hl7 as sandbox_hl7
+from tests.factories import screening_input
 from tests.transfer.payload_factory import sample_payload, sample_result
 from tests.transfer.test_renderer_proof import schema_errors
 
@@ -270,3 +276,24 @@ def test_sandbox_refuses_malformed_fhir_answers(full: bool) -> None:
     no_symptoms = text.replace('"code":"Y","display":"Yes"', '"code":"N","display":"No"')
     assert no_symptoms != text
     assert "onset" in sandbox_fhir.check_bundle(no_symptoms.encode(), full=full).problem
+
+
+# --- from the database: what build_payload reads (also in a worker's batch load) -------------------------------------
+
+
+@pytest.mark.parametrize("remove", [False, True])
+def test_corrections_and_removals_send_the_answers_and_kit_again(owner: Any, patient: Any, remove: bool) -> None:
+    today = timezone.localdate()
+    onset, expiry = today - timedelta(days=1), today + timedelta(days=30)
+    data = screening_input(symptoms="yes", symptom_onset=onset, kit_lot="K-7", kit_expiry=expiry)
+    original = screening_record(actor=owner, patient_id=patient.pk, data=data)
+    results = None if remove else {"sars-cov-2": RESULT_DETECTED}
+    version = screening_correct(actor=owner, screening_id=original.pk, reason="typo", results=results, remove=remove)
+    message = OutboxMessage.objects.get(screening_id=version.pk)
+    loaded, loaded_results = _load_screenings([version.pk])  # the worker's load: only the fields it names
+    assert not {"symptoms", "symptom_onset", "kit_lot", "kit_expiry"} & loaded[version.pk].get_deferred_fields()  # no query each
+    payload = build_payload(message, loaded[version.pk], results=loaded_results[version.pk])
+    assert (payload.symptoms, payload.symptom_onset, payload.kit_lot, payload.kit_expiry) == ("yes", onset, "K-7", expiry)
+    rows = _observations(hl7v2.render_oru_r01(payload))
+    assert [r["code"] for r in rows] == ["94558-4", "95419-8", "65222-2", "10", "17"]
+    assert {r["status"] for r in rows} == {"D" if remove else "C"}
