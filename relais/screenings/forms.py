@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -168,7 +168,7 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
         except ValidationError as exc:
             self.add_error("scan", exc.message_dict["scan"])
             return
-        shown = self.data.copy()  # the page shown again says what the scan read
+        shown: Any = cast(Any, self.data).copy()  # the page shown again says what the scan read (a QueryDict: copy() is mutable)
         if not data.get("kit_lot") and "kit_lot" not in self.errors:
             data["kit_lot"] = shown["kit_lot"] = scan.lot
         if data.get("kit_expiry") is None and "kit_expiry" not in self.errors:

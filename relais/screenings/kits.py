@@ -175,9 +175,10 @@ def gtin_remember(*, actor: User, gtin: str, device_id: str) -> KitBarcode:
     return mapping
 
 
-def _require_admin(actor: User) -> None:
+def _require_admin(actor: User) -> uuid.UUID:
     if actor.role != Role.PHARMACY_ADMIN or actor.pharmacy_id is None:
         raise PermissionDenied
+    return actor.pharmacy_id
 
 
 def gtin_forget(*, actor: User, mapping_id: uuid.UUID | str) -> None:
@@ -203,14 +204,14 @@ def gtin_list(*, actor: User) -> list[KitBarcode]:
 
 
 def kit_pin(*, actor: User, device_id: str) -> None:
-    _require_admin(actor)
+    pharmacy_id = _require_admin(actor)
     device = Device.objects.filter(device_id=device_id, active=True).first()
     if device is None:
         raise ValidationError({"device": [_("Choose a device from the list.")]})
     with transaction.atomic():
         if for_actor(PinnedKit, actor, patient_data=False).filter(device=device).exists():
             return
-        pin = PinnedKit.objects.create(pharmacy_id=actor.pharmacy_id, device=device, pinned_by=actor)
+        pin = PinnedKit.objects.create(pharmacy_id=pharmacy_id, device=device, pinned_by=actor)
         audit_record(actor=actor, action="kit.pin", object_type="pinned_kit", object_ids=[pin.pk], detail={"device": device.device_id})
 
 
