@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from relais.accounts.models import Role, User
@@ -165,17 +165,33 @@ def _requeue(message: OutboxMessage) -> None:
 
 
 def outbox_resend_all(*, reason_contains: str = "") -> int:
-    """Operator command: requeue every rejected message (optionally those whose reason contains a text)."""
+    """Operator command: requeue every rejected message (optionally those whose reason contains a text), in bulk."""
     with transaction.atomic():
-        query = OutboxMessage.objects.select_for_update().filter(status=TransferStatus.REJECTED).order_by("series_id", "version")
+        query = OutboxMessage.objects.select_for_update().filter(status=TransferStatus.REJECTED)
         if reason_contains:
             query = query.filter(rejection_reason__icontains=reason_contains)
-        messages = list(query)
-        for message in messages:
-            _requeue(message)
-        if messages:
-            audit_record(actor=None, action="transfer.resend", object_type="outbox", object_ids=[m.pk for m in messages])
-    return len(messages)
+        found, _superseded, _requeued = _requeue_bulk(query, timezone.now())
+        if found:
+            audit_record(actor=None, action="transfer.resend", object_type="outbox", object_ids=[pk for pk, _screening in found])
+    return len(found)
+
+
+def _requeue_bulk(rows: QuerySet[OutboxMessage], now: datetime) -> tuple[list[tuple[uuid.UUID, uuid.UUID]], int, int]:
+    """_requeue for many rows: one SELECT of their ids, one UPDATE for those a later live version supersedes, one for
+    the rest (back to pending, reason cleared). Order-independent: a row turns superseded only when a later version is
+    live, which holds for its earlier versions too. Returns ((id, screening id) of each row, superseded, requeued)."""
+    found = list(rows.values_list("pk", "screening_id"))
+    if not found:
+        return [], 0, 0
+    chosen = OutboxMessage.objects.filter(pk__in=[pk for pk, _screening in found], status=TransferStatus.REJECTED)
+    later_live = Exists(
+        OutboxMessage.objects.filter(series_id=OuterRef("series_id"), version__gt=OuterRef("version")).exclude(
+            status=TransferStatus.REJECTED
+        )
+    )
+    superseded = chosen.filter(later_live).update(status=TransferStatus.SUPERSEDED, next_attempt_at=now)
+    requeued = chosen.update(status=TransferStatus.PENDING, next_attempt_at=now, rejection_reason="")
+    return found, superseded, requeued
 
 
 def outbox_resend(*, actor: User, message_id: uuid.UUID | str) -> OutboxMessage:
@@ -212,19 +228,10 @@ def outbox_resend_batch(*, actor: User, destination: str, reason: str | None = N
         rows = OutboxMessage.objects.select_for_update().filter(status=TransferStatus.REJECTED, destination=destination)
         if reason is not None:
             rows = rows.filter(rejection_reason=reason)
-        found = list(rows.values_list("pk", "screening_id"))
+        found, superseded, requeued = _requeue_bulk(rows, now)
         if not found:
             return 0
         ids = [pk for pk, _screening in found]
-        chosen = OutboxMessage.objects.filter(pk__in=ids, status=TransferStatus.REJECTED)
-        # Order-independent: a row turns superseded only when a later version is live, which holds for earlier ones too.
-        later_live = Exists(
-            OutboxMessage.objects.filter(series_id=OuterRef("series_id"), version__gt=OuterRef("version")).exclude(
-                status=TransferStatus.REJECTED
-            )
-        )
-        superseded = chosen.filter(later_live).update(status=TransferStatus.SUPERSEDED, next_attempt_at=now)
-        requeued = chosen.update(status=TransferStatus.PENDING, next_attempt_at=now, rejection_reason="")
         audit_record(
             actor=actor,
             action="transfer.resend_batch",
