@@ -193,7 +193,7 @@ def test_a_strangers_answer_is_never_seen(as_user: Any, owner: Any, stranger: An
     kits.gtin_remember(actor=stranger, gtin=GTIN, device_id="1468")
     assert kits.gtin_device(actor=stranger, gtin=GTIN).device_id == "1468"  # type: ignore[union-attr]
     assert kits.gtin_device(actor=owner, gtin=GTIN) is None
-    answer = as_user(owner).post("/kits/scan/", {"scan": SCAN}).json()
+    answer = as_user(owner).post("/kits/scan/", {"scan": SCAN}, HTTP_ACCEPT_LANGUAGE="en").json()
     assert answer["ok"] and answer["device"] == "" and answer["gtin"] == GTIN and "which catalogue device" in answer["message"]
     kits.gtin_remember(actor=owner, gtin=GTIN, device_id="1232")
     assert kits.gtin_device(actor=stranger, gtin=GTIN).device_id == "1468"  # type: ignore[union-attr]
