@@ -58,6 +58,8 @@ def screening_record(request: HttpRequest, user: User, patient_id: str) -> HttpR
     last_device = for_actor(Screening, user).order_by("-recorded_at").values_list("device_id", flat=True).first()
     form = ScreeningForm(request.POST or None, last_device=last_device, notice_url=notice_url(user.pharmacy), actor=user)
     duplicate = None
+    if request.method == "POST" and form.is_valid():
+        form.remember_kit(actor=user)  # a new box's device, answered once, result now or later (relais/screenings/kits.py)
     if request.method == "POST" and form.is_valid() and request.POST.get("queue") == "later":
         # Swab taken, result later: a pending test in the queue, not a screening (nothing is sent before the result).
         try:
@@ -69,7 +71,6 @@ def screening_record(request: HttpRequest, user: User, patient_id: str) -> HttpR
             return redirect("testqueue:list")
     elif request.method == "POST" and form.is_valid():
         try:
-            form.remember_kit(actor=user)  # a new box's device, answered once (relais/screenings/kits.py)
             outcome = intake.screening_intake(actor=user, data=form.screening_input(), patient_id=patient.pk)
         except ValidationError as exc:
             apply_service_errors(form, exc)

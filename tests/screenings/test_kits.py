@@ -360,3 +360,9 @@ def test_lot_and_expiry_are_on_the_test_page_and_the_register(as_user: Any, owne
     row = _row(Screening.objects.select_related("patient", "device").get(pk=recorded.pk))
     _header, line = list(csv_lines([row], header=["h"] * 9, sep=";", yes="y", no="n"))
     assert f";'-LOT9;{FUTURE.isoformat()};" in line  # formula-safe, as every cell
+
+
+def test_a_new_box_answered_with_result_later_is_remembered_too(as_user: Any, owner: Any, patient: Any) -> None:
+    response = _post(as_user(owner), patient, scan=SCAN, scan_gtin=GTIN, device="1468", queue="later", **{"result_sars-cov-2": ""})
+    assert response.status_code == 302
+    assert kits.gtin_device(actor=owner, gtin=GTIN) == Device.objects.get(pk="1468")
