@@ -211,7 +211,11 @@ def kit_pin(*, actor: User, device_id: str) -> None:
     with transaction.atomic():
         if for_actor(PinnedKit, actor, patient_data=False).filter(device=device).exists():
             return
-        pin = PinnedKit.objects.create(pharmacy_id=pharmacy_id, device=device, pinned_by=actor)
+        try:
+            with transaction.atomic():
+                pin = PinnedKit.objects.create(pharmacy_id=pharmacy_id, device=device, pinned_by=actor)
+        except IntegrityError:  # pinned by a colleague at the same moment
+            return
         audit_record(actor=actor, action="kit.pin", object_type="pinned_kit", object_ids=[pin.pk], detail={"device": device.device_id})
 
 
