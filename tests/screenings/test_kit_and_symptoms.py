@@ -89,7 +89,7 @@ def test_the_record_form_takes_lot_expiry_and_symptoms(as_user: Any, owner: Any,
         "symptoms": "yes",
         "symptom_onset": today.isoformat(),
     }
-    refused = client.post(f"/patients/{patient.pk}/record/", form)
+    refused = client.post(f"/patients/{patient.pk}/record/", form, HTTP_ACCEPT_LANGUAGE="en")
     assert refused.status_code == 200 and b"expired on" in refused.content
     assert not Screening.objects.exists()
     form["kit_expiry"] = (today + timedelta(days=30)).isoformat()
