@@ -83,6 +83,8 @@ def test_down_then_up_statuses_and_banner(sandbox: Sandbox, as_user: Any, owner:
     operator_page = as_user(operator).get("/operator/transfer/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert 'data-testid="outage-banner"' in operator_page and "(2 messages en attente)" in operator_page
     assert "cannot connect to" in operator_page  # operators keep the transport's text
+    landing = as_user(operator).get("/operator/pharmacies/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "National platform unreachable since 10:42 (2 messages waiting)." in landing
     other = as_user(stranger).get("/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "(0 message en attente)" in other  # another pharmacy counts only its own
 
