@@ -124,3 +124,18 @@ def test_only_connection_failures_start_an_outage_and_any_answer_ends_it(owner: 
     record(Outcome.rejected("INS non qualifiée", ack_code="AE"), now + timedelta(hours=2))  # an answer, even a refusal
     assert selectors.destination_outage(destination=IN_FORCE) is None
     assert OutboxMessage.objects.get().status == TransferStatus.REJECTED
+
+
+def test_since_is_written_in_the_reader_s_language() -> None:
+    from django.utils import translation
+
+    from relais.transfer.templatetags.transfer_plain import since_text
+
+    today = _ten_forty_two()
+    yesterday = today - timedelta(days=1)
+    with translation.override("fr"):
+        assert since_text(today) == "10 h 42"
+        assert since_text(yesterday) == f"{timezone.localtime(yesterday):%d/%m/%Y} à 10 h 42"
+    with translation.override("en"):
+        assert since_text(today) == "10:42"
+        assert since_text(yesterday) == f"{timezone.localtime(yesterday):%d/%m/%Y} 10:42"
