@@ -71,8 +71,18 @@ def device_choices(devices: list[Device], shortlist: list[str]) -> list[Any]:
     return [*empty, (_("Your kits"), [(d.device_id, label(d)) for d in first]), (_("All devices"), rest)]
 
 
+class DeviceChoiceField(forms.ChoiceField):
+    """Checked against the active catalogue's ids: the grouped list (with the pharmacy's shortlist, two queries) is built
+    only when the form is shown, not when a valid POST is checked."""
+
+    valid_ids: frozenset[str] = frozenset()
+
+    def valid_value(self, value: Any) -> bool:
+        return str(value) in self.valid_ids
+
+
 class ScreeningForm(FocusFirstErrorMixin, forms.Form):
-    device = forms.ChoiceField(label=_("Test device"), widget=DeviceSelect(attrs={"autofocus": True}), required=False)
+    device = DeviceChoiceField(label=_("Test device"), widget=DeviceSelect(attrs={"autofocus": True}), required=False)
     # A keyboard-wedge scanner types the box's barcode here (or, with JavaScript, into the device search box): read on
     # the server, so a scan works without JavaScript too.
     scan = forms.CharField(
@@ -124,10 +134,13 @@ class ScreeningForm(FocusFirstErrorMixin, forms.Form):
                 '<a href="{}" target="_blank" rel="noopener">{}</a>', notice_url, _("Information notice to print or show (French, English)")
             )
         devices = list(Device.objects.filter(active=True).only("device_id", "manufacturer", "name"))
-        shortlist = kits.kit_shortlist(actor=actor) if actor is not None and actor.pharmacy_id else []
         device_field = self.fields["device"]
-        assert isinstance(device_field, forms.ChoiceField)
-        device_field.choices = device_choices(devices, shortlist)
+        assert isinstance(device_field, DeviceChoiceField)
+        device_field.valid_ids = frozenset(d.device_id for d in devices)
+        # A callable: evaluated when the list is rendered (Django's CallableChoiceIterator), never for a valid POST.
+        device_field.choices = lambda: device_choices(
+            devices, kits.kit_shortlist(actor=actor) if actor is not None and actor.pharmacy_id else []
+        )
         assert isinstance(device_field.widget, DeviceSelect)
         device_field.widget.search_keys = {d.device_id: kits.search_keys(d) for d in devices}
         if last_device:
