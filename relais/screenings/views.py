@@ -60,7 +60,10 @@ def screening_record(request: HttpRequest, user: User, patient_id: str) -> HttpR
     duplicate = None
     if request.method == "POST" and form.is_valid():
         form.remember_kit(actor=user)  # a new box's device, answered once, result now or later (relais/screenings/kits.py)
-    if request.method == "POST" and form.is_valid() and request.POST.get("queue") == "later":
+    if request.method == "POST" and form.is_valid() and request.POST.get("queue") == "later" and form.results():
+        # A result chosen and "later" pressed: dropping the result silently would lose what the pharmacist entered.
+        form.add_error(None, _("You chose a result: press “Record the test” to record it now, or clear the result to enter it later."))
+    elif request.method == "POST" and form.is_valid() and request.POST.get("queue") == "later":
         # Swab taken, result later: a pending test in the queue, not a screening (nothing is sent before the result).
         try:
             queue_start(actor=user, patient_id=patient.pk, data=form.screening_input())

@@ -77,6 +77,13 @@ def test_record_form_result_later_shows_the_field_in_error(owner: Any, patient: 
     assert PendingTest.objects.count() == 0
 
 
+def test_record_form_result_later_with_a_result_chosen_loses_nothing(owner: Any, patient: Any, as_user: Any) -> None:
+    response = as_user(owner).post(f"/patients/{patient.pk}/record/", _form(queue="later", **{"result_sars-cov-2": RESULT_DETECTED}))
+    assert response.status_code == 200
+    assert "You chose a result" in response.content.decode()
+    assert PendingTest.objects.count() == 0 and Screening.objects.count() == 0
+
+
 def test_queue_page_shows_countdowns_flags_and_order(owner: Any, patient: Any, as_user: Any) -> None:
     other = patient_register(actor=owner, identity=identity(last_name="MARTIN", nir=""))
     third = patient_register(actor=owner, identity=identity(last_name="PETIT", nir=""))
