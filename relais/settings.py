@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -338,6 +339,16 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = not PRODUCTION
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
+
+# Identifier namespaces of what Relais sends (issue 16; relais/transfer/identifiers.py): an OID arc the deployment owns
+# and, for FHIR systems, a URL it controls. The default arc is a UUID-derived OID (ITU-T X.667, 2.25.<uuid>): unique
+# without registration, so never a reserved example domain; a production installation sets its own registered arc.
+RELAIS_OID_ROOT = os.environ.get("RELAIS_OID_ROOT", "2.25.85395544823745402692894344829283372808")
+RELAIS_ID_NAMESPACE_URL = os.environ.get("RELAIS_ID_NAMESPACE_URL", "").rstrip("/")  # "" = urn:oid:<arc> systems
+if not re.fullmatch(r"[012](\.(0|[1-9][0-9]*))+", RELAIS_OID_ROOT):
+    raise ImproperlyConfigured(f"RELAIS_OID_ROOT is not an OID (digits separated by dots, such as 1.2.250.1.999): {RELAIS_OID_ROOT!r}")
+if RELAIS_ID_NAMESPACE_URL and not RELAIS_ID_NAMESPACE_URL.startswith("https://"):
+    raise ImproperlyConfigured("RELAIS_ID_NAMESPACE_URL must be an https:// URL the deployment controls (or unset: urn:oid systems)")
 
 # Patient messages. Links in messages point at the public address of this deployment.
 RELAIS_PUBLIC_URL = os.environ.get("RELAIS_PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
