@@ -1,4 +1,34 @@
-"""What the sandbox accepted: SQLite (WAL) at DATA_DIR/sandbox.sqlite3, one connection behind a lock."""
+"""What the sandbox accepted: SQLite (WAL) at DATA_DIR/sandbox.sqlite3, one connection behind a lock.
+
+Two views of what arrived:
+
+* ``messages``: every accepted message, keyed (and deduplicated) on its message id (HL7 MSH-10, FHIR Bundle.identifier).
+* ``records`` and ``versions``: ONE current record per test, keyed on the test's stable key within its format, with
+  every version received for it. The key is what a receiver matches versions on: for HL7 v2 the filler order number
+  (OBR-3 EI.1, the same for every version of one test), for FHIR the stable identifier value the sender gives the
+  test's resources (the FHIR side chooses it; keep it the same for every version).
+
+Version API (used by sandbox/service.py for HL7 v2 and FHIR alike):
+
+* ``Store.store(Accepted(..., test_key=K, version_status=S))``: the normal path. In ONE transaction: a known message
+  id is a duplicate (its first response is replayed, no version is added, even for a retried correction); otherwise
+  the version is checked (below) and, if accepted, the message and the version are stored together; if refused,
+  nothing is stored but the "rejected" counter, and ``StoreOutcome.refused`` holds the reason (the caller answers AE /
+  422 with it; it must not count the rejection again). With ``test_key=""`` (the default) no record is kept, as before.
+* ``Store.record_version(*, format, test_key, version_status, message_id, body, received_at=None) -> Version``: the
+  same check and insert for a version alone (no message row); raises ``VersionRefused(reason)``.
+* ``Store.history(test_key, *, format=None) -> list[Version]``: the versions of one test, oldest first ([] if unknown).
+* ``Store.records(*, format=None) -> list[dict]``: the current record of every test (key, format, status, version
+  count, current message id, first and last received).
+
+``version_status`` is one of VERSION_STATUSES: "final" (HL7 OBX-11 F; FHIR final), "corrected" (HL7 C; FHIR
+corrected/amended), "removed" (HL7 D; FHIR entered-in-error). The rules a receiver applies:
+
+* "final" for an unknown test creates its record (version 1); "final" for a known test is refused (an original
+  already exists: a change must come as a correction), unless the test was removed (a new original then starts over).
+* "corrected" and "removed" need an existing record that is not removed; otherwise they are refused ("matches no
+  original" / "the test was removed").
+"""
 
 from __future__ import annotations
 
@@ -25,6 +55,27 @@ CREATE TABLE IF NOT EXISTS messages (
     body TEXT NOT NULL,
     response TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS records (
+    format TEXT NOT NULL,
+    test_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    versions INTEGER NOT NULL,
+    current_message_id TEXT NOT NULL,
+    first_received_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (format, test_key)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    format TEXT NOT NULL,
+    test_key TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    version_status TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (format, test_key, sequence)
+);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -33,6 +84,7 @@ CREATE TABLE IF NOT EXISTS counters (
 
 COUNTERS = ("duplicates", "rejected")
 FORMATS = ("hl7v2", "fhir")
+VERSION_STATUSES = ("final", "corrected", "removed")
 PUBLIC_COLUMNS = ("message_id", "format", "transport", "received_at", "placer", "filler", "result_status", "has_identity")
 
 
@@ -49,13 +101,51 @@ class Accepted:
     has_identity: bool
     body: str
     response: str
+    test_key: str = ""  # the test's stable key (see the module docstring); "" keeps no record
+    version_status: str = ""  # with a test_key: final | corrected | removed
 
 
 @dataclass(frozen=True)
 class StoreOutcome:
     duplicate: bool
-    response: str  # the response stored with the first copy of this message id
+    response: str  # the response stored with the first copy of this message id ("" when refused)
     same_body: bool = True  # for a duplicate: whether it repeats the stored body byte for byte
+    refused: str = ""  # the version was refused (nothing stored): why
+    version: Version | None = None  # the version recorded for a test_key
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of one test's record, as received."""
+
+    format: str
+    test_key: str
+    sequence: int  # 1 for the first version received, then 2, 3...
+    version_status: str  # final | corrected | removed
+    message_id: str
+    received_at: str  # ISO 8601, UTC
+    body: str
+
+    def as_dict(self, *, with_body: bool = False) -> dict[str, Any]:
+        data = {
+            "format": self.format,
+            "test_key": self.test_key,
+            "sequence": self.sequence,
+            "version_status": self.version_status,
+            "message_id": self.message_id,
+            "received_at": self.received_at,
+        }
+        if with_body:
+            data["body"] = self.body
+        return data
+
+
+class VersionRefused(ValueError):
+    """A correction or removal that matches no original (or a second original): the receiver refuses it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def utc_now_iso() -> str:
@@ -78,10 +168,27 @@ class Store:
             self._db.close()
 
     def store(self, item: Accepted) -> StoreOutcome:
-        """Insert the message unless its id is known; a known id counts as a duplicate and returns the first response."""
+        """Insert the message unless its id is known; a known id counts as a duplicate and returns the first response.
+        With a test_key, the version is checked and recorded in the same transaction (refused: nothing is stored)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                known = self._db.execute("SELECT 1 FROM messages WHERE message_id = ?", (item.message_id,)).fetchone()
+                version = None
+                if item.test_key and known is None:
+                    try:
+                        version = self._record_version(
+                            format=item.format,
+                            test_key=item.test_key,
+                            version_status=item.version_status,
+                            message_id=item.message_id,
+                            body=item.body,
+                            received_at=utc_now_iso(),
+                        )
+                    except VersionRefused as exc:
+                        self._increment("rejected")
+                        self._db.execute("COMMIT")
+                        return StoreOutcome(duplicate=False, response="", refused=exc.reason)
                 cursor = self._db.execute(
                     "INSERT OR IGNORE INTO messages (message_id, format, transport, received_at, placer, filler, result_status,"
                     " has_identity, body, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -99,7 +206,7 @@ class Store:
                     ),
                 )
                 if cursor.rowcount == 1:
-                    outcome = StoreOutcome(duplicate=False, response=item.response)
+                    outcome = StoreOutcome(duplicate=False, response=item.response, version=version)
                 else:
                     self._increment("duplicates")
                     row = self._db.execute("SELECT response, body FROM messages WHERE message_id = ?", (item.message_id,)).fetchone()
@@ -109,6 +216,82 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         return outcome
+
+    def record_version(
+        self, *, format: str, test_key: str, version_status: str, message_id: str, body: str, received_at: str | None = None
+    ) -> Version:
+        """Check and record one version of a test (see the module docstring); VersionRefused when a receiver refuses it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._record_version(
+                    format=format,
+                    test_key=test_key,
+                    version_status=version_status,
+                    message_id=message_id,
+                    body=body,
+                    received_at=received_at or utc_now_iso(),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return version
+
+    def _record_version(self, *, format: str, test_key: str, version_status: str, message_id: str, body: str, received_at: str) -> Version:
+        if format not in FORMATS:
+            raise ValueError(f"unknown format {format!r}")
+        if version_status not in VERSION_STATUSES:
+            raise VersionRefused(f"unknown version status {version_status!r} (final, corrected or removed)")
+        if not test_key:
+            raise VersionRefused("the test has no stable key (order number / identifier)")
+        row = self._db.execute("SELECT status, versions FROM records WHERE format = ? AND test_key = ?", (format, test_key)).fetchone()
+        if row is None:
+            if version_status != "final":
+                raise VersionRefused(f"a {version_status} version for test {test_key!r} matches no original: send the original first")
+            sequence = 1
+            self._db.execute(
+                "INSERT INTO records (format, test_key, status, versions, current_message_id, first_received_at, updated_at)"
+                " VALUES (?, ?, ?, 1, ?, ?, ?)",
+                (format, test_key, version_status, message_id, received_at, received_at),
+            )
+        else:
+            if row["status"] == "removed" and version_status != "final":
+                raise VersionRefused(f"test {test_key!r} was removed: a {version_status} version cannot follow a removal")
+            if row["status"] != "removed" and version_status == "final":
+                raise VersionRefused(f"test {test_key!r} already has an original: a change must be sent as a correction")
+            sequence = row["versions"] + 1
+            self._db.execute(
+                "UPDATE records SET status = ?, versions = ?, current_message_id = ?, updated_at = ? WHERE format = ? AND test_key = ?",
+                (version_status, sequence, message_id, received_at, format, test_key),
+            )
+        self._db.execute(
+            "INSERT INTO versions (format, test_key, sequence, version_status, message_id, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (format, test_key, sequence, version_status, message_id, received_at, body),
+        )
+        return Version(format, test_key, sequence, version_status, message_id, received_at, body)
+
+    def history(self, test_key: str, *, format: str | None = None) -> list[Version]:
+        """The versions of one test, oldest first; [] for an unknown key."""
+        query = "SELECT format, test_key, sequence, version_status, message_id, received_at, body FROM versions WHERE test_key = ?"
+        params: tuple[str, ...] = (test_key,)
+        if format is not None:
+            query += " AND format = ?"
+            params += (format,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY format, sequence", params).fetchall()
+        return [Version(**dict(row)) for row in rows]
+
+    def records(self, *, format: str | None = None) -> list[dict[str, Any]]:
+        """The current record of every test: key, format, status, number of versions, current message id, times."""
+        query = "SELECT format, test_key, status, versions, current_message_id, first_received_at, updated_at FROM records"
+        params: tuple[str, ...] = ()
+        if format is not None:
+            query += " WHERE format = ?"
+            params = (format,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY first_received_at, test_key", params).fetchall()
+        return [dict(row) for row in rows]
 
     def count_rejected(self, n: int = 1) -> None:
         with self._lock:
@@ -128,6 +311,7 @@ class Store:
             by_format = {name: 0 for name in FORMATS}
             by_transport: dict[str, int] = {}
             accepted = 0
+            records = self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
             for row in self._db.execute("SELECT format, transport, COUNT(*) AS n FROM messages GROUP BY format, transport"):
                 by_format[row["format"]] += row["n"]
                 by_transport[row["transport"]] = by_transport.get(row["transport"], 0) + row["n"]
@@ -138,6 +322,7 @@ class Store:
             "rejected": counters["rejected"],
             "by_format": by_format,
             "by_transport": by_transport,
+            "records": records,
         }
 
     def messages(self, *, with_body: bool = False, message_id: str | None = None) -> list[dict[str, Any]]:
@@ -161,4 +346,6 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM messages")
             self._db.execute("DELETE FROM counters")
+            self._db.execute("DELETE FROM records")
+            self._db.execute("DELETE FROM versions")
             self._db.execute("COMMIT")
