@@ -24,8 +24,8 @@ Version API (used by sandbox/service.py for HL7 v2 and FHIR alike):
 ``version_status`` is one of VERSION_STATUSES: "final" (HL7 OBX-11 F; FHIR final), "corrected" (HL7 C; FHIR
 corrected/amended), "removed" (HL7 D; FHIR entered-in-error). The rules a receiver applies:
 
-* "final" for an unknown test creates its record (version 1); "final" for a known test is refused (an original
-  already exists: a change must come as a correction), unless the test was removed (a new original then starts over).
+* "final" creates the record of an unknown test (version 1); for a known test it is a new version that replaces the
+  current one (a sender re-sending its final result under a new message id; after a removal, a new original).
 * "corrected" and "removed" need an existing record that is not removed; otherwise they are refused ("matches no
   original" / "the test was removed").
 """
@@ -141,7 +141,7 @@ class Version:
 
 
 class VersionRefused(ValueError):
-    """A correction or removal that matches no original (or a second original): the receiver refuses it."""
+    """A correction or removal that matches no original, or follows a removal: the receiver refuses it."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -258,8 +258,6 @@ class Store:
         else:
             if row["status"] == "removed" and version_status != "final":
                 raise VersionRefused(f"test {test_key!r} was removed: a {version_status} version cannot follow a removal")
-            if row["status"] != "removed" and version_status == "final":
-                raise VersionRefused(f"test {test_key!r} already has an original: a change must be sent as a correction")
             sequence = row["versions"] + 1
             self._db.execute(
                 "UPDATE records SET status = ?, versions = ?, current_message_id = ?, updated_at = ? WHERE format = ? AND test_key = ?",

@@ -66,13 +66,15 @@ def test_a_change_without_original_is_refused_and_nothing_is_stored(store: Store
     assert not store.store(_accepted("M9", status, key="UNKNOWN")).refused
 
 
-def test_a_second_original_and_a_change_after_removal_are_refused(store: Store) -> None:
+def test_a_change_after_removal_is_refused_a_new_final_is_a_new_version(store: Store) -> None:
     store.store(_accepted("M1", "final"))
-    assert "already has an original" in store.store(_accepted("M2", "final")).refused
+    assert not store.store(_accepted("M2", "final")).refused  # a final re-sent under a new message id replaces it
     store.store(_accepted("M3", "removed"))
     assert "was removed" in store.store(_accepted("M4", "corrected")).refused
+    assert "was removed" in store.store(_accepted("M4b", "removed")).refused
     assert not store.store(_accepted("M5", "final")).refused  # a new original starts over
-    assert [v.version_status for v in store.history("ORDER-1")] == ["final", "removed", "final"]
+    assert [v.version_status for v in store.history("ORDER-1")] == ["final", "final", "removed", "final"]
+    assert store.records()[0]["status"] == "final"
 
 
 def test_formats_keep_separate_records_and_record_version_alone(store: Store) -> None:
