@@ -1,7 +1,9 @@
 """Test oracle: the FHIR renderer as it was before issue 13 (every resource built through fhir.resources models).
 
 relais.transfer.formats.fhir now writes plain JSON; tests/transfer/test_renderer_proof.py checks that it renders
-byte for byte what this one does. Kept as it was on purpose: do not "fix" it, it is the reference.
+byte for byte what this one does. Kept as it was on purpose: do not "fix" it, it is the reference. Issue 16 changed
+the contract (stable identifiers from the series id, conditional updates, FR Core profiles, identifier systems from
+relais.transfer.identifiers): those changes are mirrored here, still built through the fhir.resources models.
 
 Original docstring: FHIR R4 (fhir.resources R4B models) transaction Bundle for one screening version.
 
@@ -33,17 +35,14 @@ from pydantic import ValidationError
 
 from relais.screenings.vocab import RESULTS, SPECIMENS
 from relais.transfer.formats.hl7v2 import COUNTRY_ALPHA3, RenderError
+from relais.transfer.identifiers import namespace
 from relais.transfer.payload import PatientPart, TransferPayload, UnmappableValue
 
-MESSAGE_ID_SYSTEM = "https://relais.example/message-id"
-SCREENING_SYSTEM = "https://relais.example/screening"
-SERIES_SYSTEM = "https://relais.example/series"
-OBSERVATION_SYSTEM = "https://relais.example/observation"
-SPECIMEN_SYSTEM = "https://relais.example/specimen"
-PSEUDONYM_SYSTEM = "https://relais.example/patient-pseudonym"
 DEVICE_SYSTEM = "https://covid-19-diagnostics.jrc.ec.europa.eu/devices"  # the EU rapid test list (device ids)
 FINESS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
+FR_CORE = "https://hl7.fr/ig/fhir/core"
+FR_TYPE = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0203"
 LOINC_SYSTEM = "http://loinc.org"
 SNOMED_SYSTEM = "http://snomed.info/sct"
 
@@ -111,14 +110,32 @@ def _check(payload: TransferPayload) -> None:
 
 
 def _patient(payload: TransferPayload) -> dict[str, Any]:
-    pseudonym: dict[str, Any] = {"system": PSEUDONYM_SYSTEM, "value": payload.patient_pseudonym}
+    pseudonym: dict[str, Any] = {"system": namespace("pseudonym").system, "value": payload.patient_pseudonym}
     person: PatientPart | None = payload.patient
+    meta = {"profile": [f"{FR_CORE}/StructureDefinition/fr-core-patient"]}
     if person is None:
         # A pseudonymous destination, or a test recorded under the old "no consent": the pseudonym and nothing else.
-        return {"identifier": [pseudonym]}
+        return {"meta": meta, "identifier": [pseudonym]}
     identifiers = [pseudonym]
     if _str(person.nir):
-        identifiers.append({"use": "official", "system": NIR_SYSTEM, "value": _str(person.nir)})
+        identifiers.append(
+            {
+                "use": "official",
+                "type": {"coding": [{"system": FR_TYPE, "code": "INS-NIR"}]},
+                "system": NIR_SYSTEM,
+                "value": _str(person.nir),
+            }
+        )
+    status = ("VALI", "Identité validée") if getattr(person, "identity_verified", None) is True else ("PROV", "Identité provisoire")
+    reliability = {
+        "url": f"{FR_CORE}/StructureDefinition/fr-core-identity-reliability",
+        "extension": [
+            {
+                "url": "identityStatus",
+                "valueCoding": {"system": f"{FR_CORE}/CodeSystem/fr-core-cs-identity-status", "code": status[0], "display": status[1]},
+            }
+        ],
+    }
     address: dict[str, Any] = {}
     if _str(person.address_line) or _str(person.city) or _str(person.postcode):  # as PID-11: the country alone is no address
         address = {
@@ -134,6 +151,8 @@ def _patient(payload: TransferPayload) -> dict[str, Any]:
     if _str(person.email):
         telecom.append({"system": "email", "value": _str(person.email)})
     return {
+        "meta": meta,
+        "extension": [reliability],
         "identifier": identifiers,
         "name": [{"use": "official", "family": _str(person.last_name), "given": [_str(person.first_names)]}],
         "gender": GENDER[person.sex],
@@ -150,8 +169,11 @@ def render_bundle(payload: TransferPayload) -> str:
     sampled_at = _aware(payload.sampled_at, "sampled_at")
     recorded_at = _aware(payload.recorded_at, "recorded_at")
     status = STATUS[payload.status]
-    screening = str(payload.screening_id)
-    version_identifiers = [{"system": SCREENING_SYSTEM, "value": screening}, {"system": SERIES_SYSTEM, "value": str(payload.series_id)}]
+    series = str(payload.series_id)
+    order = namespace("order").system
+    observation_system = namespace("observation").system
+    specimen_system = namespace("specimen").system
+    version_identifiers = [{"system": order, "value": series}]
 
     def urn(key: str) -> str:
         return f"urn:uuid:{uuid.uuid5(_URN_NAMESPACE, f'{payload.message_id}/{key}')}"
@@ -166,7 +188,20 @@ def render_bundle(payload: TransferPayload) -> str:
             "organization",
             Organization,
             {
-                "identifier": [{"system": FINESS_SYSTEM, "value": payload.pharmacy_finess}],
+                "meta": {"profile": [f"{FR_CORE}/StructureDefinition/fr-core-organization"]},
+                "identifier": [
+                    {
+                        "use": "official",
+                        "type": {"coding": [{"system": FR_TYPE, "code": "IDNST"}]},
+                        "system": FINESS_SYSTEM,
+                        "value": "1" + payload.pharmacy_finess,
+                    },
+                    {
+                        "type": {"coding": [{"system": FR_TYPE, "code": "FINEG"}]},
+                        "system": "https://finess.esante.gouv.fr",
+                        "value": payload.pharmacy_finess,
+                    },
+                ],
                 "name": _str(payload.pharmacy_name),
                 "address": [
                     {
@@ -177,9 +212,9 @@ def render_bundle(payload: TransferPayload) -> str:
                     }
                 ],
             },
-            _search(FINESS_SYSTEM, payload.pharmacy_finess),
+            _search(FINESS_SYSTEM, "1" + payload.pharmacy_finess),
         ),
-        ("patient", Patient, _patient(payload), _search(PSEUDONYM_SYSTEM, payload.patient_pseudonym)),
+        ("patient", Patient, _patient(payload), _search(namespace("pseudonym").system, payload.patient_pseudonym)),
         (
             "device",
             Device,
@@ -194,17 +229,18 @@ def render_bundle(payload: TransferPayload) -> str:
             "specimen",
             Specimen,
             {
-                "identifier": [{"system": SPECIMEN_SYSTEM, "value": screening}],
+                "identifier": [{"system": specimen_system, "value": series}],
+                "status": "entered-in-error" if payload.status == "removed" else None,
                 "type": _coding(SNOMED_SYSTEM, payload.specimen_snomed, payload.specimen_display),
                 "subject": patient_ref,
                 "collection": {"collectedDateTime": sampled_at},
             },
-            _search(SPECIMEN_SYSTEM, screening),
+            _search(specimen_system, series),
         ),
     ]
     observation_refs = []
     for index, result in enumerate(payload.results):
-        observation_id = f"{screening}/{result.analyte or index + 1}"
+        observation_id = f"{series}/{result.analyte or index + 1}"
         key = f"observation/{index}"
         observation_refs.append({"reference": urn(key)})
         resources.append(
@@ -212,7 +248,7 @@ def render_bundle(payload: TransferPayload) -> str:
                 key,
                 Observation,
                 {
-                    "identifier": [*version_identifiers, {"system": OBSERVATION_SYSTEM, "value": observation_id}],
+                    "identifier": [*version_identifiers, {"system": observation_system, "value": observation_id}],
                     "status": status,
                     "category": [_coding("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory")],
                     "code": {**_coding(LOINC_SYSTEM, result.loinc_code, result.loinc_display), "text": _str(result.analyte_label)},
@@ -224,7 +260,7 @@ def render_bundle(payload: TransferPayload) -> str:
                     "device": device_ref,
                     "specimen": specimen_ref,
                 },
-                _search(OBSERVATION_SYSTEM, observation_id),
+                _search(observation_system, observation_id),
             )
         )
     first = payload.results[0]  # with a multiplex device, the first analyte's LOINC stands for the report
@@ -244,7 +280,7 @@ def render_bundle(payload: TransferPayload) -> str:
                 "specimen": [specimen_ref],
                 "result": observation_refs,
             },
-            _search(SCREENING_SYSTEM, screening),
+            _search(order, series),
         )
     )
 
@@ -253,13 +289,17 @@ def render_bundle(payload: TransferPayload) -> str:
             {
                 "fullUrl": urn(key),
                 "resource": model.model_validate(_compact(content)),
-                "request": {"method": "POST", "url": model.__name__, "ifNoneExist": if_none_exist},
+                "request": (
+                    {"method": "POST", "url": model.__name__, "ifNoneExist": if_none_exist}
+                    if model is Device
+                    else {"method": "PUT", "url": f"{model.__name__}?{if_none_exist}"}
+                ),
             }
             for key, model, content, if_none_exist in resources
         ]
         bundle = Bundle.model_validate(
             {
-                "identifier": {"system": MESSAGE_ID_SYSTEM, "value": payload.message_id},
+                "identifier": {"system": namespace("message").system, "value": payload.message_id},
                 "type": "transaction",
                 "timestamp": created_at,
                 "entry": entries,
@@ -279,6 +319,10 @@ def parse_bundle_message_id(text: str) -> str:
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise ValueError("not a FHIR Bundle")
     identifier = data.get("identifier")
-    if not isinstance(identifier, dict) or identifier.get("system") != MESSAGE_ID_SYSTEM or not isinstance(identifier.get("value"), str):
+    if (
+        not isinstance(identifier, dict)
+        or identifier.get("system") != namespace("message").system
+        or not isinstance(identifier.get("value"), str)
+    ):
         raise ValueError("the Bundle has no Relais message id")
     return str(identifier["value"])

@@ -219,10 +219,11 @@ def test_fhir_every_answer_hangs_off_the_service_request_and_the_kit_is_a_device
     assert [r["code"]["coding"][0]["code"] for r in results] == ["94558-4"]  # the answers are not results
     (device,) = _resources(bundle, "Device")
     assert (device["lotNumber"], device["expirationDate"]) == ("AB12/3-x&|^", "2025-06-30")
-    kit = [i for i in device["identifier"] if i["system"] == fhir.KIT_SYSTEM]
-    assert kit == [{"system": fhir.KIT_SYSTEM, "value": "1232:2025-06-30:AB12/3-x&|^"}]
+    kit_system = fhir.systems().device
+    kit = [i for i in device["identifier"] if i["system"] == kit_system]
+    assert kit == [{"system": kit_system, "value": "1232:2025-06-30:AB12/3-x&|^"}]
     device_entry = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Device")
-    assert device_entry["request"]["ifNoneExist"].startswith(f"identifier={fhir.KIT_SYSTEM}|")
+    assert device_entry["request"]["ifNoneExist"].startswith(f"identifier={kit_system}|")
 
 
 def test_fhir_nothing_is_added_when_nothing_was_recorded() -> None:

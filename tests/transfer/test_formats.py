@@ -161,7 +161,10 @@ def test_pid_without_optional_data() -> None:
     assert field(pid, 3).count("~") == 0
     assert field(pid, 11) == "" and field(pid, 13) == ""
     (resource,) = resources(fhir.render_bundle(sample_payload(patient=patient)), "Patient")
-    assert set(resource) == {"resourceType", "identifier", "name", "gender", "birthDate"} and len(resource["identifier"]) == 1
+    assert (
+        set(resource) == {"resourceType", "meta", "extension", "identifier", "name", "gender", "birthDate"}
+        and len(resource["identifier"]) == 1
+    )
 
 
 def test_pseudonymous_payload_only_the_pseudonym_leaves() -> None:
@@ -410,16 +413,19 @@ def test_bundle_is_a_valid_r4_transaction() -> None:
 
     bundle = Bundle.model_validate_json(text)
     assert bundle.type == "transaction" and bundle.identifier is not None
-    assert (bundle.identifier.system, bundle.identifier.value) == ("https://relais.example/message-id", payload.message_id)
+    assert (bundle.identifier.system, bundle.identifier.value) == (fhir.systems().message, payload.message_id)
     assert fhir.parse_bundle_message_id(text) == payload.message_id
     assert json.loads(text)["timestamp"] == "2024-03-01T10:20:30Z"
     kinds = [e["resource"]["resourceType"] for e in entries(text)]
     assert kinds == ["Organization", "Patient", "Device", "Specimen", "Observation", "Observation", "DiagnosticReport"]
     urls = {e["fullUrl"] for e in entries(text)}
     assert len(urls) == len(kinds) and all(re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", u) for u in urls)
-    for entry in entries(text):
-        assert entry["request"]["method"] == "POST" and entry["request"]["url"] == entry["resource"]["resourceType"]
-        assert entry["request"]["ifNoneExist"].startswith("identifier=")
+    for entry in entries(text):  # conditional updates (issue 16), the Device a conditional create
+        kind = entry["resource"]["resourceType"]
+        if kind == "Device":
+            assert entry["request"]["method"] == "POST" and entry["request"]["ifNoneExist"].startswith("identifier=")
+        else:
+            assert entry["request"]["method"] == "PUT" and entry["request"]["url"].startswith(f"{kind}?identifier=")
     references = re.findall(r'"reference":\s*"([^"]+)"', text)
     assert references and set(references) <= urls
     assert fhir.render_bundle(payload) == text  # a retry renders the same bundle
@@ -431,8 +437,8 @@ def test_bundle_observations_and_report() -> None:
     observations = resources(text, "Observation")
 
     for observation in observations:
-        assert {"system": "https://relais.example/screening", "value": str(payload.screening_id)} in observation["identifier"]
-        assert {"system": "https://relais.example/series", "value": str(payload.series_id)} in observation["identifier"]
+        assert {"system": fhir.systems().order, "value": str(payload.series_id)} in observation["identifier"]
+        assert str(payload.screening_id) not in json.dumps(observation)  # stable across versions (issue 16)
         assert observation["status"] == "corrected"
         assert observation["effectiveDateTime"] == "2024-03-01T10:00:00+01:00"
         assert observation["valueCodeableConcept"]["coding"][0]["system"] == "http://snomed.info/sct"
@@ -440,7 +446,19 @@ def test_bundle_observations_and_report() -> None:
     assert [o["code"]["coding"][0]["code"] for o in observations] == ["94558-4", "72885-7"]
     assert {o["code"]["coding"][0]["system"] for o in observations} == {"http://loinc.org"}
     (organization,) = resources(text, "Organization")
-    assert organization["identifier"] == [{"system": "urn:oid:1.2.250.1.71.4.2.2", "value": "750000010"}]
+    assert organization["identifier"] == [  # FR Core: idNatSt ("1" + FINESS) and FINEG (issue 16)
+        {
+            "use": "official",
+            "type": {"coding": [{"system": fhir.FR_IDENTIFIER_TYPE_SYSTEM, "code": "IDNST"}]},
+            "system": "urn:oid:1.2.250.1.71.4.2.2",
+            "value": "1750000010",
+        },
+        {
+            "type": {"coding": [{"system": fhir.FR_IDENTIFIER_TYPE_SYSTEM, "code": "FINEG"}]},
+            "system": "https://finess.esante.gouv.fr",
+            "value": "750000010",
+        },
+    ]
     (report,) = resources(text, "DiagnosticReport")
     assert report["status"] == "corrected" and len(report["result"]) == 2
     (specimen,) = resources(text, "Specimen")
@@ -457,7 +475,12 @@ def test_bundle_status(status: str, expected: str) -> None:
 
 def test_fhir_patient_identified() -> None:
     (patient,) = resources(fhir.render_bundle(identified()), "Patient")
-    assert patient["identifier"][1] == {"use": "official", "system": "urn:oid:1.2.250.1.213.1.4.8", "value": "287112A04512345"}
+    assert patient["identifier"][1] == {
+        "use": "official",
+        "type": {"coding": [{"system": fhir.FR_IDENTIFIER_TYPE_SYSTEM, "code": "INS-NIR"}]},
+        "system": "urn:oid:1.2.250.1.213.1.4.8",
+        "value": "287112A04512345",
+    }
     assert patient["name"] == [{"use": "official", "family": "VAUQUELIN-ZORN", "given": ["Anne-Sixtine"]}]
     assert (patient["gender"], patient["birthDate"]) == ("female", "1987-11-23")
     assert patient["address"] == [
@@ -480,7 +503,8 @@ def test_fhir_pseudonymous_only_the_pseudonym_leaves() -> None:
     (patient,) = resources(without, "Patient")
     assert patient == {
         "resourceType": "Patient",
-        "identifier": [{"system": "https://relais.example/patient-pseudonym", "value": "5f1c0e2a9b7d4c3e8a6f0b1d2c3e4f5a"}],
+        "meta": {"profile": [fhir.PATIENT_PROFILE]},
+        "identifier": [{"system": fhir.systems().pseudonym, "value": "5f1c0e2a9b7d4c3e8a6f0b1d2c3e4f5a"}],
     }
 
 

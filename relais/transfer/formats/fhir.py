@@ -1,13 +1,28 @@
 """FHIR R4 transaction Bundle for one screening version, written as plain JSON.
 
+Corrections are updates (issue 16): every version of one test writes the SAME resources. The Observations,
+DiagnosticReport, Specimen and ServiceRequest carry identifiers derived from the test's series id (never the
+version's id), and each entry is a conditional update, ``PUT <Type>?identifier=<system>|<value>``, so a receiver
+keeps one current resource per test and replaces it: status ``final``, then ``corrected``, then ``entered-in-error``
+for a removal. The Patient is a conditional update on its pseudonym too, so identity that arrives later (or an
+identity correction) replaces the earlier record instead of leaving an empty one; the Organization on its FINESS
+(idNatSt). Only the Device stays a conditional create (it describes the kit, not the test). Identifier systems of
+Relais's own ids come from relais.transfer.identifiers (the deployment's OID arc or URL).
+
+FR Core (Interop'Santé, https://hl7.fr/ig/fhir/core): the Patient declares fr-core-patient; the NIR is typed INS-NIR
+(fr-core-cs-v2-0203) under urn:oid:1.2.250.1.213.1.4.8, and the identity-reliability extension says VALI when the
+pharmacist recorded that the identity was checked on an identity document, PROV otherwise (never QUAL or RECUP:
+Relais does not call INSi). The Organization declares fr-core-organization with the FINESS both as idNatSt
+("1" + FINESS under urn:oid:1.2.250.1.71.4.2.2, type IDNST) and as FINEG (bare FINESS, https://finess.esante.gouv.fr).
+
 Resources are built as dicts in the key order of the fhir.resources (R4B) models and dumped compactly, so the
 text is what ``Bundle.model_dump_json()`` gave when every resource went through those models (2.1 ms a bundle
 against 0.2 ms here). The test suite proves the output instead of every send re-validating it:
 tests/transfer/test_renderer_proof.py checks it against fhir.resources, the official FHIR R4 JSON schema and the
 former model-based renderer, byte for byte. At run time only a structural check runs (check_structure).
 
-Entries are POSTed with ifNoneExist on a business identifier, so replaying the same bundle creates
-nothing twice; fullUrls are uuid5 of the message id, so a retry renders byte-identical JSON.
+Replaying the same bundle changes nothing (conditional updates with the same content, a conditional create for the
+Device); fullUrls are uuid5 of the message id, so a retry renders byte-identical JSON.
 
 Ask-at-order-entry answers and the test kit, each only when recorded (without them the bundle is what it always was,
 byte for byte; the same codes as the HL7 renderer, see hl7v2's docstring):
@@ -19,7 +34,7 @@ byte for byte; the same codes as the HL7 renderer, see hl7v2's docstring):
     written when there is an AOE answer.
   - The kit: the Device (the EU device id, as before) also carries ``lotNumber`` and ``expirationDate``; since it is
     then one batch of kits rather than the model, its conditional create keys on a kit identifier (device id, expiry,
-    lot) instead of the device id alone, so two lots never collapse into the first one a server saw.
+    lot; namespace "device") instead of the device id alone, so two lots never collapse into the first one a server saw.
 """
 
 from __future__ import annotations
@@ -28,26 +43,29 @@ import hashlib
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 from relais.screenings.vocab import RESULTS, SPECIMENS
 from relais.transfer.formats.hl7v2 import COUNTRY_ALPHA3, RenderError
+from relais.transfer.identifiers import FINESS_OID, INS_NIR_OID, namespace
 from relais.transfer.payload import PatientPart, TransferPayload, UnmappableValue
 
-MESSAGE_ID_SYSTEM = "https://relais.example/message-id"
-SCREENING_SYSTEM = "https://relais.example/screening"
-SERIES_SYSTEM = "https://relais.example/series"
-OBSERVATION_SYSTEM = "https://relais.example/observation"
-SPECIMEN_SYSTEM = "https://relais.example/specimen"
-PSEUDONYM_SYSTEM = "https://relais.example/patient-pseudonym"
 DEVICE_SYSTEM = "https://covid-19-diagnostics.jrc.ec.europa.eu/devices"  # the EU rapid test list (device ids)
-FINESS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
-NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
+FINESS_SYSTEM = f"urn:oid:{FINESS_OID}"  # idNatSt: "1" + FINESS
+FINESS_URL_SYSTEM = "https://finess.esante.gouv.fr"  # FR Core's FINESS slice: the bare FINESS, type FINEG
+NIR_SYSTEM = f"urn:oid:{INS_NIR_OID}"
 LOINC_SYSTEM = "http://loinc.org"
 SNOMED_SYSTEM = "http://snomed.info/sct"
-KIT_SYSTEM = "https://relais.example/test-kit"  # device id:expiry:lot of one batch of kits
+FR_CORE = "https://hl7.fr/ig/fhir/core"
+PATIENT_PROFILE = f"{FR_CORE}/StructureDefinition/fr-core-patient"
+ORGANIZATION_PROFILE = f"{FR_CORE}/StructureDefinition/fr-core-organization"
+IDENTITY_RELIABILITY_URL = f"{FR_CORE}/StructureDefinition/fr-core-identity-reliability"
+IDENTITY_STATUS_SYSTEM = f"{FR_CORE}/CodeSystem/fr-core-cs-identity-status"
+FR_IDENTIFIER_TYPE_SYSTEM = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0203"
+IDENTITY_STATUS = {True: ("VALI", "Identité validée"), False: ("PROV", "Identité provisoire")}
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 YES_NO_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0136"
 NULL_FLAVOR_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
@@ -162,15 +180,55 @@ def _check(payload: TransferPayload) -> None:
             raise UnmappableValue("patient.country", payload.patient.country)
 
 
-def _patient(payload: TransferPayload) -> dict[str, Any]:
-    pseudonym: dict[str, Any] = {"system": PSEUDONYM_SYSTEM, "value": payload.patient_pseudonym}
+@dataclass(frozen=True)
+class Systems:
+    """The FHIR identifier systems of Relais's own ids, from the deployment's namespace (read once per bundle)."""
+
+    message: str
+    order: str
+    observation: str
+    specimen: str
+    pseudonym: str
+    device: str
+
+
+def systems() -> Systems:
+    return Systems(
+        message=namespace("message").system,
+        order=namespace("order").system,
+        observation=namespace("observation").system,
+        specimen=namespace("specimen").system,
+        pseudonym=namespace("pseudonym").system,
+        device=namespace("device").system,
+    )
+
+
+def _identity_reliability(verified: bool | None) -> dict[str, Any]:
+    """FR Core identity-reliability: VALI when checked on an identity document, PROV otherwise (never QUAL: no INSi)."""
+    code, display = IDENTITY_STATUS[verified is True]
+    return {
+        "extension": [{"url": "identityStatus", "valueCoding": {"system": IDENTITY_STATUS_SYSTEM, "code": code, "display": display}}],
+        "url": IDENTITY_RELIABILITY_URL,
+    }
+
+
+def _patient(payload: TransferPayload, ids: Systems) -> dict[str, Any]:
+    pseudonym: dict[str, Any] = {"system": ids.pseudonym, "value": payload.patient_pseudonym}
     person: PatientPart | None = payload.patient
+    meta = {"profile": [PATIENT_PROFILE]}
     if person is None:
         # A pseudonymous destination, or a test recorded under the old "no consent": the pseudonym and nothing else.
-        return {"resourceType": "Patient", "identifier": [pseudonym]}
+        return {"resourceType": "Patient", "meta": meta, "identifier": [pseudonym]}
     identifiers = [pseudonym]
     if _str(person.nir):
-        identifiers.append({"use": "official", "system": NIR_SYSTEM, "value": _str(person.nir)})
+        identifiers.append(
+            {
+                "use": "official",
+                "type": {"coding": [{"system": FR_IDENTIFIER_TYPE_SYSTEM, "code": "INS-NIR"}]},
+                "system": NIR_SYSTEM,
+                "value": _str(person.nir),
+            }
+        )
     address: dict[str, Any] = {}
     if _str(person.address_line) or _str(person.city) or _str(person.postcode):  # as PID-11: the country alone is no address
         address = {
@@ -185,14 +243,47 @@ def _patient(payload: TransferPayload) -> dict[str, Any]:
         telecom.append({"system": "phone", "value": _str(person.phone), "use": "mobile"})
     if _str(person.email):
         telecom.append({"system": "email", "value": _str(person.email)})
+    verified = getattr(person, "identity_verified", None)
     return {
         "resourceType": "Patient",
+        "meta": meta,
+        "extension": [_identity_reliability(verified)],
         "identifier": identifiers,
         "name": [{"use": "official", "family": _str(person.last_name), "given": [_str(person.first_names)]}],
         "telecom": telecom,
         "gender": GENDER[person.sex],
         "birthDate": _date(person.date_of_birth),
         "address": [address] if address else [],
+    }
+
+
+def _organization(payload: TransferPayload) -> dict[str, Any]:
+    """FR Core Organization: the FINESS as idNatSt ("1" + FINESS, the conditional update key) and as FINEG."""
+    return {
+        "resourceType": "Organization",
+        "meta": {"profile": [ORGANIZATION_PROFILE]},
+        "identifier": [
+            {
+                "use": "official",
+                "type": {"coding": [{"system": FR_IDENTIFIER_TYPE_SYSTEM, "code": "IDNST"}]},
+                "system": FINESS_SYSTEM,
+                "value": "1" + payload.pharmacy_finess,
+            },
+            {
+                "type": {"coding": [{"system": FR_IDENTIFIER_TYPE_SYSTEM, "code": "FINEG"}]},
+                "system": FINESS_URL_SYSTEM,
+                "value": payload.pharmacy_finess,
+            },
+        ],
+        "name": _str(payload.pharmacy_name),
+        "address": [
+            {
+                "line": [_str(payload.pharmacy_address_line)],
+                "city": _str(payload.pharmacy_city),
+                "postalCode": _str(payload.pharmacy_postcode),
+                "country": "FR",
+            }
+        ],
     }
 
 
@@ -203,8 +294,10 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
     sampled_at = _datetime(payload.sampled_at, "sampled_at")
     recorded_at = _datetime(payload.recorded_at, "recorded_at")
     status = STATUS[payload.status]
-    screening = str(payload.screening_id)
-    version_identifiers = [{"system": SCREENING_SYSTEM, "value": screening}, {"system": SERIES_SYSTEM, "value": str(payload.series_id)}]
+    removed = payload.status == "removed"
+    ids = systems()
+    series = str(payload.series_id)  # the same for every version of the test: every identifier below derives from it
+    order_identifier = {"system": ids.order, "value": series}
 
     urns: dict[str, str] = {}
 
@@ -218,41 +311,28 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
     device_ref = {"reference": urn("device")}
     specimen_ref = {"reference": urn("specimen")}
 
-    resources: list[tuple[str, dict[str, Any], str]] = [
-        (
-            "organization",
-            {
-                "resourceType": "Organization",
-                "identifier": [{"system": FINESS_SYSTEM, "value": payload.pharmacy_finess}],
-                "name": _str(payload.pharmacy_name),
-                "address": [
-                    {
-                        "line": [_str(payload.pharmacy_address_line)],
-                        "city": _str(payload.pharmacy_city),
-                        "postalCode": _str(payload.pharmacy_postcode),
-                        "country": "FR",
-                    }
-                ],
-            },
-            _search(FINESS_SYSTEM, payload.pharmacy_finess),
-        ),
-        ("patient", _patient(payload), _search(PSEUDONYM_SYSTEM, payload.patient_pseudonym)),
-        _device(payload),
+    # (key, resource, conditional search, method): PUT = conditional update, POST = conditional create (ifNoneExist)
+    resources: list[tuple[str, dict[str, Any], str, str]] = [
+        ("organization", _organization(payload), _search(FINESS_SYSTEM, "1" + payload.pharmacy_finess), "PUT"),
+        ("patient", _patient(payload, ids), _search(ids.pseudonym, payload.patient_pseudonym), "PUT"),
+        _device(payload, ids),
         (
             "specimen",
             {
                 "resourceType": "Specimen",
-                "identifier": [{"system": SPECIMEN_SYSTEM, "value": screening}],
+                "identifier": [{"system": ids.specimen, "value": series}],
+                "status": "entered-in-error" if removed else None,
                 "type": _coding(SNOMED_SYSTEM, payload.specimen_snomed, payload.specimen_display),
                 "subject": patient_ref,
                 "collection": {"collectedDateTime": sampled_at},
             },
-            _search(SPECIMEN_SYSTEM, screening),
+            _search(ids.specimen, series),
+            "PUT",
         ),
     ]
     observation_refs = []
     for index, result in enumerate(payload.results):
-        observation_id = f"{screening}/{result.analyte or index + 1}"
+        observation_id = f"{series}/{result.analyte or index + 1}"
         key = f"observation/{index}"
         observation_refs.append({"reference": urn(key)})
         resources.append(
@@ -260,7 +340,7 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                 key,
                 {
                     "resourceType": "Observation",
-                    "identifier": [*version_identifiers, {"system": OBSERVATION_SYSTEM, "value": observation_id}],
+                    "identifier": [order_identifier, {"system": ids.observation, "value": observation_id}],
                     "status": status,
                     "category": [_coding(CATEGORY_SYSTEM, "laboratory", "Laboratory")],
                     "code": {**_coding(LOINC_SYSTEM, result.loinc_code, result.loinc_display), "text": _str(result.analyte_label)},
@@ -272,13 +352,14 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                     "specimen": specimen_ref,
                     "device": device_ref,
                 },
-                _search(OBSERVATION_SYSTEM, observation_id),
+                _search(ids.observation, observation_id),
+                "PUT",
             )
         )
     first = payload.results[0]  # with a multiplex device, the first analyte's LOINC stands for the report
     aoe_refs = []
     for code, value in _aoe_answers(payload):
-        observation_id = f"{screening}/aoe/{code[0]}"
+        observation_id = f"{series}/aoe/{code[0]}"
         key = f"aoe/{code[0]}"
         aoe_refs.append({"reference": urn(key)})
         resources.append(
@@ -286,7 +367,7 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                 key,
                 {
                     "resourceType": "Observation",
-                    "identifier": [*version_identifiers, {"system": OBSERVATION_SYSTEM, "value": observation_id}],
+                    "identifier": [order_identifier, {"system": ids.observation, "value": observation_id}],
                     "status": status,
                     "category": [_coding(CATEGORY_SYSTEM, "survey", "Survey")],
                     "code": _coding(LOINC_SYSTEM, code[0], code[1]),
@@ -295,7 +376,8 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                     "issued": recorded_at,
                     **value,
                 },
-                _search(OBSERVATION_SYSTEM, observation_id),
+                _search(ids.observation, observation_id),
+                "PUT",
             )
         )
     if aoe_refs:
@@ -304,8 +386,8 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                 "service-request",
                 {
                     "resourceType": "ServiceRequest",
-                    "identifier": version_identifiers,
-                    "status": "completed",
+                    "identifier": [order_identifier],
+                    "status": "entered-in-error" if removed else "completed",
                     "intent": "order",
                     "code": _coding(LOINC_SYSTEM, first.loinc_code, first.loinc_display),
                     "subject": patient_ref,
@@ -313,7 +395,8 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                     "supportingInfo": aoe_refs,
                     "specimen": [specimen_ref],
                 },
-                _search(SCREENING_SYSTEM, screening),
+                _search(ids.order, series),
+                "PUT",
             )
         )
     resources.append(
@@ -321,7 +404,7 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
             "report",
             {
                 "resourceType": "DiagnosticReport",
-                "identifier": version_identifiers,
+                "identifier": [order_identifier],
                 "basedOn": [{"reference": urn("service-request")}] if aoe_refs else None,
                 "status": status,
                 "category": [_coding(REPORT_CATEGORY_SYSTEM, "LAB", "Laboratory")],
@@ -333,26 +416,31 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                 "specimen": [specimen_ref],
                 "result": observation_refs,
             },
-            _search(SCREENING_SYSTEM, screening),
+            _search(ids.order, series),
+            "PUT",
         )
     )
     return {
         "resourceType": "Bundle",
-        "identifier": {"system": MESSAGE_ID_SYSTEM, "value": payload.message_id},
+        "identifier": {"system": ids.message, "value": payload.message_id},
         "type": "transaction",
         "timestamp": created_at,
         "entry": [
             {
                 "fullUrl": urn(key),
                 "resource": _compact(content),
-                "request": {"method": "POST", "url": content["resourceType"], "ifNoneExist": if_none_exist},
+                "request": (
+                    {"method": "PUT", "url": f"{content['resourceType']}?{search}"}
+                    if method == "PUT"
+                    else {"method": "POST", "url": content["resourceType"], "ifNoneExist": search}
+                ),
             }
-            for key, content, if_none_exist in resources
+            for key, content, search, method in resources
         ],
     }
 
 
-def _device(payload: TransferPayload) -> tuple[str, dict[str, Any], str]:
+def _device(payload: TransferPayload, ids: Systems) -> tuple[str, dict[str, Any], str, str]:
     """The Device entry: the EU device id; with a lot or an expiry, that batch of kits (see the module docstring)."""
     identifiers = [{"system": DEVICE_SYSTEM, "value": _str(payload.device_id)}]
     search = _search(DEVICE_SYSTEM, payload.device_id)
@@ -360,8 +448,8 @@ def _device(payload: TransferPayload) -> tuple[str, dict[str, Any], str]:
     expiry = _date(payload.kit_expiry) if payload.kit_expiry is not None else None
     if lot or expiry:
         kit = f"{payload.device_id}:{expiry or ''}:{lot or ''}"  # the lot last: any character it holds stays unambiguous
-        identifiers.append({"system": KIT_SYSTEM, "value": kit})
-        search = _search(KIT_SYSTEM, kit)
+        identifiers.append({"system": ids.device, "value": kit})
+        search = _search(ids.device, kit)
     return (
         "device",
         {
@@ -373,6 +461,7 @@ def _device(payload: TransferPayload) -> tuple[str, dict[str, Any], str]:
             "deviceName": [{"name": _str(payload.device_name), "type": "manufacturer-name"}] if _str(payload.device_name) else [],
         },
         search,
+        "POST",
     )
 
 
@@ -402,7 +491,8 @@ _REFERENCE_LISTS = ("supportingInfo", "basedOn", "result", "specimen")
 
 def check_structure(bundle: dict[str, Any]) -> None:
     """Run-time guard (microseconds): a transaction of the expected resources, each with what the platform reads,
-    every reference pointing at an entry of the bundle. RenderError otherwise (a bug, never bad data)."""
+    every reference pointing at an entry of the bundle, every entry but the Device a conditional update (PUT on an
+    identifier). RenderError otherwise (a bug, never bad data)."""
     entries = bundle.get("entry") or []
     if bundle.get("type") != "transaction" or not bundle.get("identifier", {}).get("value") or not entries:
         raise RenderError("FHIR structure: not a transaction bundle with a message id and entries")
@@ -414,8 +504,11 @@ def check_structure(bundle: dict[str, Any]) -> None:
         if required is None or any(not resource.get(name) for name in required):
             raise RenderError(f"FHIR structure: entry {index} ({kind}) lacks a required element")
         request = entry.get("request") or {}
-        if request.get("method") != "POST" or request.get("url") != kind or not request.get("ifNoneExist"):
-            raise RenderError(f"FHIR structure: entry {index} has no transaction request")
+        if kind == "Device":
+            if request.get("method") != "POST" or request.get("url") != kind or not request.get("ifNoneExist"):
+                raise RenderError(f"FHIR structure: entry {index} has no conditional create")
+        elif request.get("method") != "PUT" or not str(request.get("url") or "").startswith(f"{kind}?identifier="):
+            raise RenderError(f"FHIR structure: entry {index} is not a conditional update")
         if kind == "Observation" and sum(name in resource for name in _VALUES) != 1:
             raise RenderError(f"FHIR structure: entry {index} (Observation) has no value or several")
         for name in ("subject", "specimen", "device"):
@@ -446,6 +539,6 @@ def parse_bundle_message_id(text: str) -> str:
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise ValueError("not a FHIR Bundle")
     identifier = data.get("identifier")
-    if not isinstance(identifier, dict) or identifier.get("system") != MESSAGE_ID_SYSTEM or not isinstance(identifier.get("value"), str):
+    if not isinstance(identifier, dict) or identifier.get("system") != systems().message or not isinstance(identifier.get("value"), str):
         raise ValueError("the Bundle has no Relais message id")
     return str(identifier["value"])
