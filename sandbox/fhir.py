@@ -1,4 +1,4 @@
-"""FHIR R4 for the sandbox: transaction Bundles, responses, OperationOutcomes.
+"""FHIR R4 for the sandbox: transaction Bundles, responses, OperationOutcomes, and the resources a server keeps.
 
 A sample of bundles (``full``: the first N and one in K, see service.Sampler) is validated with fhir.resources (R4B
 models, about 2 ms); every other one goes through ``fast_problem``: JSON types and element names of the Bundle, its
@@ -6,26 +6,37 @@ entries and each resource (taken once from the same fhir.resources models), list
 elements. The platform's own rules (a transaction, a message id, LOINC-coded Observations with a final, corrected or
 entered-in-error status; the ask-at-order-entry answers 95419-8 / 65222-2 with their value types and codes, next to
 at least one result) apply to every bundle.
+
+Conditional update (issue 16). An entry ``PUT <Type>?identifier=<system>|<value>`` must carry that identifier; the
+server (``Resources``) keeps ONE current resource per type and identifier and every version of it (meta.versionId 1,
+2, 3...): the first write creates it (201), the next ones update it (200). A bundle whose DiagnosticReport is written
+that way is *versioned*: its test key is the report's identifier (``system|value``, the same for every version of one
+test) and its version status the report's status (final; corrected or amended; entered-in-error = removed), which
+every Observation must share. The store (sandbox/store.py) keeps one record per test with its versions and refuses a
+correction or removal that matches no original; the refusal is answered 422 with an OperationOutcome, and no resource
+is written. A bundle written only with POST (conditional create) is stored as before, without a test record.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
 LOINC = "http://loinc.org"
-SERIES_SYSTEM = "https://relais.example/series"
-SCREENING_SYSTEM = "https://relais.example/screening"
-RESULT_STATUSES = ("final", "corrected", "entered-in-error")
+RESULT_STATUSES = ("final", "corrected", "amended", "entered-in-error")
+VERSION_STATUS = {"final": "final", "corrected": "corrected", "amended": "corrected", "entered-in-error": "removed"}
 PSEUDO_NAME = "ANONYME"
 AOE_SYMPTOMS, AOE_ONSET = "95419-8", "65222-2"
 SYMPTOM_ANSWERS = {
@@ -47,6 +58,37 @@ class Checked:
     entries: tuple[str, ...] = ()  # resourceType of each entry, for the transaction-response
     # The AOE answers and the kit read: (("95419-8", "Y"), ("65222-2", "2024-02-27"), ("lotNumber", "AB12"), ...).
     observations: tuple[tuple[str, str], ...] = ()
+    # Versioned bundles (conditional update of the DiagnosticReport): "system|value" and final | corrected | removed.
+    test_key: str = ""
+    version_status: str = ""
+    writes: tuple[Write, ...] = ()  # one per entry, in order
+
+
+@dataclass(frozen=True)
+class Write:
+    """What one transaction entry asks the server to do."""
+
+    resource_type: str
+    method: str  # PUT (conditional update) or POST (create, conditional with ifNoneExist)
+    key: str  # "system|value" the entry is written under ("" for a plain POST)
+    resource: dict[str, Any] = field(compare=False, repr=False)
+
+
+def parse_conditional(url: str, resource_type: str) -> str | None:
+    """``system|value`` of ``<Type>?identifier=<system>|<value>`` (value percent-decoded); None if not that form."""
+    prefix = f"{resource_type}?identifier="
+    if not url.startswith(prefix):
+        return None
+    search = url[len(prefix) :]
+    system, bar, value = search.partition("|")
+    if not bar or not system or not value or "&" in search:
+        return None
+    return f"{unquote(system)}|{unquote(value)}"
+
+
+def _carries(resource: dict[str, Any], key: str) -> bool:
+    system, _, value = key.partition("|")
+    return any(isinstance(i, dict) and i.get("system") == system and i.get("value") == value for i in resource.get("identifier") or [])
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -63,13 +105,6 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     message = " ".join(str(first["msg"]).split())
     return f"{path}: {message}{more}", path
-
-
-def _identifier(resource: dict[str, Any], system: str) -> str:
-    for identifier in resource.get("identifier") or []:
-        if isinstance(identifier, dict) and identifier.get("system") == system and identifier.get("value"):
-            return str(identifier["value"])
-    return ""
 
 
 def _has_name(patient: dict[str, Any]) -> bool:
@@ -202,14 +237,24 @@ def check_bundle(body: bytes, *, full: bool = True) -> Checked:
     observations: list[tuple[int, dict[str, Any]]] = []
     patients: list[dict[str, Any]] = []
     types: list[str] = []
+    writes: list[Write] = []
+    reports: list[tuple[int, dict[str, Any], Write]] = []
     for index, entry in enumerate(entries):
         resource = entry.get("resource")
         if not resource:
             return Checked(message_id, f"Bundle.entry[{index}].resource is missing", f"Bundle.entry[{index}].resource")
-        if not entry.get("request"):
+        request = entry.get("request")
+        if not request:
             return Checked(message_id, f"Bundle.entry[{index}].request is required in a transaction", f"Bundle.entry[{index}].request")
         resource_type = str(resource["resourceType"])
+        where = f"Bundle.entry[{index}].request"
+        write = _write(request, resource, resource_type)
+        if isinstance(write, str):
+            return Checked(message_id, f"{where}: {write}", f"{where}.url")
+        writes.append(write)
         types.append(resource_type)
+        if resource_type == "DiagnosticReport":
+            reports.append((index, resource, write))
         if resource_type == "Observation":
             observations.append((index, resource))
         elif resource_type == "Patient":
@@ -235,13 +280,14 @@ def check_bundle(body: bytes, *, full: bool = True) -> Checked:
         if status not in RESULT_STATUSES:
             return Checked(
                 message_id,
-                f"{where}.status: must be final, corrected or entered-in-error, got {status!r}",
+                f"{where}.status: must be final, corrected, amended or entered-in-error, got {status!r}",
                 f"{where}.status",
             )
         if status not in statuses:
             statuses.append(status)
-        placer = placer or _identifier(observation, SERIES_SYSTEM)
-        filler = filler or _identifier(observation, SCREENING_SYSTEM)
+        # A bundle from before conditional updates: the version's and the series' ids on each Observation.
+        placer = placer or _identifier_ending(observation, "/series")
+        filler = filler or _identifier_ending(observation, "/screening")
     if len(answers) == len(observations):
         return Checked(message_id, "Bundle.entry: no Observation carries a test result (only ask-at-order-entry answers)", "Bundle.entry")
     if any(code == AOE_ONSET for code, _ in answers) and (AOE_SYMPTOMS, "Y") not in answers:
@@ -250,6 +296,24 @@ def check_bundle(body: bytes, *, full: bool = True) -> Checked:
         resource = entry["resource"]
         if resource["resourceType"] == "Device":
             answers += [(name, str(resource[name])) for name in ("lotNumber", "expirationDate") if resource.get(name)]
+    test_key = version_status = ""
+    versioned = [(index, report, write) for index, report, write in reports if write.method == "PUT"]
+    if len(versioned) > 1:
+        return Checked(message_id, "Bundle.entry: more than one DiagnosticReport written by conditional update", "Bundle.entry")
+    if versioned:
+        index, report, write = versioned[0]
+        where = f"Bundle.entry[{index}].resource.status"
+        version_status = VERSION_STATUS.get(str(report.get("status")), "")
+        if not version_status:
+            return Checked(
+                message_id, f"{where}: must be final, corrected, amended or entered-in-error, got {report.get('status')!r}", where
+            )
+        disagreeing = [status for status in statuses if VERSION_STATUS[status] != version_status]
+        if disagreeing:
+            reason = f"{where}: the report is {report['status']!r} but an Observation is {disagreeing[0]!r} (one version, one status)"
+            return Checked(message_id, reason, where)
+        test_key = write.key
+        placer = filler = write.key.partition("|")[2]
     return Checked(
         message_id,
         placer=placer,
@@ -258,7 +322,38 @@ def check_bundle(body: bytes, *, full: bool = True) -> Checked:
         has_identity=any(_has_name(patient) for patient in patients),
         entries=tuple(types),
         observations=tuple(answers),
+        test_key=test_key,
+        version_status=version_status,
+        writes=tuple(writes),
     )
+
+
+def _identifier_ending(resource: dict[str, Any], suffix: str) -> str:
+    for identifier in resource.get("identifier") or []:
+        if isinstance(identifier, dict) and str(identifier.get("system") or "").endswith(suffix) and identifier.get("value"):
+            return str(identifier["value"])
+    return ""
+
+
+def _write(request: Any, resource: dict[str, Any], resource_type: str) -> Write | str:
+    """The entry's request as a Write, or why the server refuses it."""
+    if not isinstance(request, dict):
+        return "must be an object"
+    method, url = request.get("method"), str(request.get("url") or "")
+    if method == "POST":
+        if url != resource_type:
+            return f"POST url must be {resource_type!r}, got {url[:60]!r}"
+        condition = request.get("ifNoneExist")
+        key = parse_conditional(f"{resource_type}?{condition}", resource_type) if condition else ""
+        return Write(resource_type, "POST", key or "", resource)
+    if method == "PUT":
+        key = parse_conditional(url, resource_type)
+        if key is None:
+            return f"PUT needs a conditional url {resource_type}?identifier=<system>|<value>, got {url[:80]!r}"
+        if not _carries(resource, key):
+            return f"the {resource_type} does not carry the identifier it is written under ({key[:80]})"
+        return Write(resource_type, "PUT", key, resource)
+    return f"method must be POST or PUT, got {method!r}"
 
 
 def _aoe_answer(loinc: str, observation: dict[str, Any], where: str) -> str | tuple[str, str]:
@@ -279,25 +374,109 @@ def _aoe_answer(loinc: str, observation: dict[str, Any], where: str) -> str | tu
     )
 
 
+def now() -> str:
+    return _instant()
+
+
 def _instant() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def transaction_response(checked: Checked) -> str:
-    """A transaction-response Bundle: one 201 Created per request entry, in order."""
-    now = _instant()
-    entries = []
-    for resource_type in checked.entries:
-        entries.append(
-            {
-                "response": {
-                    "status": "201 Created",
-                    "location": f"{resource_type}/{uuid.uuid4().hex}/_history/1",
-                    "etag": 'W/"1"',
-                    "lastModified": now,
+@dataclass(frozen=True)
+class Outcome:
+    """The server's answer to one entry: HTTP status, resource id and its version after the write."""
+
+    status: str  # "201 Created" | "200 OK"
+    resource_type: str
+    resource_id: str
+    version: int
+
+
+class Resources:
+    """What a FHIR server keeps: one current resource per (type, identifier) and every version of it.
+
+    ``plan`` says what a transaction would do without doing it (the answer is stored with the message before the
+    write, so a duplicate replays it); ``apply`` does it. Hold ``lock`` across plan, store and apply."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._versions: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (type, "system|value") -> versions, oldest first
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def plan(self, writes: tuple[Write, ...]) -> list[Outcome]:
+        with self.lock:
+            outcomes = []
+            for write in writes:
+                slot = (write.resource_type, write.key)
+                known = self._versions.get(slot) if write.key else None
+                if write.method == "POST" and known:  # conditional create of an existing resource: nothing written
+                    outcomes.append(Outcome("200 OK", write.resource_type, self._ids[slot], len(known)))
+                elif known:
+                    outcomes.append(Outcome("200 OK", write.resource_type, self._ids[slot], len(known) + 1))
+                else:
+                    outcomes.append(Outcome("201 Created", write.resource_type, self._ids.get(slot) or uuid.uuid4().hex, 1))
+            return outcomes
+
+    def apply(self, writes: tuple[Write, ...], outcomes: list[Outcome], *, when: str) -> None:
+        with self.lock:
+            for write, outcome in zip(writes, outcomes, strict=True):
+                if not write.key:  # a plain POST: a new resource nobody can find again by identifier
+                    continue
+                slot = (write.resource_type, write.key)
+                versions = self._versions.setdefault(slot, [])
+                if len(versions) >= outcome.version:  # conditional create that matched: unchanged
+                    continue
+                self._ids[slot] = outcome.resource_id
+                resource = copy.deepcopy(write.resource)
+                resource["id"] = outcome.resource_id
+                resource["meta"] = {**(resource.get("meta") or {}), "versionId": str(outcome.version), "lastUpdated": when}
+                versions.append(resource)
+
+    def current(self, resource_type: str, key: str) -> dict[str, Any] | None:
+        with self.lock:
+            versions = self._versions.get((resource_type, key))
+            return copy.deepcopy(versions[-1]) if versions else None
+
+    def history(self, resource_type: str, key: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return copy.deepcopy(self._versions.get((resource_type, key), []))
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Every current resource: type, identifier, id, number of versions, status (control API)."""
+        with self.lock:
+            return [
+                {
+                    "resourceType": resource_type,
+                    "identifier": key,
+                    "id": self._ids[(resource_type, key)],
+                    "versions": len(versions),
+                    "status": versions[-1].get("status", ""),
                 }
+                for (resource_type, key), versions in self._versions.items()
+            ]
+
+    def reset(self) -> None:
+        with self.lock:
+            self._versions.clear()
+            self._ids.clear()
+
+
+def transaction_response(checked: Checked, outcomes: list[Outcome] | None = None) -> str:
+    """A transaction-response Bundle: one entry per request, in order (201 Created, or 200 OK for an update)."""
+    now = _instant()
+    if outcomes is None:
+        outcomes = [Outcome("201 Created", resource_type, uuid.uuid4().hex, 1) for resource_type in checked.entries]
+    entries = [
+        {
+            "response": {
+                "status": outcome.status,
+                "location": f"{outcome.resource_type}/{outcome.resource_id}/_history/{outcome.version}",
+                "etag": f'W/"{outcome.version}"',
+                "lastModified": now,
             }
-        )
+        }
+        for outcome in outcomes
+    ]
     bundle = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),

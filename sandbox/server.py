@@ -394,6 +394,10 @@ class ControlHandler(_JsonHandler):
             with_body = query.get("with_body", ["0"])[0].lower() in ("1", "true", "yes")
             message_id = query.get("message_id", [None])[0]
             self.reply_json(200, sandbox.store.messages(with_body=with_body, message_id=message_id))
+        elif url.path == "/control/fhir-resources":  # FHIR conditional updates: current resources, or one's versions
+            kind, key = query.get("type", [""])[0], query.get("identifier", [""])[0]
+            resources = sandbox.platform.resources
+            self.reply_json(200, resources.history(kind, key) if kind and key else resources.summary())
         else:
             self.reply_json(404, {"error": "not found", "endpoints": ENDPOINTS})
 
@@ -414,13 +418,21 @@ class ControlHandler(_JsonHandler):
         elif url.path == "/control/reset":
             sandbox.store.reset()
             sandbox.platform.sampler.reset()
+            sandbox.platform.resources.reset()
             log.info("store reset: every message and counter deleted")
             self.reply_json(200, {"reset": True, **sandbox.store.stats()})
         else:
             self.reply_json(404, {"error": "not found", "endpoints": ENDPOINTS})
 
 
-ENDPOINTS = ["GET /control/mode", "POST /control/mode", "GET /control/stats", "GET /control/messages[?with_body=1]", "POST /control/reset"]
+ENDPOINTS = [
+    "GET /control/mode",
+    "POST /control/mode",
+    "GET /control/stats",
+    "GET /control/messages[?with_body=1]",
+    "GET /control/fhir-resources[?type=T&identifier=system|value]",
+    "POST /control/reset",
+]
 
 
 # -- command line --------------------------------------------------------------------------------
