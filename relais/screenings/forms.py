@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from django import forms
@@ -13,7 +14,16 @@ from relais.core.forms import FocusFirstErrorMixin
 from relais.screenings import kits
 from relais.screenings.inputs import ScreeningInput
 from relais.screenings.models import Device
-from relais.screenings.vocab import ANALYTES, DEFAULT_SPECIMEN, RESULTS, SPECIMENS, SYMPTOMS
+from relais.screenings.vocab import (
+    ANALYTES,
+    DEFAULT_SPECIMEN,
+    RESULT_DETECTED,
+    RESULT_INVALID,
+    RESULT_NOT_DETECTED,
+    RESULTS,
+    SPECIMENS,
+    SYMPTOMS,
+)
 
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M"]
 
@@ -22,12 +32,21 @@ def result_field_name(analyte: str) -> str:
     return f"result_{analyte}"
 
 
+# One key per result on the record and queue forms (static/form-shortcuts.js), the same letter in French and English.
+RESULT_KEYS = {RESULT_NOT_DETECTED: "N", RESULT_DETECTED: "P", RESULT_INVALID: "I"}
+
+
 def _result_fields(form: forms.Form, analytes: list[str], *, required: bool) -> None:
+    keys = json.dumps({key: code for code, key in RESULT_KEYS.items()})
+    choices = [
+        (code, format_html("{} <kbd>{}</kbd>", label, RESULT_KEYS[code]) if code in RESULT_KEYS else label)
+        for code, label in RESULTS.items()
+    ]
     for analyte in analytes:
         form.fields[result_field_name(analyte)] = forms.ChoiceField(
             label=_("Result: %(analyte)s") % {"analyte": ANALYTES[analyte].label},
-            choices=list(RESULTS.items()),
-            widget=forms.RadioSelect,
+            choices=choices,
+            widget=forms.RadioSelect(attrs={"data-keys": keys}),
             required=required,
         )
 
