@@ -52,6 +52,9 @@ class User(AbstractBaseUser):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     email = models.EmailField(_("email"), unique=True)
     full_name = models.CharField(_("full name"), max_length=200, blank=True)
+    # RPPS (Répertoire partagé des professionnels de santé): 11 digits, the last a Luhn key; "" when not entered.
+    # Sent as the ordering provider (HL7 ORC-12/OBR-16) and the FHIR performer; validated by accounts.validators.
+    rpps = models.CharField(_("RPPS number"), max_length=11, blank=True, default="")
     role = models.CharField(_("role"), max_length=32, choices=Role.choices)
     pharmacy = models.ForeignKey(Pharmacy, null=True, blank=True, on_delete=models.PROTECT, related_name="staff")
     is_active = models.BooleanField(default=True)  # type: ignore[assignment,misc]

@@ -37,6 +37,13 @@ class Patient(models.Model):
     country = EncryptedTextField(blank=True, default="")
     phone = EncryptedTextField(blank=True, default="")
     email = EncryptedTextField(blank=True, default="")
+    # Identity reliability (FR Core): True = the pharmacist checked the identity on an identity document (VALI),
+    # False = not checked (PROV), None = not recorded (records older than the question).
+    identity_verified = models.BooleanField(null=True, default=None)
+    # The Latin spelling from the passport's machine-readable zone, for names in a script the ICAO 9303 tables of
+    # relais.certificates.transliteration cannot transliterate (CJK, Hebrew...): used for the certificate's fnt/gnt.
+    latin_last_name = EncryptedTextField(blank=True, default="")
+    latin_first_names = EncryptedTextField(blank=True, default="")
     nir_index = models.CharField(max_length=64, blank=True, db_index=True)
     name_dob_index = models.CharField(max_length=64, db_index=True)
     identity_index = models.CharField(max_length=64, db_index=True)

@@ -30,6 +30,20 @@ log = logging.getLogger("relais.transfer")
 LOINC_DISPLAY = {"94558-4": "SARS-CoV-2 (COVID-19) Ag [Presence] in Respiratory specimen by Rapid immunoassay"}
 
 
+def split_full_name(full_name: str) -> tuple[str, str]:
+    """(family, given) from an account's single full-name field. French usage writes the family name in capitals
+    ("Marie DUPONT", "DE LA FONTAINE Jean"): the words in capitals are the family name; otherwise the last word is."""
+    words = full_name.split()
+    if not words:
+        return "", ""
+    upper = [w for w in words if len(w.strip("-'")) > 1 and w.isupper()]
+    if upper and len(upper) < len(words):
+        return " ".join(upper), " ".join(w for w in words if w not in upper)
+    if len(words) == 1:
+        return words[0], ""
+    return words[-1], " ".join(words[:-1])
+
+
 def build_payload(
     message: OutboxMessage, screening: Screening, *, pseudonymous: bool = False, results: Sequence[tuple[str, str, str]] | None = None
 ) -> TransferPayload:
@@ -52,7 +66,10 @@ def build_payload(
             country=patient.country,
             phone=patient.phone,
             email=patient.email,
+            identity_verified=patient.identity_verified,
         )
+    recorder = screening.recorded_by
+    recorder_family, recorder_given = split_full_name(recorder.full_name if recorder is not None else "")
     if results is None:
         results = [(r.analyte, r.loinc_code, r.result) for r in screening.results.all()]
     parts = []
@@ -96,6 +113,11 @@ def build_payload(
         kit_expiry=screening.kit_expiry,
         symptoms=screening.symptoms,
         symptom_onset=screening.symptom_onset,
+        recorder_rpps=recorder.rpps if recorder is not None else "",
+        recorder_family=recorder_family,
+        recorder_given=recorder_given,
+        recorder_id=str(recorder.pk) if recorder is not None else "",
+        identity_verified=patient.identity_verified,
     )
 
 
@@ -103,18 +125,22 @@ def build_payload(
 # a prefetch that clones a queryset per screening) took a batch's load from 140 to ~50 us a message.
 SCREENING_FIELDS = (
     "series_id", "version", "pharmacy_id", "patient_id", "device_id", "specimen_type", "sampled_at", "identity_withheld", "status",
-    "recorded_at", "kit_lot", "kit_expiry", "symptoms", "symptom_onset",
+    "recorded_at", "kit_lot", "kit_expiry", "symptoms", "symptom_onset", "recorded_by",
 )  # fmt: skip
 PATIENT_FIELDS = (
     "last_name", "first_names", "sex", "date_of_birth", "nir", "address_line", "postcode", "city", "country", "phone", "email",
+    "identity_verified",
 )  # fmt: skip
+RECORDER_FIELDS = ("rpps", "full_name")
 
 
 def _load_screenings(ids: list[Any]) -> tuple[dict[Any, Screening], dict[Any, list[tuple[str, str, str]]]]:
     """The screenings of a batch with their patients, and their results; pharmacies and devices (a handful per batch)
     loaded once each and shared, instead of one joined copy per screening. Four queries whatever the batch size."""
     screenings = (
-        Screening.objects.select_related("patient").only(*SCREENING_FIELDS, *(f"patient__{name}" for name in PATIENT_FIELDS)).in_bulk(ids)
+        Screening.objects.select_related("patient", "recorded_by")
+        .only(*SCREENING_FIELDS, *(f"patient__{name}" for name in PATIENT_FIELDS), *(f"recorded_by__{name}" for name in RECORDER_FIELDS))
+        .in_bulk(ids)
     )
     results: dict[Any, list[tuple[str, str, str]]] = {pk: [] for pk in screenings}
     rows = ScreeningResult.objects.filter(screening_id__in=list(screenings)).order_by("pk")

@@ -34,6 +34,9 @@ class PatientPart:
     country: str = ""  # ISO 3166-1 alpha-2
     phone: str = ""  # E.164
     email: str = ""
+    # Identity reliability (FR Core): True = checked on an identity document (VALI), False = not checked (PROV),
+    # None = not recorded (a patient registered before the question existed).
+    identity_verified: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,11 @@ class TransferPayload:
     kit_expiry: date | None = None
     symptoms: str = ""  # "" not asked, or a key of screenings.vocab.SYMPTOMS: yes | no | unknown
     symptom_onset: date | None = None  # only with symptoms == "yes"
+    # The staff account that recorded this version (HL7 ORC-12/OBR-16, FHIR performer): RPPS number (11 digits, "" when
+    # not entered), family and given names from the account's full name ("" when the account was deleted).
+    recorder_rpps: str = ""
+    recorder_family: str = ""
+    recorder_given: str = ""
+    recorder_id: str = ""  # the account's id, the identifier when there is no RPPS (HL7 XCN under the staff namespace)
+    # The same as patient.identity_verified, also present when the payload carries no identity.
+    identity_verified: bool | None = None
