@@ -1,0 +1,91 @@
+"""Issue 16, end to end: a test recorded, corrected, then removed in Relais and delivered over HTTPS to the sandbox
+process as FHIR is ONE record there with three versions (final, corrected, entered-in-error); a patient first sent
+without identity then with it is ONE Patient with the identity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from relais.intake.services import screening_correct, screening_record
+from relais.screenings.vocab import RESULT_DETECTED
+from relais.transfer.delivery import Deliverer
+from relais.transfer.destinations import Destination
+from relais.transfer.formats import fhir
+from relais.transfer.models import OutboxMessage
+from relais.transfer.transports.https import HttpsTransport
+from tests.factories import screening_input
+from tests.transfer.live import Sandbox, start_sandbox
+from tests.transfer.payload_factory import sample_patient, sample_payload
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    running = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+    yield running
+    running.stop()
+
+
+def _tls(sandbox: Sandbox) -> dict[str, str]:
+    certs = sandbox.certs
+    return {"ca_file": str(certs / "ca.pem"), "cert_file": str(certs / "client.pem"), "key_file": str(certs / "client-key.pem")}
+
+
+def _deliver(sandbox: Sandbox, message: OutboxMessage) -> Any:
+    message.message_format = "fhir"
+    url = f"https://localhost:{sandbox.ports['https']}/fhir"
+    deliverer = Deliverer(Destination(name="t-fhir", message_format="fhir", transport="https", url=url, timeout=5, **_tls(sandbox)))
+    try:
+        return deliverer.deliver([message])[message]
+    finally:
+        deliverer.close()
+
+
+def test_recorded_corrected_removed_is_one_record_with_three_versions(sandbox: Sandbox, owner: Any, patient: Any) -> None:
+    sandbox.mode("normal")
+    original = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    corrected = screening_correct(actor=owner, screening_id=original.pk, reason="wrong result", results={"sars-cov-2": RESULT_DETECTED})
+    removed = screening_correct(actor=owner, screening_id=corrected.pk, reason="wrong patient", remove=True)
+    for version in (original, corrected, removed):
+        outcome = _deliver(sandbox, OutboxMessage.objects.get(screening_id=version.pk))
+        assert outcome.kind == "acknowledged", outcome
+
+    key = f"{fhir.systems().order}|{original.series_id}"
+    history = sandbox.control(f"/control/fhir-resources?type=DiagnosticReport&identifier={key.replace('|', '%7C')}")
+    assert [(r["meta"]["versionId"], r["status"]) for r in history] == [("1", "final"), ("2", "corrected"), ("3", "entered-in-error")]
+    assert len({r["id"] for r in history}) == 1
+    reports = [r for r in sandbox.control("/control/fhir-resources") if r["resourceType"] == "DiagnosticReport" and r["identifier"] == key]
+    assert [(r["versions"], r["status"]) for r in reports] == [(3, "entered-in-error")]
+    stored = {row["message_id"]: row for row in sandbox.control("/control/messages")}
+    ids = [OutboxMessage.objects.get(screening_id=v.pk).message_id for v in (original, corrected, removed)]
+    assert [stored[i]["placer"] for i in ids] == [str(original.series_id)] * 3
+
+
+def test_a_correction_the_sandbox_never_saw_the_original_of_is_rejected(sandbox: Sandbox, owner: Any, patient: Any) -> None:
+    sandbox.mode("normal")
+    original = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    corrected = screening_correct(actor=owner, screening_id=original.pk, reason="typo", results={"sars-cov-2": RESULT_DETECTED})
+    outcome = _deliver(sandbox, OutboxMessage.objects.get(screening_id=corrected.pk))  # the original was never sent
+    assert outcome.kind == "rejected" and "matches no original" in outcome.detail
+
+
+def test_identity_that_arrives_later_reaches_the_one_patient(sandbox: Sandbox) -> None:
+    sandbox.mode("normal")
+    pseudonym = "0123456789abcdef0123456789abcdef"
+    transport = HttpsTransport(url=f"https://localhost:{sandbox.ports['https']}/fhir", timeout=5, **_tls(sandbox))
+    try:
+        for payload in (
+            sample_payload(patient=None, patient_pseudonym=pseudonym),
+            sample_payload(patient=sample_patient(identity_verified=True), patient_pseudonym=pseudonym),
+        ):
+            reply = transport.exchange(fhir.render_bundle(payload), content_type="application/fhir+json")
+            assert reply.status == 200, reply.body
+    finally:
+        transport.close()
+    key = f"{fhir.systems().pseudonym}|{pseudonym}"
+    history = sandbox.control(f"/control/fhir-resources?type=Patient&identifier={key.replace('|', '%7C')}")
+    assert [r["meta"]["versionId"] for r in history] == ["1", "2"]
+    assert "name" not in history[0] and history[1]["name"][0]["family"] == "DURAND-TESTEUR"
+    assert history[1]["extension"][0]["extension"][0]["valueCoding"]["code"] == "VALI"
