@@ -59,8 +59,15 @@ def identity_index(*, pharmacy_id: object, last_name: str, first_names: str, dat
     return _hmac("identity", pharmacy_id, normalise_name(last_name), first, date_of_birth.isoformat())
 
 
-def patient_pseudonym(*, pharmacy_id: object, patient_id: object) -> str:
-    """A stable id for messages without identity: same patient, same pseudonym; not reversible."""
+def patient_pseudonym(*, pharmacy_id: object, patient_id: object, destination: str = "") -> str:
+    """A stable id for messages without identity: same patient, same pseudonym; not reversible.
+
+    With ``destination`` (the receiving destination's name) each receiver gets its own pseudonym, under the same key but
+    another HMAC input: two receivers cannot link their records of one patient, and the pseudonym an anonymous
+    destination receives never appears in another destination's (identified) messages. Without it: the per-pharmacy
+    pseudonym of before issue 16, kept for reading old records only."""
+    if destination:
+        return _hmac("pseudonym-destination", pharmacy_id, destination, str(patient_id))[:32]
     return _hmac("pseudonym", pharmacy_id, str(patient_id))[:32]
 
 

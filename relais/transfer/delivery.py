@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from django.conf import settings
+
 from relais.accounts.models import Pharmacy
 from relais.core.blind_index import patient_pseudonym
 from relais.screenings.models import Device, Screening, ScreeningResult
@@ -45,7 +47,12 @@ def split_full_name(full_name: str) -> tuple[str, str]:
 
 
 def build_payload(
-    message: OutboxMessage, screening: Screening, *, pseudonymous: bool = False, results: Sequence[tuple[str, str, str]] | None = None
+    message: OutboxMessage,
+    screening: Screening,
+    *,
+    pseudonymous: bool = False,
+    results: Sequence[tuple[str, str, str]] | None = None,
+    destination: str = "",
 ) -> TransferPayload:
     """Identity goes with every test (loi n° 2020-546, art. 11), except to a pseudonymous destination or for a test
     recorded under the old "no consent" promise (identity_withheld). ``results``: (analyte, loinc_code, result) of the
@@ -106,7 +113,12 @@ def build_payload(
         pharmacy_address_line=pharmacy.address_line,
         pharmacy_postcode=pharmacy.postcode,
         pharmacy_city=pharmacy.city,
-        patient_pseudonym=patient_pseudonym(pharmacy_id=pharmacy.pk, patient_id=patient.pk),
+        # Keyed per destination (blind_index.patient_pseudonym): an anonymous receiver's pseudonym is its own, never
+        # found in what an identified receiver gets; identified messages also carry the Relais id (patient_id).
+        patient_pseudonym=patient_pseudonym(
+            pharmacy_id=pharmacy.pk, patient_id=patient.pk, destination=destination or settings.RELAIS_TRANSFER["destination"]
+        ),
+        patient_id="" if pseudonymous else str(patient.pk),
         patient=identity,
         results=tuple(parts),
         kit_lot=screening.kit_lot,
@@ -201,7 +213,9 @@ class Deliverer:
 
     def _render_one(self, message: OutboxMessage, screening: Screening, results: list[tuple[str, str, str]] | None = None) -> str | Outcome:
         try:
-            return self.format.render(build_payload(message, screening, pseudonymous=self.target.pseudonymous, results=results))
+            return self.format.render(
+                build_payload(message, screening, pseudonymous=self.target.pseudonymous, results=results, destination=self.target.name)
+            )
         except UnmappableValue as exc:
             return Outcome.rejected(f"a value cannot be coded for the national platform ({exc})", transmitted=False)
         except hl7v2.RenderError as exc:

@@ -23,7 +23,7 @@ class Destination:
     cert_file: str = ""
     key_file: str = ""
     batch_size: int = 1  # >1: HL7 batch files (FHS/BHS/BTS/FTS)
-    pseudonymous: bool = False  # a receiver that must not get identity: only the per-pharmacy pseudonym is sent
+    pseudonymous: bool = False  # a receiver that must not get identity: only its own pseudonym (keyed per destination)
     timeout: float = 10.0  # seconds for each network wait
     deadline: float = 30.0  # seconds for a whole exchange: connect, send, acknowledgement
 

@@ -69,7 +69,9 @@ class TransferPayload:
     pharmacy_address_line: str
     pharmacy_postcode: str
     pharmacy_city: str
-    patient_pseudonym: str  # stable, non-reversible id of the patient (hex), always present
+    # Stable, non-reversible id of the patient (hex), always present; keyed per destination, so two destinations get two
+    # pseudonyms and an anonymous destination's never appears in an identified message.
+    patient_pseudonym: str
     patient: PatientPart | None
     results: tuple[ResultPart, ...]
     # The kit (GS1 AI 10 lot, AI 17 expiry) and the ask-at-order-entry answers: "" / None when not recorded or not
@@ -84,5 +86,8 @@ class TransferPayload:
     recorder_family: str = ""
     recorder_given: str = ""
     recorder_id: str = ""  # the account's id, the identifier when there is no RPPS (HL7 XCN under the staff namespace)
+    # The patient's Relais id (UUID) for a destination that receives identity (namespace("patient")); "" for a
+    # pseudonymous destination, which gets only its own pseudonym.
+    patient_id: str = ""
     # The same as patient.identity_verified, also present when the payload carries no identity.
     identity_verified: bool | None = None

@@ -113,8 +113,8 @@ def test_a_pseudonymous_destination_gets_only_the_pseudonym(settings: Any, owner
     }
     screening = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
     message = OutboxMessage.objects.get(screening=screening)
-    pseudonym = patient_pseudonym(pharmacy_id=screening.pharmacy_id, patient_id=patient.pk)
     for name in ("research-hl7", "research-fhir"):
+        pseudonym = patient_pseudonym(pharmacy_id=screening.pharmacy_id, patient_id=patient.pk, destination=name)
         target = destination(name)
         assert target.pseudonymous is True
         deliverer = Deliverer(target)
