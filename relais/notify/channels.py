@@ -37,6 +37,10 @@ def _lines(notification: Notification, *, short: bool) -> list[str]:
             until = formats.date_format(expires_at, "DATE_FORMAT")  # each half in its own language: "8 décembre 2026", "Dec. 8, 2026"
             if notification.kind == NotificationKind.CORRECTED:
                 headline = _("%(pharmacy)s corrected the result of your test.") % {"pharmacy": pharmacy}
+            elif notification.kind == NotificationKind.DETAILS_CORRECTED:
+                headline = _("%(pharmacy)s corrected your details (name, date of birth…) on your test result; the result is unchanged.") % {
+                    "pharmacy": pharmacy
+                }
             elif notification.kind == NotificationKind.REMOVED:
                 headline = _("%(pharmacy)s has new information about your test.") % {"pharmacy": pharmacy}
             else:

@@ -41,6 +41,7 @@ class Channel(models.TextChoices):
 class NotificationKind(models.TextChoices):
     RESULT = "result", _("Result available")
     CORRECTED = "corrected", _("Result corrected")
+    DETAILS_CORRECTED = "details", _("Details corrected")  # the patient's identity, not the result
     REMOVED = "removed", _("Result withdrawn")
 
 

@@ -46,7 +46,9 @@ def _link_path(script_prefix: str) -> str:
 def _kind(screening: Screening) -> str:
     if screening.status == ScreeningStatus.REMOVED:
         return NotificationKind.REMOVED
-    return NotificationKind.CORRECTED if screening.version > 1 else NotificationKind.RESULT
+    if screening.version == 1:
+        return NotificationKind.RESULT
+    return NotificationKind.DETAILS_CORRECTED if screening.corrects_details_only else NotificationKind.CORRECTED
 
 
 def link_issue(*, actor: User | None, screening: Screening, now: datetime, first: bool = False) -> tuple[ResultLink, str]:

@@ -162,7 +162,9 @@ def result_pdf(*, screening: Screening) -> bytes:
             "negative": _("Negative: a rapid test can miss an early infection; test again if symptoms appear."),
         }[result_guidance({r.result for r in screening.results.all()})]
         page.text(advice, size=9)
-        if screening.status == ScreeningStatus.CORRECTED:
+        if screening.status == ScreeningStatus.CORRECTED and screening.corrects_details_only:
+            page.text(_("This document replaces any earlier one: the patient's details were corrected."), size=9)
+        elif screening.status == ScreeningStatus.CORRECTED:
             page.text(_("This document replaces any earlier one: the result was corrected."), size=9)
 
     certificate = certificate_for_screening(screening=screening)

@@ -98,6 +98,19 @@ class Screening(models.Model):
         return {name: getattr(self, name) for name in self.CARRIED_OVER}
 
     @property
+    def corrects_details_only(self) -> bool:
+        """A corrected version with the same results as the one it replaces: the patient's details were corrected (an
+        identity correction re-sends every test), not the result (a result correction must change it). Two queries."""
+        if self.status != ScreeningStatus.CORRECTED or self.supersedes_id is None:
+            return False
+        cached = getattr(self, "_corrects_details_only", None)
+        if cached is None:
+            mine = sorted(ScreeningResult.objects.filter(screening_id=self.pk).values_list("analyte", "result"))
+            before = sorted(ScreeningResult.objects.filter(screening_id=self.supersedes_id).values_list("analyte", "result"))
+            cached = self._corrects_details_only = mine == before
+        return bool(cached)
+
+    @property
     def transfer(self) -> Any:
         """The latest outbox message of this version (prefetch "outbox" when listing)."""
         messages = list(self.outbox.all())  # type: ignore[attr-defined]

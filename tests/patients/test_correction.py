@@ -159,7 +159,7 @@ def test_the_patient_is_told_with_a_new_link(owner: Any, patient: Any, tests_of:
     version = _current(tests_of["today"])
     queued = Notification.objects.filter(screening=version)
     assert {n.channel for n in queued} == {"email", "sms"}
-    assert all(n.kind == NotificationKind.CORRECTED and n.link_url for n in queued)
+    assert all(n.kind == NotificationKind.DETAILS_CORRECTED and n.link_url for n in queued)
     assert not Notification.objects.filter(screening__series_id=tests_of["old"].series_id, screening__version=2).exists()
 
 
