@@ -47,7 +47,7 @@ from relais.certificates.transliteration import transliterate  # noqa: E402
 from relais.certificates.uvci import new_uvci  # noqa: E402
 from relais.patients.names import name_search_values  # noqa: E402  (pure Python)
 
-RESULT_CODES = {"260373001", "260415000", "455371000124106"}
+RESULT_CODES = {"260373001", "260415000", "125154007", "455371000124106"}  # 455371000124106: the old invalid code
 SEXES = {"F", "M", "O", "U"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FIELD_LIMITS = {

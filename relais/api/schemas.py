@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
-from relais.screenings.vocab import DEFAULT_SPECIMEN
+from relais.screenings.vocab import DEFAULT_SPECIMEN, canonical_result
 
 
 def _text_only(value: Any) -> Any:
@@ -65,7 +65,9 @@ class PatientIn(Strict):
     email: Text = Field("", max_length=254)
 
 
-ResultCode = Literal["260373001", "260415000", "455371000124106"]
+# 125154007 invalid (SNOMED CT International); 455371000124106, the US-extension invalid code Relais used before issue
+# 16, is still accepted and stored as 125154007.
+ResultCode = Annotated[Literal["260373001", "260415000", "125154007", "455371000124106"], AfterValidator(canonical_result)]
 
 
 class ScreeningIn(Strict):

@@ -166,7 +166,8 @@ def _result_label(code: str, language: str) -> str:
     labels = {
         "260373001": {"fr": "positif", "en": "positive"},
         "260415000": {"fr": "négatif", "en": "negative"},
-        "455371000124106": {"fr": "invalide", "en": "invalid"},
+        "125154007": {"fr": "invalide", "en": "invalid"},
+        "455371000124106": {"fr": "invalide", "en": "invalid"},  # the invalid code before issue 16
     }
     return labels.get(code, {}).get(language, code)
 

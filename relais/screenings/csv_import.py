@@ -40,6 +40,7 @@ from relais.screenings.vocab import (
     SYMPTOM_NO,
     SYMPTOM_UNKNOWN,
     SYMPTOM_YES,
+    canonical_result,
 )
 
 if TYPE_CHECKING:
@@ -518,7 +519,7 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
     if not result_raw:
         err("result", _("result: is required; use positive, negative or invalid"))
     else:
-        result = result_raw if result_raw in RESULTS else RESULT_NAMES.get(_word(result_raw))
+        result = canonical_result(result_raw) if canonical_result(result_raw) in RESULTS else RESULT_NAMES.get(_word(result_raw))
         if result is None:
             err("result", _("result: '%(value)s' is not a result; use positive, negative or invalid") % {"value": _shown(result_raw)})
 

@@ -25,12 +25,26 @@ ANALYTES = {
 
 RESULT_DETECTED = "260373001"
 RESULT_NOT_DETECTED = "260415000"
-RESULT_INVALID = "455371000124106"
+# Invalid (no valid reading: the control line did not show): SNOMED CT International 125154007 "Specimen unsatisfactory
+# for evaluation (finding)", the concept of the WHO DDCC lab-test-qual-result value set and the one HL7's COVID-19 home
+# test value set lists beside the US-extension code. Until issue 16 Relais used 455371000124106 "Invalid result" of the
+# SNOMED CT US extension, which a receiver on the International edition cannot resolve: rows holding it were converted
+# (screenings migration 0007) and it is still accepted on input (API, CSV) as an alias. See docs/codes.md.
+RESULT_INVALID = "125154007"
+RESULT_INVALID_US_EXTENSION = "455371000124106"
 RESULTS = {
     RESULT_DETECTED: _("Detected (positive)"),
     RESULT_NOT_DETECTED: _("Not detected (negative)"),
     RESULT_INVALID: _("Invalid (test to repeat)"),
 }
+# Codes accepted on input for a result and the code stored for them.
+RESULT_ALIASES = {RESULT_INVALID_US_EXTENSION: RESULT_INVALID}
+
+
+def canonical_result(code: str) -> str:
+    """The stored code for a result code received (the old US-extension invalid code becomes 125154007)."""
+    return RESULT_ALIASES.get(code, code)
+
 
 SPECIMENS = {
     "258500001": _("Nasopharyngeal swab"),

@@ -45,7 +45,7 @@ class ResultPart:
     analyte_label: str  # "SARS-CoV-2"
     loinc_code: str  # e.g. "94558-4"
     loinc_display: str
-    result_snomed: str  # 260373001 detected, 260415000 not detected, 455371000124106 invalid
+    result_snomed: str  # 260373001 detected, 260415000 not detected, 125154007 invalid
     result_display: str
 
 
