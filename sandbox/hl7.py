@@ -8,6 +8,11 @@ Then the sandbox applies the platform's own rules to every message (PID, OBR, a 
 SPM; after the results, the ask-at-order-entry answers 95419-8 / 65222-2 and the kit's lot and expiry, 99GS1 10 / 17,
 each checked for its type and value: see relais.transfer.formats.hl7v2's docstring). Every problem is reported with
 a reason and an HL7 error location (ERL: segment^sequence^field^repetition^component).
+
+Versions: an accepted message is one version of one test. Its key is the filler order number (OBR-3 EI.1, ORC-3 when
+OBR-3 is empty), the same for every version of a test; its status comes from the results' OBX-11 (all F: final, all D:
+removed, otherwise corrected). sandbox.store keeps one record per key with its history and refuses (AE, ERR-3 204
+"Unknown key identifier") a correction or removal that matches no original.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ DATA_TYPE_ERROR = "102"
 TABLE_VALUE_NOT_FOUND = "103"
 UNSUPPORTED_MESSAGE_TYPE = "200"
 UNSUPPORTED_VERSION = "203"
+UNKNOWN_KEY = "204"
 APPLICATION_INTERNAL_ERROR = "207"
 ERROR_TEXTS = {
     SEGMENT_SEQUENCE_ERROR: "Segment sequence error",
@@ -60,6 +66,7 @@ ERROR_TEXTS = {
     TABLE_VALUE_NOT_FOUND: "Table value not found",
     UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
     UNSUPPORTED_VERSION: "Unsupported version id",
+    UNKNOWN_KEY: "Unknown key identifier",
     APPLICATION_INTERNAL_ERROR: "Application internal error",
 }
 
@@ -195,6 +202,21 @@ class Checked:
     has_identity: bool = False
     # The AOE and kit observations read (OBX-3 code, OBX-5 value), e.g. (("95419-8", "Y"), ("10", "AB12")).
     observations: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def test_key(self) -> str:
+        """The test this message is a version of: its filler order number (the same for every version)."""
+        return self.filler or self.placer
+
+    @property
+    def version_status(self) -> str:
+        """final (every result F), removed (every result D) or corrected (any C, or a mix)."""
+        statuses = set(self.result_status.split(","))
+        if statuses == {"F"}:
+            return "final"
+        if statuses == {"D"}:
+            return "removed"
+        return "corrected"
 
     @property
     def message_id(self) -> str:

@@ -394,6 +394,17 @@ class ControlHandler(_JsonHandler):
             with_body = query.get("with_body", ["0"])[0].lower() in ("1", "true", "yes")
             message_id = query.get("message_id", [None])[0]
             self.reply_json(200, sandbox.store.messages(with_body=with_body, message_id=message_id))
+        elif url.path == "/control/records":
+            # one current record per test (HL7: the filler order number; FHIR: the test's stable identifier)
+            self.reply_json(200, sandbox.store.records(format=query.get("format", [None])[0]))
+        elif url.path == "/control/history":
+            test_key = query.get("test_key", [""])[0]
+            if not test_key:
+                self.reply_json(400, {"error": "test_key is required"})
+                return
+            with_body = query.get("with_body", ["0"])[0].lower() in ("1", "true", "yes")
+            versions = sandbox.store.history(test_key, format=query.get("format", [None])[0])
+            self.reply_json(200, [version.as_dict(with_body=with_body) for version in versions])
         elif url.path == "/control/fhir-resources":  # FHIR conditional updates: current resources, or one's versions
             kind, key = query.get("type", [""])[0], query.get("identifier", [""])[0]
             resources = sandbox.platform.resources
@@ -430,6 +441,8 @@ ENDPOINTS = [
     "POST /control/mode",
     "GET /control/stats",
     "GET /control/messages[?with_body=1]",
+    "GET /control/records[?format=hl7v2|fhir]",
+    "GET /control/history?test_key=K[&format=hl7v2|fhir][&with_body=1]",
     "GET /control/fhir-resources[?type=T&identifier=system|value]",
     "POST /control/reset",
 ]

@@ -126,8 +126,13 @@ class Platform:
                 has_identity=checked.has_identity,
                 body=checked.text,
                 response=response,
+                test_key=checked.test_key,
+                version_status=checked.version_status,
             )
         )
+        if outcome.refused:  # a correction or removal matching no original (the store counted the rejection)
+            log.info("hl7v2 %s message %r answered AE: %s", transport, checked.message_id, outcome.refused)
+            return hl7.ack(checked.header, "AE", outcome.refused, hl7.Problem(outcome.refused, "OBR^1^3", hl7.UNKNOWN_KEY))
         if outcome.duplicate:
             log.info("hl7v2 %s message %r is a duplicate: answered AA again, not stored", transport, checked.message_id)
             if not outcome.same_body:

@@ -19,6 +19,7 @@ from relais.core.validators import country_codes
 from relais.screenings.vocab import RESULT_DETECTED, RESULT_INVALID
 from relais.transfer.formats import fhir, hl7v2
 from relais.transfer.formats.hl7v2 import Ack, MalformedAck
+from relais.transfer.identifiers import namespace
 from relais.transfer.payload import TransferPayload, UnmappableValue
 from tests.transfer.payload_factory import sample_patient, sample_payload, sample_result
 
@@ -92,21 +93,23 @@ def test_oru_r01_is_strictly_valid_with_the_expected_segments_and_header() -> No
 
     message = strict(text)
     assert message.msh.msh_10.to_er7() == payload.message_id
-    assert [s[:3] for s in text.split("\r")] == ["MSH", "PID", "ORC", "OBR", "OBX", "SPM"]
+    assert [s[:3] for s in text.split("\r")] == ["MSH", "SFT", "PID", "ORC", "OBR", "OBX", "SPM"]
     assert "\n" not in text and not text.endswith("\r")
     msh = segments(text, "MSH")[0]
-    assert msh.startswith("MSH|^~\\&|RELAIS|750000010^1.2.250.1.71.4.2.2^ISO|SIDEP|SIDEP|20240301102030+0000||ORU^R01^ORU_R01|")
+    application = f"RELAIS^{namespace('application').oid}^ISO"
+    assert msh.startswith(f"MSH|^~\\&|{application}|750000010^1.2.250.1.71.4.2.2^ISO|SIDEP|SIDEP|20240301102030+0000||ORU^R01^ORU_R01|")
     assert [field(msh, n) for n in (10, 11, 12, 15, 16)] == [payload.message_id, "P", "2.5.1", "AL", "NE"]
 
 
-def test_orders_identify_the_series_and_the_version() -> None:
+def test_orders_identify_the_series_for_every_version() -> None:
     payload = sample_payload()
     text = hl7v2.render_oru_r01(payload)
     order = strict(text).oru_r01_patient_result.oru_r01_order_observation
 
-    for segment in (order.orc, order.obr):
+    for segment in (order.orc, order.obr):  # placer and filler: the series, the same for every version (issue 16)
         assert segment.children[1].ei_1.to_er7() == str(payload.series_id)  # ORC-2 / OBR-2 placer
-        assert segment.children[2].ei_1.to_er7() == str(payload.screening_id)  # ORC-3 / OBR-3 filler
+        assert segment.children[2].ei_1.to_er7() == str(payload.series_id)  # ORC-3 / OBR-3 filler
+    assert str(payload.screening_id) not in text
     orc = segments(text, "ORC")[0]
     assert comp(field(orc, 21), 1) == "Pharmacie du Test" and comp(field(orc, 21), 10) == "750000010"
     assert field(orc, 22) == "1 rue du Test^^Paris^^75010^FRA^B"
@@ -146,13 +149,13 @@ def test_pid_carries_the_identity() -> None:
     pid = segments(hl7v2.render_oru_r01(payload), "PID")[0]
 
     assert field(pid, 3).split("~") == [
-        f"{payload.patient_pseudonym}^^^RELAIS^PI",
+        f"{payload.patient_pseudonym}^^^RELAIS&{namespace('pseudonym').oid}&ISO^PI",
         "287112A04512345^^^INS-NIR&1.2.250.1.213.1.4.8&ISO^NH",
     ]
     assert field(pid, 5) == "VAUQUELIN-ZORN^Anne-Sixtine^^^^^L"
     assert (field(pid, 7), field(pid, 8)) == ("19871123", "F")
     assert field(pid, 11) == "7 impasse des Lilas^^Villeurbanne^^69100^BEL^H"
-    assert field(pid, 13).split("~") == ["^PRN^CP^^^^^^^^^+32470123456", "^NET^Internet^a.sixtine@example.net"]
+    assert field(pid, 13).split("~") == ["^PRN^CP^^32^470^123456^^^^^+32470123456", "^NET^Internet^a.sixtine@example.net"]
 
 
 def test_pid_without_optional_data() -> None:
@@ -176,7 +179,7 @@ def test_pseudonymous_payload_only_the_pseudonym_leaves() -> None:
         assert value in identified_text
         assert value not in without
     pid = segments(without, "PID")[0]
-    assert pid == "PID|1||5f1c0e2a9b7d4c3e8a6f0b1d2c3e4f5a^^^RELAIS^PI||ANONYME^^^^^^S"
+    assert pid == f"PID|1||5f1c0e2a9b7d4c3e8a6f0b1d2c3e4f5a^^^RELAIS&{namespace('pseudonym').oid}&ISO^PI||ANONYME^^^^^^S"
 
 
 SPECIALS = "|^~\\&\r\n"
@@ -278,13 +281,14 @@ def test_every_accepted_country_has_an_alpha3_code() -> None:
 
 def test_batch_wraps_the_messages_and_counts_them() -> None:
     payloads = [sample_payload(), sample_payload(patient=None), sample_payload(status="corrected")]
-    text = hl7v2.render_batch(payloads, batch_id="batch-0001", created_at=datetime(2024, 3, 2, 8, 0, tzinfo=UTC))
+    text = hl7v2.render_batch(payloads, batch_id="batch-0001", created_at=datetime(2024, 3, 2, 8, 0, tzinfo=UTC), file_id="file-0001")
 
     names = [s[:3] for s in text.split("\r")]
     assert names[:2] == ["FHS", "BHS"] and names[-2:] == ["BTS", "FTS"] and names.count("MSH") == 3
     for header in (segments(text, "FHS")[0], segments(text, "BHS")[0]):
-        assert field(header, 2) == "^~\\&" and field(header, 3) == "RELAIS" and field(header, 7) == "20240302080000+0000"
-        assert field(header, 11) == "batch-0001"
+        assert field(header, 2) == "^~\\&" and field(header, 3) == f"RELAIS^{namespace('application').oid}^ISO"
+        assert field(header, 7) == "20240302080000+0000" and field(header, 4) == "750000010^1.2.250.1.71.4.2.2^ISO"
+    assert (field(segments(text, "FHS")[0], 11), field(segments(text, "BHS")[0], 11)) == ("file-0001", "batch-0001")
     assert segments(text, "BTS") == ["BTS|3"] and segments(text, "FTS") == ["FTS|1"]
     # hl7apy parses BTS/FTS; it cannot parse FHS/BHS (it only knows MSH's separator field), checked above by hand.
     for name in ("BTS", "FTS"):
@@ -294,7 +298,8 @@ def test_batch_wraps_the_messages_and_counts_them() -> None:
     assert messages == [hl7v2.render_oru_r01(p) for p in payloads]
     for message in messages:
         strict(message)
-    assert hl7v2.render_batch_text(messages, batch_id="batch-0001", created_at=datetime(2024, 3, 2, 8, 0, tzinfo=UTC)) == text
+    again = hl7v2.render_batch_text(messages, batch_id="batch-0001", created_at=datetime(2024, 3, 2, 8, 0, tzinfo=UTC), file_id="file-0001")
+    assert again == text
     with pytest.raises(ValueError, match="single messages"):
         hl7v2.render_batch_text([text], batch_id="b2", created_at=datetime(2024, 3, 2, tzinfo=UTC))
 

@@ -157,14 +157,14 @@ def test_every_rendered_oru_r01_passes_hl7apy_strict_validation(payload: Transfe
     hl7v2.validate_message(text)  # the same check the renderer ran on every message before issue 13
     assert message.msh.msh_10.to_er7() == payload.message_id
     segments = text.split("\r")
-    assert [s[:3] for s in segments] == ["MSH", "PID", "ORC", "OBR", *["OBX"] * len(payload.results), "SPM"]
-    pid = segments[1]
+    assert [s[:3] for s in segments] == ["MSH", "SFT", "PID", "ORC", "OBR", *["OBX"] * len(payload.results), "SPM"]
+    pid = segments[2]
     if payload.patient is not None:
         written = [hl7v2.unescape(component(pid, 5, n)) for n in (1, 2)]
         assert written == [BREAKS.sub(" ", payload.patient.last_name), BREAKS.sub(" ", payload.patient.first_names)]
     else:
         assert component(pid, 5, 1) == "ANONYME"
-    assert hl7v2.unescape(component(segments[2], 21, 1)) == hl7v2.unescape(hl7v2._label(payload.pharmacy_name))
+    assert hl7v2.unescape(component(segments[3], 21, 1)) == hl7v2.unescape(hl7v2._label(payload.pharmacy_name))
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)

@@ -8,11 +8,30 @@ tests and tools. We do not build through hl7apy's element tree because its seria
 value containing a literal ``\\F\\`` or ``\\X..\\`` is passed through or double-escaped), and escaping is the one
 thing that must never break a segment.
 
-Field choices (receiver side, keep stable):
-  ORC-2/OBR-2 EI.1 = str(series_id)      same for every version of one test
-  ORC-3/OBR-3 EI.1 = str(screening_id)   this version
-  OBX-11 F final, C corrected, D removed (deleted); OBR-25 F final, C corrected or removed
+Field choices (receiver side, keep stable). The structure follows the HL7 v2.5.1 ELR implementation guide (Release 1,
+"PHLabReport-NoAck"): every entity identifier is an EI/HD with a namespace, an OID and "ISO"; the OIDs are those of
+relais.transfer.identifiers (Relais's own arcs under settings.RELAIS_OID_ROOT, the French national ones for FINESS,
+RPPS and INS-NIR). Each rule below is checked field by field by tests/transfer/test_elr_hl7.py with python-hl7.
+  MSH-3  RELAIS ^ <application OID> ^ ISO            MSH-4  <FINESS> ^ 1.2.250.1.71.4.2.2 (FINESS) ^ ISO
+  MSH-5/6 SIDEP (the receiver's namespace: its OIDs are not known to Relais)
+  MSH-10 the outbox message id: a new one per version and per destination, the same for every retry
+  MSH-21 PHLabReport-NoAck ^ ELR251R1_Rcvr_Prof ^ 2.16.840.1.113883.9.11 ^ ISO (the ELR 2.5.1 R1 profile)
+  SFT    Relais (organisation, with the application OID) | version (pyproject) | Relais | relais-<version>
+  PID-3  pseudonym ^^^ RELAIS&<pseudonym OID>&ISO ^ PI; the NIR ^^^ INS-NIR&1.2.250.1.213.1.4.8&ISO ^ NH
+  ORC-2/OBR-2 placer and ORC-3/OBR-3 filler: str(series_id) ^ RELAIS ^ <order OID> ^ ISO, the SAME for every version
+    of one test (a receiver matches a correction or removal to the original on OBR-3, then OBX-3/OBX-4)
+  ORC-12/OBR-16 ordering provider: the pharmacist who recorded the version, XCN
+    8<RPPS> ^ family ^ given ^^^^^^ RPPS&1.2.250.1.71.4.2.1&ISO ^^^^ RPPS (IdNat_PS: "8" + the 11-digit RPPS);
+    without RPPS: <account id> ^ family ^ given ^^^^^^ RELAIS&<staff OID>&ISO ^^^^ RI; absent when the account is gone
+  ORC-21/22 ordering facility name (XON with the FINESS) and address; ORC-23 is not sent: Relais has no pharmacy phone
+  OBR-25 F final, C corrected or removed;  OBX-11 F final, C corrected, D removed (deleted)
   OBX-17 device: EU device id ^ device name ^ 99EUDEVICE (local coding system, HL7 table 0396 "99zzz")
+  OBX-18 equipment instance: <device id>[/<kit lot>] ^ RELAIS ^ <device OID> ^ ISO (results only)
+  PID-13 phone: ^PRN^CP|PH^^<country>^<area>^<local>^^^^^<E.164> (XTN-5/6/7 numeric, XTN-12 unformatted kept)
+  SPM-2  specimen id EIP: <series_id>&RELAIS&<specimen OID>&ISO for placer and filler parts (stable per test)
+  SPM-17 collection time; SPM-18 received time (= sampling: the test is done where the specimen is taken)
+  FHS/BHS: -3 the application HD, -4 the sending facility (the messages' MSH-4 when they share it), -11 distinct
+    file and batch control ids
 
 Observations after the result OBX(s), in this order, each only when recorded (a test recorded before they existed, or
 without them, renders exactly as before). They share the result's OBX-11 (F/C/D) and OBX-14 (sampling time), so a
@@ -35,22 +54,32 @@ correction or removal carries them too, and each has its own OBX-3 (a receiver m
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
+
+import phonenumbers
 
 from relais.screenings.vocab import RESULTS, SPECIMENS
+from relais.transfer.identifiers import FINESS_OID, INS_NIR_OID, RPPS_OID, namespace
 from relais.transfer.payload import PatientPart, ResultPart, TransferPayload, UnmappableValue
 
 ENCODING_CHARACTERS = "^~\\&"
 SENDING_APPLICATION = "RELAIS"
 RECEIVING_APPLICATION = "SIDEP"
 RECEIVING_FACILITY = "SIDEP"
-FINESS_OID = "1.2.250.1.71.4.2.2"
-NIR_OID = "1.2.250.1.213.1.4.8"
+NIR_OID = INS_NIR_OID
 NIR_AUTHORITY = "INS-NIR"
+RPPS_AUTHORITY = "RPPS"
+# ELR 2.5.1 Release 1 message profile (MSH-21), as ELR senders and CDC's ReportStream write it.
+ELR_PROFILE = ("PHLabReport-NoAck", "ELR251R1_Rcvr_Prof", "2.16.840.1.113883.9.11", "ISO")
+SOFTWARE_VENDOR = "Relais"
+SOFTWARE_PRODUCT = "Relais"
 DEVICE_CODING_SYSTEM = "99EUDEVICE"
 AOE_SYMPTOMS_LOINC = ("95419-8", "Has symptoms related to condition of interest")
 AOE_ONSET_LOINC = ("65222-2", "Date and time of symptom onset")
@@ -230,6 +259,77 @@ def _finess(payload: TransferPayload) -> str:
     return payload.pharmacy_finess
 
 
+@functools.cache
+def software_version() -> str:
+    """Relais's version (pyproject.toml, read once), for SFT-2 and SFT-4."""
+    try:
+        with (Path(__file__).resolve().parents[3] / "pyproject.toml").open("rb") as handle:
+            return str(tomllib.load(handle)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "0"
+
+
+def _ei(value: str, kind: str) -> str:
+    """An EI (entity identifier) of Relais: value ^ RELAIS ^ <OID of this kind of identifier> ^ ISO."""
+    return _c(value, SENDING_APPLICATION, namespace(kind).oid, "ISO")
+
+
+def _ei_sub(value: str, kind: str) -> str:
+    """The same EI as subcomponents (inside an EIP)."""
+    return _s(value, SENDING_APPLICATION, namespace(kind).oid, "ISO")
+
+
+def _application_hd() -> str:
+    return _c(SENDING_APPLICATION, namespace("application").oid, "ISO")
+
+
+def _sft() -> str:
+    oid = namespace("application").oid
+    version = escape(software_version())
+    organization = _c(SOFTWARE_VENDOR, "", "", "", "", _s(SENDING_APPLICATION, oid, "ISO"), "XX", "", "", oid)
+    return _segment("SFT", {1: organization, 2: version, 3: SOFTWARE_PRODUCT, 4: f"relais-{version}"})
+
+
+_RPPS = re.compile(r"\d{11}")
+
+
+def _ordering_provider(payload: TransferPayload) -> str:
+    """ORC-12/OBR-16 (XCN): the pharmacist who recorded this version; "" when the account is gone (nothing known)."""
+    family, given = _label(payload.recorder_family), _label(payload.recorder_given)
+    if payload.recorder_rpps:
+        if not _RPPS.fullmatch(payload.recorder_rpps):
+            raise UnmappableValue("recorder_rpps", payload.recorder_rpps)
+        # IdNat_PS: "8" + the RPPS number, under the RPPS OID (ANS registry)
+        authority, value, kind = _s(RPPS_AUTHORITY, RPPS_OID, "ISO"), "8" + payload.recorder_rpps, "RPPS"
+    elif payload.recorder_id:
+        authority, value, kind = _s(SENDING_APPLICATION, namespace("staff").oid, "ISO"), _text(payload.recorder_id, "recorder_id"), "RI"
+    else:
+        return ""
+    return _c(value, family, given, "", "", "", "", "", authority, "", "", "", kind)
+
+
+def _equipment_instance(payload: TransferPayload) -> str:
+    """OBX-18: the kit used, as an EI: the EU device id and, when recorded, the kit's lot."""
+    value = payload.device_id + (f"/{payload.kit_lot}" if payload.kit_lot else "")
+    return _ei(_text(value, "device_id"), "device")
+
+
+def _phone_xtn(phone: str) -> str:
+    """A structured XTN (ELR): PRN, CP (mobile) or PH, XTN-5/6/7 country code, area (national destination) code and
+    local number, digits only (NM), and XTN-12 the unformatted E.164 number. Only XTN-12 when the number won't parse."""
+    unformatted = _text(phone, "patient.phone")
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return _c("", "PRN", "PH", "", "", "", "", "", "", "", "", unformatted)
+    national = phonenumbers.national_significant_number(number)
+    area_length = phonenumbers.length_of_national_destination_code(number)
+    area, local = national[:area_length], national[area_length:]
+    mobile = phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+    equipment = "CP" if mobile else "PH"
+    return _c("", "PRN", equipment, "", str(number.country_code), area, local, "", "", "", "", unformatted)
+
+
 def _pharmacy_xon(payload: TransferPayload, finess: str) -> str:
     return _c(_label(payload.pharmacy_name), "", "", "", "", _s("FINESS", FINESS_OID, "ISO"), "FINEG", "", "", finess)
 
@@ -256,7 +356,7 @@ def _msh(*, finess: str, created_at: datetime, control_id: str, message_type: st
         "MSH",
         {
             2: ENCODING_CHARACTERS,
-            3: SENDING_APPLICATION,
+            3: _application_hd(),
             4: _c(finess, FINESS_OID, "ISO"),
             5: RECEIVING_APPLICATION,
             6: RECEIVING_FACILITY,
@@ -269,6 +369,7 @@ def _msh(*, finess: str, created_at: datetime, control_id: str, message_type: st
             16: "NE",
             17: "FRA",
             18: "UNICODE UTF-8",
+            21: _c(*ELR_PROFILE),
         },
     )
 
@@ -276,7 +377,8 @@ def _msh(*, finess: str, created_at: datetime, control_id: str, message_type: st
 def _pid(payload: TransferPayload) -> str:
     if not payload.patient_pseudonym:
         raise UnmappableValue("patient_pseudonym", payload.patient_pseudonym)
-    pseudonym = _c(_text(payload.patient_pseudonym, "patient_pseudonym"), "", "", "RELAIS", "PI")
+    authority = _s(SENDING_APPLICATION, namespace("pseudonym").oid, "ISO")
+    pseudonym = _c(_text(payload.patient_pseudonym, "patient_pseudonym"), "", "", authority, "PI")
     patient = payload.patient
     if patient is None:
         # Pseudonymous destination or legacy "no consent" test: a pseudonym and a coded pseudo-name (XPN-7 "S"), nothing else.
@@ -310,7 +412,7 @@ def _identified_pid_fields(patient: PatientPart, pseudonym: str) -> dict[int, st
         )
     telecoms = []
     if patient.phone:
-        telecoms.append(_c("", "PRN", "CP", "", "", "", "", "", "", "", "", _text(patient.phone, "patient.phone")))
+        telecoms.append(_phone_xtn(patient.phone))
     if patient.email:
         telecoms.append(_c("", "NET", "Internet", _text(patient.email, "patient.email")))
     if telecoms:
@@ -341,8 +443,11 @@ def _oru_segments(payload: TransferPayload) -> list[str]:
         raise UnmappableValue("device_id", payload.device_id)
     finess = _finess(payload)
     control_id = _control_id(payload.message_id, "message_id")
-    placer = _c(str(payload.series_id), SENDING_APPLICATION)
-    filler = _c(str(payload.screening_id), SENDING_APPLICATION)
+    # One order number for every version of the test (placer and filler alike): corrections and removals update it.
+    placer = filler = _ei(str(payload.series_id), "order")
+    specimen_id = _ei_sub(str(payload.series_id), "specimen")
+    provider = _ordering_provider(payload)
+    equipment = _equipment_instance(payload)
     sampled_at = _dtm(payload.sampled_at, "sampled_at")
     recorded_at = _dtm(payload.recorded_at, "recorded_at")
     xon = _pharmacy_xon(payload, finess)
@@ -351,8 +456,9 @@ def _oru_segments(payload: TransferPayload) -> list[str]:
 
     segments = [
         _msh(finess=finess, created_at=payload.created_at, control_id=control_id, message_type="ORU^R01^ORU_R01"),
+        _sft(),
         _pid(payload),
-        _segment("ORC", {1: "RE", 2: placer, 3: filler, 9: recorded_at, 21: xon, 22: xad}),
+        _segment("ORC", {1: "RE", 2: placer, 3: filler, 9: recorded_at, 12: provider, 21: xon, 22: xad}),
         _segment(
             "OBR",
             # OBR-4: the test ordered; with a multiplex device, the first analyte's LOINC stands for the order.
@@ -362,6 +468,7 @@ def _oru_segments(payload: TransferPayload) -> list[str]:
                 3: filler,
                 4: _loinc(payload.results[0], 0),
                 7: sampled_at,
+                16: provider,
                 22: recorded_at,
                 25: OBR_STATUS[payload.status],
             },
@@ -379,6 +486,7 @@ def _oru_segments(payload: TransferPayload) -> list[str]:
                     11: OBX_STATUS[payload.status],
                     14: sampled_at,
                     17: device,
+                    18: equipment,
                     19: recorded_at,
                     23: xon,
                     24: xad,
@@ -389,7 +497,8 @@ def _oru_segments(payload: TransferPayload) -> list[str]:
     for index, (value_type, code, value) in enumerate(_extra_observations(payload), start=len(payload.results) + 1):
         segments.append(_segment("OBX", {1: str(index), 2: value_type, 3: code, 5: value, 11: status, 14: sampled_at}))
     specimen = _c(payload.specimen_snomed, _label(payload.specimen_display), "SCT")
-    segments.append(_segment("SPM", {1: "1", 4: specimen, 17: sampled_at}))
+    # SPM-18 received time: the test is done where the specimen is taken, so it is received when sampled.
+    segments.append(_segment("SPM", {1: "1", 2: _c(specimen_id, specimen_id), 4: specimen, 17: sampled_at, 18: sampled_at}))
     return segments
 
 
@@ -429,19 +538,20 @@ def validate_message(text: str) -> None:
         raise RenderError(f"HL7 validation failed: {exc}") from exc
 
 
-# Field separators per segment the renderer never exceeds (its last field: MSH-18, PID-13, ORC-22, OBR-25, OBX-24, SPM-17).
-_MAX_FIELDS = {"MSH": 17, "PID": 13, "ORC": 22, "OBR": 25, "OBX": 24, "SPM": 17}
+# Field separators per segment the renderer never exceeds (its last field: MSH-21, SFT-4, PID-13, ORC-22, OBR-25, OBX-24,
+# SPM-18).
+_MAX_FIELDS = {"MSH": 20, "SFT": 4, "PID": 13, "ORC": 22, "OBR": 25, "OBX": 24, "SPM": 18}
 _FRAMING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 def segment_order(observations: int) -> list[str]:
     """The one place saying which segments an ORU^R01 of ours holds, in order: ``observations`` OBX (results first,
     then the AOE and kit observations, all in the OBR's OBSERVATION groups) before the SPM."""
-    return ["MSH", "PID", "ORC", "OBR", *["OBX"] * observations, "SPM"]
+    return ["MSH", "SFT", "PID", "ORC", "OBR", *["OBX"] * observations, "SPM"]
 
 
 def check_structure(segments: Sequence[str], *, control_id: str, results: int) -> None:
-    """Run-time guard (a few microseconds): MSH PID ORC OBR OBX... SPM in that order, ``results`` OBX (every
+    """Run-time guard (a few microseconds): MSH SFT PID ORC OBR OBX... SPM in that order, ``results`` OBX (every
     observation: results, then AOE and kit) each with a F/C/D status, no framing or control character inside a
     segment, no more fields than the segment has, MSH-10 the message id. RenderError otherwise (a bug in this module,
     never bad data: escaping already ran)."""
@@ -455,7 +565,8 @@ def check_structure(segments: Sequence[str], *, control_id: str, results: int) -
             raise RenderError(f"HL7 structure: too many fields in {segment[:3]}")
     if not segments[0].startswith("MSH|^~\\&|") or segments[0].split("|", 10)[9] != control_id:
         raise RenderError("HL7 structure: MSH-1/MSH-2 or MSH-10 is wrong")
-    if any(segment.split("|", 12)[11:12] not in (["F"], ["C"], ["D"]) for segment in segments[4 : 4 + results]):
+    first_obx = segment_order(0).index("SPM")
+    if any(segment.split("|", 12)[11:12] not in (["F"], ["C"], ["D"]) for segment in segments[first_obx : first_obx + results]):
         raise RenderError("HL7 structure: OBX-11 result status")
 
 
@@ -466,29 +577,36 @@ def render_oru_r01(payload: TransferPayload) -> str:
     return "\r".join(segments)
 
 
-def render_batch(payloads: Sequence[TransferPayload], *, batch_id: str, created_at: datetime) -> str:
+def render_batch(payloads: Sequence[TransferPayload], *, batch_id: str, created_at: datetime, file_id: str | None = None) -> str:
     """FHS, BHS, the messages, BTS (message count), FTS (batch count: 1)."""
-    return render_batch_text([render_oru_r01(payload) for payload in payloads], batch_id=batch_id, created_at=created_at)
+    messages = [render_oru_r01(payload) for payload in payloads]
+    return render_batch_text(messages, batch_id=batch_id, created_at=created_at, file_id=file_id)
 
 
-def render_batch_text(messages: Sequence[str], *, batch_id: str, created_at: datetime) -> str:
-    """render_batch for messages already rendered by render_oru_r01 (each must be exactly one message)."""
+def render_batch_text(messages: Sequence[str], *, batch_id: str, created_at: datetime, file_id: str | None = None) -> str:
+    """render_batch for messages already rendered by render_oru_r01 (each must be exactly one message). FHS-11 (the
+    file id, a new random one unless given) and BHS-11 (``batch_id``) differ; FHS-4/BHS-4 the sending facility: the
+    messages' MSH-4 when they all share it (a batch of one pharmacy), else absent (no one facility sent it)."""
     control_id = _control_id(batch_id, "batch_id")
-    header = {
-        2: ENCODING_CHARACTERS,
-        3: SENDING_APPLICATION,
-        5: RECEIVING_APPLICATION,
-        6: RECEIVING_FACILITY,
-        7: _dtm(created_at, "created_at"),
-        11: control_id,
-    }
+    file_control_id = _control_id(file_id, "file_id") if file_id is not None else secrets.token_hex(10)
+    while file_control_id == control_id:
+        file_control_id = secrets.token_hex(10)
     bodies = []
     for message in messages:
         body = message.strip("\r\n")
         if len(split_batch(body)) != 1:
             raise ValueError("render_batch_text takes single messages")
         bodies.append(body)
-    segments = [_segment("FHS", header), _segment("BHS", header), *bodies]
+    facilities = {_field(body.split("\r", 1)[0].split("|"), 3) for body in bodies}
+    header = {
+        2: ENCODING_CHARACTERS,
+        3: _application_hd(),
+        4: facilities.pop() if len(facilities) == 1 else "",
+        5: RECEIVING_APPLICATION,
+        6: RECEIVING_FACILITY,
+        7: _dtm(created_at, "created_at"),
+    }
+    segments = [_segment("FHS", {**header, 11: file_control_id}), _segment("BHS", {**header, 11: control_id}), *bodies]
     segments += [_segment("BTS", {1: str(len(bodies))}), _segment("FTS", {1: "1"})]
     return "\r".join(segments)
 
