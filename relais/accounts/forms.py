@@ -5,6 +5,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
 from relais.accounts.models import Role
+from relais.accounts.validators import rpps_normalise
 from relais.core.forms import FocusFirstErrorMixin
 
 
@@ -23,14 +24,31 @@ class TokenForm(FocusFirstErrorMixin, forms.Form):
 
 class AcceptInvitationForm(FocusFirstErrorMixin, forms.Form):
     full_name = forms.CharField(label=_("Full name"), max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
+    rpps = forms.CharField(
+        label=_("RPPS number"),
+        required=False,
+        max_length=20,
+        help_text=_("Pharmacists: the 11 digits on your CPS card. It identifies you in the results sent to the national platform."),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
     password1 = forms.CharField(label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
     password2 = forms.CharField(label=_("Password again"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean_rpps(self) -> str:
+        return rpps_normalise(self.cleaned_data.get("rpps", ""))
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", _("The two passwords differ."))
         return data
+
+
+class RppsForm(forms.Form):
+    rpps = forms.CharField(label=_("RPPS number"), required=False, max_length=20)
+
+    def clean_rpps(self) -> str:
+        return rpps_normalise(self.cleaned_data.get("rpps", ""))
 
 
 class InviteForm(FocusFirstErrorMixin, forms.Form):

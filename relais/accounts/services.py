@@ -16,7 +16,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from relais.accounts import mail
-from relais.accounts.models import Invitation, Pharmacy, Role, User
+from relais.accounts.models import PHARMACY_ROLES, Invitation, Pharmacy, Role, User
+from relais.accounts.validators import rpps_normalise
 from relais.audit.services import audit_record
 from relais.core.tenancy import get_for_actor
 from relais.core.validators import finess_normalise, postcode_normalise
@@ -196,14 +197,18 @@ def invitation_from_token(*, token: str) -> Invitation | None:
     return invitation if invitation is not None and invitation.is_usable else None
 
 
-def invitation_accept(*, token: str, full_name: str, password: str) -> User:
+def invitation_accept(*, token: str, full_name: str, password: str, rpps: str = "") -> User:
     with transaction.atomic():
         invitation = Invitation.objects.select_for_update().filter(token_hash=_token_hash(token)).first()
         if invitation is None or not invitation.is_usable:
             raise ValidationError({"__all__": [_("This invitation link is invalid, expired or already used. Ask for a new one.")]})
         if not full_name.strip():
             raise ValidationError({"full_name": [_("Enter your full name.")]})
-        user = User(email=invitation.email, full_name=full_name.strip(), role=invitation.role, pharmacy=invitation.pharmacy)
+        try:
+            rpps = rpps_normalise(rpps)
+        except ValidationError as exc:
+            raise ValidationError({"rpps": exc.messages}) from exc
+        user = User(email=invitation.email, full_name=full_name.strip(), role=invitation.role, pharmacy=invitation.pharmacy, rpps=rpps)
         try:
             password_validation.validate_password(password, user)
         except ValidationError as exc:
@@ -213,6 +218,26 @@ def invitation_accept(*, token: str, full_name: str, password: str) -> User:
         invitation.used_at = timezone.now()
         invitation.save(update_fields=["used_at"])
         audit_record(actor=user, action="staff.join", object_type="user", object_ids=[user.pk, invitation.pk])
+    return user
+
+
+def staff_rpps_set(*, actor: User, user_id: uuid.UUID | str, rpps: str) -> User:
+    """A staff member's RPPS number, set by themselves or by their pharmacy's administrator (validated: 11 digits and a
+    Luhn key; "" removes it). Audited without the number (the event names the account)."""
+    if actor.role not in PHARMACY_ROLES:
+        raise PermissionDenied
+    try:
+        rpps = rpps_normalise(rpps)
+    except ValidationError as exc:
+        raise ValidationError({"rpps": exc.messages}) from exc
+    with transaction.atomic():
+        user = get_for_actor(User.objects.select_for_update(), actor, user_id, patient_data=False)
+        if user.pk != actor.pk and actor.role != Role.PHARMACY_ADMIN:
+            raise PermissionDenied
+        if user.rpps != rpps:
+            user.rpps = rpps
+            user.save(update_fields=["rpps"])
+            audit_record(actor=actor, action="staff.rpps_change", object_type="user", object_ids=[user.pk])
     return user
 
 

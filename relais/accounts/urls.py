@@ -9,6 +9,7 @@ urlpatterns = [
     path("mfa/", views.mfa, name="mfa"),
     path("invite/<str:token>/", views.invitation_accept, name="invitation"),
     path("team/", views.team, name="team"),
+    path("team/<uuid:user_id>/rpps/", views.staff_rpps, name="rpps"),
     path("team/<uuid:user_id>/deactivate/", views.staff_deactivate, name="deactivate"),
     path("team/invitations/<uuid:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),
     path("team/invitations/<uuid:invitation_id>/resend/", views.invitation_resend, name="invitation_resend"),

@@ -19,7 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from relais.accounts import services
 from relais.accounts.access import PUBLIC, public, staff_required
-from relais.accounts.forms import AcceptInvitationForm, EmailAuthenticationForm, InviteForm, PharmacyForm, TokenForm
+from relais.accounts.forms import AcceptInvitationForm, EmailAuthenticationForm, InviteForm, PharmacyForm, RppsForm, TokenForm
 from relais.accounts.models import Invitation, Pharmacy, Role, User
 from relais.audit.services import audit_record
 from relais.core.forms import apply_service_errors
@@ -109,7 +109,12 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     form = AcceptInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.invitation_accept(token=token, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password1"])
+            services.invitation_accept(
+                token=token,
+                full_name=form.cleaned_data["full_name"],
+                password=form.cleaned_data["password1"],
+                rpps=form.cleaned_data["rpps"],
+            )
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
@@ -182,6 +187,24 @@ def invitation_resend(request: HttpRequest, user: User, invitation_id: str) -> H
         _email_outcome(request, issued)
         # The new link is shown once, in this answer (a redirect would have to keep the token somewhere).
         return _team_page(request, user, form=InviteForm(), invite_link=_invite_url(request, issued.token))
+    return redirect("accounts:team")
+
+
+@staff_required(Role.PHARMACY_ADMIN)
+@require_POST
+def staff_rpps(request: HttpRequest, user: User, user_id: str) -> HttpResponse:
+    form = RppsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["rpps"]))
+        return redirect("accounts:team")
+    try:
+        services.staff_rpps_set(actor=user, user_id=user_id, rpps=form.cleaned_data["rpps"])
+    except User.DoesNotExist as exc:
+        raise Http404 from exc
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("The RPPS number is saved."))
     return redirect("accounts:team")
 
 

@@ -93,6 +93,7 @@ ACTION_LABELS: dict[str, Any] = {
     "staff.invite_resend": _l("sent a staff invitation again with a new link"),
     "staff.join": _l("joined through an invitation"),
     "staff.deactivate": _l("deactivated a staff account"),
+    "staff.rpps_change": _l("changed a staff member's RPPS number"),
     "staff.mfa_enrol": _l("enrolled a second factor"),
     "crypto.reencrypt": _l("re-encrypted personal data under a new key"),
     "retention.purge_done": _l("purged personal data past its retention period"),
