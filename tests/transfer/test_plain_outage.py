@@ -105,7 +105,20 @@ def test_the_outage_is_read_once_per_page(as_user: Any, owner: Any, patient: Any
     with CaptureQueriesContext(connection) as queries:
         page = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert page.count("Waiting: platform unreachable since") == 3
-    assert sum("transfer_destinationhealth" in q["sql"] for q in queries.captured_queries) == 1
+    # Once for the banner and every row, once in the list's fingerprint (an outage starting or ending refreshes the list).
+    assert sum("transfer_destinationhealth" in q["sql"] for q in queries.captured_queries) == 2
+
+
+def test_an_outage_starting_or_ending_changes_the_today_list_fingerprint(owner: Any, patient: Any) -> None:
+    from relais.frontdesk.selectors import today_list_version
+
+    screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    before = today_list_version(actor=owner)
+    health = DestinationHealth.objects.create(name=IN_FORCE, failing_since=timezone.now(), last_error="connection error: refused")
+    during = today_list_version(actor=owner)
+    health.failing_since = None
+    health.save()
+    assert before != during and today_list_version(actor=owner) == before
 
 
 def test_only_connection_failures_start_an_outage_and_any_answer_ends_it(owner: Any, patient: Any) -> None:
