@@ -111,7 +111,8 @@ def day_figures(*, actor: User, now: datetime | None = None) -> DayFigures:
 
 def today_list_version(*, actor: User, now: datetime | None = None) -> str:
     """A fingerprint of what the today list shows (tests, their versions and statuses, transmission and message
-    statuses, the platform's outage), from ids and status columns only: the page's refresh compares it and reads names (audited) only on a change."""
+    statuses, the platform's outage), from ids and status columns only: the page's refresh compares it and reads names
+    (audited) only on a change."""
     start = start_of(timezone.localdate(now or timezone.now()))
     tests = for_actor(Screening, actor, patient_data=False).filter(is_current=True, recorded_at__gte=start)
     shown = sorted(f"{pk}:{status}" for pk, status in tests.values_list("pk", "status"))
@@ -119,6 +120,7 @@ def today_list_version(*, actor: User, now: datetime | None = None) -> str:
     outbox = sorted(f"{s}:{st}" for s, st in OutboxMessage.objects.filter(screening__in=listed).values_list("screening_id", "status"))
     messages = sorted(f"{s}:{st}" for s, st in Notification.objects.filter(screening__in=listed).values_list("screening_id", "status"))
     # The outage banner is part of the list: a platform going down or coming back refreshes it too.
-    outages = sorted(f"{n}:{t}" for n, t in DestinationHealth.objects.filter(failing_since__isnull=False).values_list("name", "failing_since"))
+    failing = DestinationHealth.objects.filter(failing_since__isnull=False)
+    outages = sorted(f"{n}:{t}" for n, t in failing.values_list("name", "failing_since"))
     digest = hashlib.sha256("|".join([*shown, "#", *outbox, "#", *messages, "#", *outages]).encode())
     return digest.hexdigest()[:20]
