@@ -9,8 +9,6 @@ class PreregConfig(AppConfig):
 
     def ready(self) -> None:
         from relais.core.schedule import Job, register
-        from relais.prereg.labels import register_labels
         from relais.prereg.services import purge_job
 
         register(Job(name="prereg.purge", every=timedelta(hours=1), run=purge_job))
-        register_labels()
