@@ -135,7 +135,9 @@ def test_nothing_lost_nothing_doubled(tmp_path: Path, record_property: Any) -> N
             latest[m["series_id"]] = m
     lost = [m for m in acknowledged + list(latest.values()) if m["message_id"] not in set(stored_ids)]
     duplicates = len(stored_ids) - len(set(stored_ids))
-    duplicates += len([row["filler"] for row in stored]) - len({row["filler"] for row in stored})
+    # One version stored twice under two message ids (the filler is the same for every version of a test since issue 16).
+    versions_stored = [(by_id[r["message_id"]]["series_id"], by_id[r["message_id"]]["version"]) for r in stored if r["message_id"] in by_id]
+    duplicates += len(versions_stored) - len(set(versions_stored))
     # Corrections after originals: per test, the receiver got versions in increasing order.
     arrivals: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for row in stored:
