@@ -191,14 +191,15 @@ GOOD = hl7v2._oru_segments(sample_payload())
 @pytest.mark.parametrize(
     "broken",
     [
-        GOOD[:1] + GOOD[2:],  # no PID
-        [GOOD[0], GOOD[1], GOOD[3], GOOD[2], *GOOD[4:]],  # OBR before ORC
+        [GOOD[0], *GOOD[2:]],  # no SFT
+        [*GOOD[:2], *GOOD[3:]],  # no PID
+        [*GOOD[:3], GOOD[4], GOOD[3], *GOOD[5:]],  # OBR before ORC
         GOOD[:-1],  # no SPM
-        [GOOD[0], GOOD[1] + "\rPID|2", *GOOD[2:]],  # a segment break inside a field
-        [GOOD[0], GOOD[1] + "\x1c", *GOOD[2:]],  # MLLP framing inside a field
-        [GOOD[0], GOOD[1] + "|" * 20, *GOOD[2:]],  # more fields than PID has
+        [*GOOD[:2], GOOD[2] + "\rPID|2", *GOOD[3:]],  # a segment break inside a field
+        [*GOOD[:2], GOOD[2] + "\x1c", *GOOD[3:]],  # MLLP framing inside a field
+        [*GOOD[:2], GOOD[2] + "|" * 20, *GOOD[3:]],  # more fields than PID has
         [GOOD[0].replace("|P|2.5.1", "X|P|2.5.1"), *GOOD[1:]],  # MSH-10 is not the message id
-        [*GOOD[:4], GOOD[4].replace("|F|", "|X|"), GOOD[5]],  # OBX-11 unknown status
+        [*GOOD[:5], GOOD[5].replace("|F|", "|X|"), GOOD[6]],  # OBX-11 unknown status
         ["MSH|" + GOOD[0][9:], *GOOD[1:]],  # no encoding characters
     ],
 )
