@@ -9,7 +9,8 @@ at least one result) apply to every bundle.
 
 Conditional update (issue 16). An entry ``PUT <Type>?identifier=<system>|<value>`` must carry that identifier; the
 server (``Resources``) keeps ONE current resource per type and identifier and every version of it (meta.versionId 1,
-2, 3...): the first write creates it (201), the next ones update it (200). A bundle whose DiagnosticReport is written
+2, 3...): the first write creates it (201), the next ones update it (200); an update identical to the current
+version adds none (the pharmacy's Organization, a patient's unchanged Patient). A bundle whose DiagnosticReport is written
 that way is *versioned*: its test key is the report's identifier (``system|value``, the same for every version of one
 test) and its version status the report's status (final; corrected or amended; entered-in-error = removed), which
 every Observation must share. The store (sandbox/store.py) keeps one record per test with its versions and refuses a
@@ -402,6 +403,7 @@ class Resources:
         self.lock = threading.RLock()
         self._versions: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (type, "system|value") -> versions, oldest first
         self._ids: dict[tuple[str, str], str] = {}
+        self._same: dict[tuple[str, str], str] = {}  # the current version's content, to tell a no-op update
 
     def plan(self, writes: tuple[Write, ...]) -> list[Outcome]:
         with self.lock:
@@ -409,7 +411,8 @@ class Resources:
             for write in writes:
                 slot = (write.resource_type, write.key)
                 known = self._versions.get(slot) if write.key else None
-                if write.method == "POST" and known:  # conditional create of an existing resource: nothing written
+                if known and (write.method == "POST" or self._same[slot] == _content(write.resource)):
+                    # A conditional create that matched, or an update with nothing new: no new version (as HAPI does).
                     outcomes.append(Outcome("200 OK", write.resource_type, self._ids[slot], len(known)))
                 elif known:
                     outcomes.append(Outcome("200 OK", write.resource_type, self._ids[slot], len(known) + 1))
@@ -424,9 +427,10 @@ class Resources:
                     continue
                 slot = (write.resource_type, write.key)
                 versions = self._versions.setdefault(slot, [])
-                if len(versions) >= outcome.version:  # conditional create that matched: unchanged
+                if len(versions) >= outcome.version:  # unchanged (see plan)
                     continue
                 self._ids[slot] = outcome.resource_id
+                self._same[slot] = _content(write.resource)
                 resource = copy.deepcopy(write.resource)
                 resource["id"] = outcome.resource_id
                 resource["meta"] = {**(resource.get("meta") or {}), "versionId": str(outcome.version), "lastUpdated": when}
@@ -459,6 +463,11 @@ class Resources:
         with self.lock:
             self._versions.clear()
             self._ids.clear()
+            self._same.clear()
+
+
+def _content(resource: dict[str, Any]) -> str:
+    return json.dumps(resource, sort_keys=True, ensure_ascii=False)
 
 
 def transaction_response(checked: Checked, outcomes: list[Outcome] | None = None) -> str:

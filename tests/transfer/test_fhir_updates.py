@@ -221,6 +221,20 @@ def test_sandbox_late_identity_replaces_the_anonymous_patient(platform: Platform
     assert current["extension"][0]["extension"][0]["valueCoding"]["code"] == "VALI"
 
 
+def test_sandbox_an_unchanged_patient_or_organization_gets_no_new_version(platform: Platform) -> None:
+    first, second = sample_payload(), sample_payload()  # two tests of the same patient in the same pharmacy
+    send(platform, first)
+    _, answer = send(platform, second)
+    statuses = {e["resource"]["resourceType"]: r["response"] for e, r in zip(bundle(second)["entry"], answer["entry"], strict=True)}
+    assert (statuses["Patient"]["status"], statuses["Patient"]["etag"]) == ("200 OK", 'W/"1"')
+    assert (statuses["Organization"]["status"], statuses["Organization"]["etag"]) == ("200 OK", 'W/"1"')
+    assert statuses["DiagnosticReport"]["status"] == "201 Created"  # another test
+    corrected = sample_patient(last_name="DURAND")
+    send(platform, sample_payload(patient=corrected))  # an identity correction is a new version
+    (patient,) = [r for r in platform.resources.summary() if r["resourceType"] == "Patient"]
+    assert patient["versions"] == 2
+
+
 def test_sandbox_refuses_an_update_written_under_an_identifier_the_resource_lacks() -> None:
     data = fhir.bundle_dict(sample_payload())
     index = next(i for i, e in enumerate(data["entry"]) if e["resource"]["resourceType"] == "Observation")
