@@ -64,6 +64,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import phonenumbers
+from django.conf import settings
 
 from relais.screenings.vocab import RESULTS, SPECIMENS
 from relais.transfer.identifiers import FINESS_OID, INS_NIR_OID, RPPS_OID, namespace
@@ -269,22 +270,37 @@ def software_version() -> str:
         return "0"
 
 
+def _oid(kind: str) -> str:
+    """namespace(kind).oid, cached per OID root (a test may change the setting)."""
+    return _oid_under(settings.RELAIS_OID_ROOT, kind)
+
+
+@functools.lru_cache(maxsize=64)
+def _oid_under(root: str, kind: str) -> str:
+    return namespace(kind).oid
+
+
 def _ei(value: str, kind: str) -> str:
     """An EI (entity identifier) of Relais: value ^ RELAIS ^ <OID of this kind of identifier> ^ ISO."""
-    return _c(value, SENDING_APPLICATION, namespace(kind).oid, "ISO")
+    return _c(value, SENDING_APPLICATION, _oid(kind), "ISO")
 
 
 def _ei_sub(value: str, kind: str) -> str:
     """The same EI as subcomponents (inside an EIP)."""
-    return _s(value, SENDING_APPLICATION, namespace(kind).oid, "ISO")
+    return _s(value, SENDING_APPLICATION, _oid(kind), "ISO")
 
 
 def _application_hd() -> str:
-    return _c(SENDING_APPLICATION, namespace("application").oid, "ISO")
+    return _c(SENDING_APPLICATION, _oid("application"), "ISO")
 
 
 def _sft() -> str:
-    oid = namespace("application").oid
+    return _sft_under(settings.RELAIS_OID_ROOT)
+
+
+@functools.lru_cache(maxsize=8)
+def _sft_under(root: str) -> str:
+    oid = _oid("application")
     version = escape(software_version())
     organization = _c(SOFTWARE_VENDOR, "", "", "", "", _s(SENDING_APPLICATION, oid, "ISO"), "XX", "", "", oid)
     return _segment("SFT", {1: organization, 2: version, 3: SOFTWARE_PRODUCT, 4: f"relais-{version}"})
@@ -302,7 +318,7 @@ def _ordering_provider(payload: TransferPayload) -> str:
         # IdNat_PS: "8" + the RPPS number, under the RPPS OID (ANS registry)
         authority, value, kind = _s(RPPS_AUTHORITY, RPPS_OID, "ISO"), "8" + payload.recorder_rpps, "RPPS"
     elif payload.recorder_id:
-        authority, value, kind = _s(SENDING_APPLICATION, namespace("staff").oid, "ISO"), _text(payload.recorder_id, "recorder_id"), "RI"
+        authority, value, kind = _s(SENDING_APPLICATION, _oid("staff"), "ISO"), _text(payload.recorder_id, "recorder_id"), "RI"
     else:
         return ""
     return _c(value, family, given, "", "", "", "", "", authority, "", "", "", kind)
@@ -314,10 +330,20 @@ def _equipment_instance(payload: TransferPayload) -> str:
     return _ei(_text(value, "device_id"), "device")
 
 
+_FRENCH_NUMBER = re.compile(r"\+33([1-9])(\d{8})")
+
+
+@functools.lru_cache(maxsize=4096)
 def _phone_xtn(phone: str) -> str:
     """A structured XTN (ELR): PRN, CP (mobile) or PH, XTN-5/6/7 country code, area (national destination) code and
-    local number, digits only (NM), and XTN-12 the unformatted E.164 number. Only XTN-12 when the number won't parse."""
+    local number, digits only (NM), and XTN-12 the unformatted E.164 number. Only XTN-12 when the number won't parse.
+    French numbers (most of them) take a fast path: +33 Z ABPQMCDU, Z the area code, 6 and 7 mobiles (ARCEP plan);
+    others go through phonenumbers (about 100 us). Cached: a patient's versions and retries reuse it."""
     unformatted = _text(phone, "patient.phone")
+    french = _FRENCH_NUMBER.fullmatch(phone)
+    if french:
+        area, local = french.groups()
+        return _c("", "PRN", "CP" if area in "67" else "PH", "", "33", area, local, "", "", "", "", unformatted)
     try:
         number = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:
@@ -377,7 +403,7 @@ def _msh(*, finess: str, created_at: datetime, control_id: str, message_type: st
 def _pid(payload: TransferPayload) -> str:
     if not payload.patient_pseudonym:
         raise UnmappableValue("patient_pseudonym", payload.patient_pseudonym)
-    authority = _s(SENDING_APPLICATION, namespace("pseudonym").oid, "ISO")
+    authority = _s(SENDING_APPLICATION, _oid("pseudonym"), "ISO")
     pseudonym = _c(_text(payload.patient_pseudonym, "patient_pseudonym"), "", "", authority, "PI")
     patient = payload.patient
     if patient is None:
