@@ -257,3 +257,14 @@ def test_a_batch_of_several_pharmacies_names_none() -> None:
 def test_sampled_time_is_the_received_time() -> None:
     message = hl7.parse(hl7v2.render_oru_r01(SHAPES["new-identified"]))
     assert get(message, "SPM.F18") == get(message, "SPM.F17.R1.C1") == SAMPLED_AT.strftime("%Y%m%d%H%M%S+0100")
+
+
+@pytest.mark.parametrize("phone", ["+33612345678", "+33712345678", "+33142345678", "+33512345678", "+32470123456", "+14155550123"])
+def test_structured_phone_agrees_with_phonenumbers(phone: str) -> None:
+    import phonenumbers
+
+    number = phonenumbers.parse(phone, None)
+    national = phonenumbers.national_significant_number(number)
+    area = national[: phonenumbers.length_of_national_destination_code(number)]
+    message = hl7.parse(hl7v2.render_oru_r01(sample_payload(patient=sample_patient(phone=phone), **RECORDER)))
+    assert [get(message, f"PID.F13.R1.C{c}") for c in (5, 6, 7, 12)] == [str(number.country_code), area, national[len(area) :], phone]
