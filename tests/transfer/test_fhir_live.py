@@ -58,6 +58,8 @@ def test_recorded_corrected_removed_is_one_record_with_three_versions(sandbox: S
     assert len({r["id"] for r in history}) == 1
     reports = [r for r in sandbox.control("/control/fhir-resources") if r["resourceType"] == "DiagnosticReport" and r["identifier"] == key]
     assert [(r["versions"], r["status"]) for r in reports] == [(3, "entered-in-error")]
+    records = [r for r in sandbox.control("/control/records?format=fhir") if r["test_key"] == key]  # the store's view
+    assert [(r["status"], r["versions"]) for r in records] == [("removed", 3)]
     stored = {row["message_id"]: row for row in sandbox.control("/control/messages")}
     ids = [OutboxMessage.objects.get(screening_id=v.pk).message_id for v in (original, corrected, removed)]
     assert [stored[i]["placer"] for i in ids] == [str(original.series_id)] * 3
