@@ -63,6 +63,19 @@ class PatientIn(Strict):
     country: Text = Field("FR", min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
     phone: Text = Field("", max_length=32, description="any format; stored in E.164")
     email: Text = Field("", max_length=254)
+    identity_verified: StrictBool | None = Field(
+        None,
+        description=(
+            "true: the pharmacist checked the identity on an identity document (ID card, passport, residence permit); "
+            "false: not checked; absent: not recorded (FR Core identity reliability VALI / PROV)"
+        ),
+    )
+    latin_last_name: Text = Field(
+        "",
+        max_length=150,
+        description="Latin spelling from the passport's machine-readable zone, for a name in a script no ICAO table covers",
+    )
+    latin_first_names: Text = Field("", max_length=150, description="Latin spelling of the first names, as latin_last_name")
 
 
 # 125154007 invalid (SNOMED CT International); 455371000124106, the US-extension invalid code Relais used before issue

@@ -70,16 +70,25 @@ NAME_MAX = 80  # schema maxLength of fn and gn
 DOB_PATTERN = re.compile(r"^((19|20)\d\d(-\d\d){0,2}){0,1}$")  # DCC.schema.json "dob": 1900 to 2099 only
 
 
-def check_issuable(*, family_name: str, given_name: str, birth_date: date | str) -> None:
+def check_issuable(
+    *, family_name: str, given_name: str, birth_date: date | str, latin_family_name: str = "", latin_given_name: str = ""
+) -> None:
     """Raise CannotIssue naming the field when an accepted identity cannot be carried faithfully by a DCC."""
     dob = birth_date.isoformat() if isinstance(birth_date, date) else birth_date
     if not DOB_PATTERN.match(dob):
         raise CannotIssue("birth_date_range")
-    # A standardised name missing letters would not match the holder's travel document: refuse rather than guess.
-    if family_name and untransliterable(family_name):
+    # A standardised name missing letters would not match the holder's travel document: refuse rather than guess, unless
+    # the pharmacist copied the Latin spelling from the passport's machine-readable zone.
+    if family_name and untransliterable(family_name) and not transliterate(latin_family_name):
         raise CannotIssue("family_name_script")
-    if given_name and untransliterable(given_name):
+    if given_name and untransliterable(given_name) and not transliterate(latin_given_name):
         raise CannotIssue("given_name_script")
+
+
+def standardised(name: str, latin: str = "") -> str:
+    """fnt/gnt: the passport's Latin spelling when recorded (it is what the travel document says), else the ICAO 9303
+    transliteration of the name."""
+    return transliterate(latin) if transliterate(latin) else transliterate(name)
 
 
 def _fit(name: str) -> str:
@@ -103,20 +112,33 @@ def build_test_payload(
     issuer: str,
     uvci: str,
     country: str = "FR",
+    latin_family_name: str = "",
+    latin_given_name: str = "",
 ) -> dict[str, Any]:
     """A validated DCC payload for one rapid antigen test; a str birth_date allows 'YYYY' or 'YYYY-MM'.
 
     Raises CannotIssue for an identity the format cannot carry, PayloadInvalid for anything else the schema refuses."""
     if sampled_at.utcoffset() is None:
         raise ValueError("sampled_at must be timezone-aware")
-    check_issuable(family_name=family_name, given_name=given_name, birth_date=birth_date)
+    check_issuable(
+        family_name=family_name,
+        given_name=given_name,
+        birth_date=birth_date,
+        latin_family_name=latin_family_name,
+        latin_given_name=latin_given_name,
+    )
     if not uvci_checksum_valid(uvci):
         raise PayloadInvalid("$.t[0].ci is not a UVCI with a valid check character")
     name: dict[str, str] = {}
     if family_name:
-        name |= {"fn": _fit(family_name), "fnt": transliterate(family_name)}
+        name |= {"fn": _fit(family_name), "fnt": standardised(family_name, latin_family_name)}
     if given_name:
-        name |= {"gn": _fit(given_name), "gnt": transliterate(given_name)}
+        name |= {"gn": _fit(given_name), "gnt": standardised(given_name, latin_given_name)}
+    # Never an empty standardised family name: the schema's pattern lets "" pass, the specification does not.
+    if not name.get("fnt"):
+        raise CannotIssue("family_name_script")
+    if given_name and not name.get("gnt"):
+        raise CannotIssue("given_name_script")
     test = {
         "tg": DISEASE_COVID19,
         "tt": TEST_TYPE_RAT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Stable reason codes, in the order the verification pipeline checks them.
-REASONS = ("prefix", "base45", "zlib", "cose", "signature", "key_usage", "not_yet_valid", "expired", "schema")
+REASONS = ("prefix", "base45", "zlib", "cose", "signature", "key_usage", "not_yet_valid", "expired", "schema", "value_set")
 
 
 class DccInvalid(Exception):

@@ -43,11 +43,19 @@ class RefusalReason(models.TextChoices):
     BIRTH_DATE_RANGE = "birth_date_range", _("the date of birth is before 1900, and the EU certificate format only carries 1900 to 2099")
     FAMILY_NAME_SCRIPT = (
         "family_name_script",
-        _("the last name has letters with no standard transliteration into Latin letters, which the EU certificate requires"),
+        _(
+            "the last name has letters with no standard transliteration into Latin letters, which the EU certificate requires: "
+            "enter the Latin spelling from the passport's machine-readable zone in \u201cLast name in Latin letters\u201d "
+            "(Correct the identity)"
+        ),
     )
     GIVEN_NAME_SCRIPT = (
         "given_name_script",
-        _("the first names have letters with no standard transliteration into Latin letters, which the EU certificate requires"),
+        _(
+            "the first names have letters with no standard transliteration into Latin letters, which the EU certificate "
+            "requires: enter the Latin spelling from the passport's machine-readable zone in \u201cFirst names in Latin "
+            "letters\u201d (Correct the identity)"
+        ),
     )
     SIGNER = "signer", _("the certificate signing key is not available: tell the platform operator")
     SCHEMA = "schema", _("the certificate failed the EU format check: tell the platform operator")

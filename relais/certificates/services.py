@@ -110,6 +110,8 @@ def _certificate_build(*, screening: Screening, results: dict[str, str] | None, 
     payload = build_test_payload(
         family_name=patient.last_name,
         given_name=patient.first_names,
+        latin_family_name=patient.latin_last_name,
+        latin_given_name=patient.latin_first_names,
         birth_date=patient.date_of_birth,
         device_id=screening.device_id,
         sampled_at=screening.sampled_at,

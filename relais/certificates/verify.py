@@ -24,6 +24,7 @@ from relais.certificates.cose import (
 )
 from relais.certificates.dcc import validate_payload
 from relais.certificates.errors import DccInvalid
+from relais.certificates.valuesets import ValueSets, check_value_sets
 
 # Extended key usage OIDs restricting a document signer to certificate types (HCERT spec 5.1.1); the variants with
 # the extra ".0" arc were published by mistake but are in use, so both count.
@@ -105,8 +106,9 @@ def check_validity(claims: dict[Any, Any], *, certificate: x509.Certificate, at:
         raise DccInvalid("expired", "signer certificate has expired at the validation time")
 
 
-def verify_hc1(text: str, *, certificate: x509.Certificate, at: datetime) -> dict[str, Any]:
-    """The DCC payload of a valid HC1 text, or DccInvalid with the first failing reason code."""
+def verify_hc1(text: str, *, certificate: x509.Certificate, at: datetime, value_sets: ValueSets | None = None) -> dict[str, Any]:
+    """The DCC payload of a valid HC1 text, or DccInvalid with the first failing reason code. ``value_sets``: the coded
+    fields are checked against them last (reason value_set); None skips that check."""
     message = decode_hc1(text)
     # Signature before claims: a payload altered in transit reports "signature", not a CBOR detail.
     check_signature(message, certificate=certificate)
@@ -115,4 +117,6 @@ def verify_hc1(text: str, *, certificate: x509.Certificate, at: datetime) -> dic
     check_key_usage(payload, certificate=certificate)
     check_validity(claims, certificate=certificate, at=at)
     validate_payload(payload)
+    if value_sets is not None:
+        check_value_sets(payload, value_sets)
     return payload

@@ -28,9 +28,12 @@ from relais.patients.models import Patient
 from relais.patients.services import PatientIdentity
 
 # What the identity form corrects; phone and email have their own form (patients:contact).
-CORRECTABLE = ("last_name", "first_names", "sex", "date_of_birth", "nir", "address_line", "postcode", "city", "country")
+CORRECTABLE = (
+    "last_name", "first_names", "sex", "date_of_birth", "nir", "address_line", "postcode", "city", "country",
+    "latin_last_name", "latin_first_names", "identity_verified",
+)  # fmt: skip
 # Fields printed on the EU certificate and sent as the patient's name: a change there matters to every test.
-NAME_FIELDS = ("last_name", "first_names", "date_of_birth")
+NAME_FIELDS = ("last_name", "first_names", "date_of_birth", "latin_last_name", "latin_first_names")
 
 
 class IdentityHandler(Protocol):
@@ -56,6 +59,8 @@ class IdentityCorrection:
 
 
 def _same(name: str, old: Any, new: Any) -> bool:
+    if name == "identity_verified":  # an unticked box on a correction says nothing new about an unrecorded check
+        return bool(old) == bool(new)
     if name in ("last_name", "first_names"):
         return bool(old == new)  # case or accent changes are corrections too (the certificate prints them)
     return bool((old or "") == (new or "")) if isinstance(new, str) else bool(old == new)

@@ -6,11 +6,14 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from relais.certificates.transliteration import untransliterable
 from relais.core import validators
 from relais.core.forms import FocusFirstErrorMixin
 from relais.patients.identity import DATE_FORMATS, identity_from, normalise_email, normalise_phone
 from relais.patients.models import Sex
 from relais.patients.services import PatientIdentity
+
+LATIN_FIELDS = ("latin_last_name", "latin_first_names")
 
 
 class PatientForm(FocusFirstErrorMixin, forms.Form):
@@ -29,7 +32,37 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
     country = forms.CharField(label=_("Country"), initial="FR", max_length=2)
     phone = forms.CharField(label=_("Mobile phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"type": "tel"}))
     email = forms.CharField(label=_("Email"), required=False, max_length=254, widget=forms.EmailInput())
+    # Shown (server-side) only when the name has letters no ICAO 9303 table transliterates (CJK, Hebrew...): the EU
+    # certificate needs the Latin spelling, which the pharmacist copies from the passport's machine-readable zone.
+    latin_last_name = forms.CharField(
+        label=_("Last name in Latin letters"),
+        required=False,
+        max_length=150,
+        help_text=_("As in the passport's machine-readable zone (the lines with <<<): the certificate prints it."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "lang": "en"}),
+    )
+    latin_first_names = forms.CharField(
+        label=_("First names in Latin letters"),
+        required=False,
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "lang": "en"}),
+    )
+    identity_verified = forms.BooleanField(
+        label=_("I checked the identity on an identity document (ID card, passport, residence permit)"), required=False
+    )
     confirm_duplicate = forms.BooleanField(required=False, widget=forms.HiddenInput())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "latin_last_name" in self.fields and not self.needs_latin():
+            for name in LATIN_FIELDS:
+                self.fields[name].widget = forms.HiddenInput()
+
+    def needs_latin(self) -> bool:
+        """The name (as submitted, or as recorded for a correction) needs a Latin spelling, or one was given."""
+        source = self.data if self.is_bound else self.initial
+        names = [str(source.get(name) or "") for name in ("last_name", "first_names")]
+        return any(name.strip() and untransliterable(name) for name in names) or any(source.get(name) for name in LATIN_FIELDS)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -37,11 +70,28 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
             self._identity = identity_from(data)
         except ValidationError as exc:
             for name, errors in exc.error_dict.items():
-                if name not in self.errors:  # a field that did not parse already says why
+                if name in self.fields and name not in self.errors:  # a field that did not parse already says why
                     self.add_error(name, errors)
+                elif name not in self.fields:
+                    self.add_error(None, errors)
         else:
             data.update(vars(self._identity))
+            if "latin_last_name" in self.fields:
+                self._require_latin(data)
         return data
+
+    def _require_latin(self, data: dict[str, Any]) -> None:
+        """A name in a script no table covers needs its Latin spelling: a certificate is never issued without one."""
+        for name, latin in (("last_name", "latin_last_name"), ("first_names", "latin_first_names")):
+            if untransliterable(data.get(name) or "") and not data.get(latin):
+                self.fields[latin].widget = forms.TextInput(attrs={"autocomplete": "off", "lang": "en"})
+                self.add_error(
+                    latin,
+                    _(
+                        "This name has letters the EU certificate cannot spell in Latin: "
+                        "enter the Latin spelling from the passport's machine-readable zone."
+                    ),
+                )
 
     def identity(self) -> PatientIdentity:
         return self._identity

@@ -5,6 +5,7 @@ ValidationError whose error_dict names each field in error (codes kept: "require
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
@@ -19,7 +20,13 @@ from relais.patients.models import Sex
 from relais.patients.services import PatientIdentity
 
 DATE_FORMATS = ["%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"]
-IDENTITY_FIELDS: tuple[str, ...] = tuple(PatientIdentity.__dataclass_fields__)
+# The identity proper (what a pre-registration holds, the CSV's identity columns); PatientIdentity also carries
+# identity_verified and the Latin spelling (OPTIONAL_FIELDS), given only by some roads.
+OPTIONAL_FIELDS: tuple[str, ...] = ("identity_verified", "latin_last_name", "latin_first_names")
+IDENTITY_FIELDS: tuple[str, ...] = tuple(name for name in PatientIdentity.__dataclass_fields__ if name not in OPTIONAL_FIELDS)
+_YES = {"oui", "yes", "true", "1", "o", "y", "vrai"}
+_NO = {"non", "no", "false", "0", "n", "faux"}
+_LATIN = re.compile(r"[A-Za-z]+(?:[ '\-][A-Za-z]+)*")
 
 # Presence, length, choice and date syntax, with Django's usual messages (the web form shows the same ones).
 _SYNTAX: dict[str, forms.Field] = {
@@ -78,6 +85,28 @@ _NORMALISE: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def parse_verified(value: Any) -> bool | None:
+    """identity_verified as given: a bool, or oui/non (yes/no, true/false, 1/0); None when absent or empty."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().casefold()
+    if not text:
+        return None
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise ValidationError(_("Identity checked: answer yes or no (oui / non)."))
+
+
+def latin_name(value: str, label: str) -> str:
+    """The Latin spelling of a name as in a passport's machine-readable zone: letters A-Z, spaces, hyphens, apostrophes."""
+    value = " ".join((value or "").split())
+    if value and (len(value) > 150 or not _LATIN.fullmatch(value)):
+        raise ValidationError(_("%(field)s: Latin letters A-Z only, as in the passport's machine-readable zone.") % {"field": label})
+    return value
+
+
 def identity_from(values: Mapping[str, Any]) -> PatientIdentity:
     """The normalised identity, or ValidationError({field: [errors]}) listing every field in error."""
     clean: dict[str, Any] = {}
@@ -100,6 +129,15 @@ def identity_from(values: Mapping[str, Any]) -> PatientIdentity:
             validators.nir_matches_identity(clean["nir"], sex=clean["sex"], date_of_birth=clean["date_of_birth"])
         except ValidationError as exc:
             errors["nir"] = exc.error_list
+    try:
+        clean["identity_verified"] = parse_verified(values.get("identity_verified"))
+    except ValidationError as exc:
+        errors["identity_verified"] = exc.error_list
+    for name, label in (("latin_last_name", _("Last name in Latin letters")), ("latin_first_names", _("First names in Latin letters"))):
+        try:
+            clean[name] = latin_name(str(values.get(name) or ""), label)
+        except ValidationError as exc:
+            errors[name] = exc.error_list
     if errors:
         raise ValidationError(errors)  # type: ignore[arg-type]
     return PatientIdentity(**clean)

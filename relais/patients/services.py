@@ -35,6 +35,12 @@ class PatientIdentity:
     country: str = "FR"
     phone: str = ""
     email: str = ""
+    # FR Core identity reliability: True = the pharmacist checked it on an identity document, False = not checked,
+    # None = not said (an API client or CSV file that does not send it).
+    identity_verified: bool | None = None
+    # The Latin spelling from the passport's machine-readable zone, for a name no ICAO table transliterates.
+    latin_last_name: str = ""
+    latin_first_names: str = ""
 
 
 class LikelyDuplicate(Exception):
@@ -140,7 +146,7 @@ class Resolution:
 
 
 # Filled in on the matched record when it has none; contact details are replaced by the newer ones given with the test.
-_FILLED_WHEN_EMPTY = ("nir", "address_line", "postcode", "city")
+_FILLED_WHEN_EMPTY = ("nir", "address_line", "postcode", "city", "latin_last_name", "latin_first_names")
 _REPLACED_WHEN_GIVEN = ("phone", "email")
 
 
@@ -148,6 +154,13 @@ def _complete_fields(*, actor: User, patient: Patient, identity: PatientIdentity
     """Fill in or replace the fields the submitted identity brings (in memory); the names of those that changed."""
     changed = [name for name in _FILLED_WHEN_EMPTY if getattr(identity, name) and not getattr(patient, name)]
     changed += [name for name in _REPLACED_WHEN_GIVEN if getattr(identity, name) and getattr(identity, name) != getattr(patient, name)]
+    # A check on an identity document is kept once made; "not checked" fills in a record that said nothing.
+    if (
+        identity.identity_verified is not None
+        and patient.identity_verified is not True
+        and identity.identity_verified != patient.identity_verified
+    ):
+        changed.append("identity_verified")
     for name in changed:
         setattr(patient, name, getattr(identity, name))
     if "nir" in changed:

@@ -37,6 +37,10 @@ class PreRegistrationForm(PatientForm):
     """The patient's own form: the same fields and validation as registration at the counter (patients.identity)."""
 
     confirm_duplicate = None  # type: ignore[assignment]  # the counter decides on look-alikes, not the patient
+    # The pharmacist checks the identity document and copies a passport's Latin spelling at the counter, not the patient.
+    identity_verified = None  # type: ignore[assignment]
+    latin_last_name = None  # type: ignore[assignment]
+    latin_first_names = None  # type: ignore[assignment]
     send_result = forms.BooleanField(
         label=_("Send me the link to my result at this mobile phone number or email address"),
         required=False,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -188,7 +188,12 @@ def identity_of(row: PreRegistration) -> PatientIdentity:
 
 
 def prereg_confirm(
-    *, actor: User, prereg_id: uuid.UUID | str, identity: PatientIdentity | None = None, now: datetime | None = None
+    *,
+    actor: User,
+    prereg_id: uuid.UUID | str,
+    identity: PatientIdentity | None = None,
+    identity_verified: bool | None = None,
+    now: datetime | None = None,
 ) -> Resolution:
     """The pharmacist checked the identity document: the patient is matched or registered (patients.services'
     patient_resolve, with its duplicate detection), the pre-registration deleted, all in one audited transaction.
@@ -196,7 +201,10 @@ def prereg_confirm(
     with transaction.atomic():
         row = _live(actor, now).select_for_update().get(pk=prereg_id)
         submitted = identity_of(row)
-        resolution = patient_resolve(actor=actor, identity=identity or submitted)
+        chosen = identity or submitted
+        if identity_verified is not None:  # the counter's answer to "I checked the identity on an identity document"
+            chosen = replace(chosen, identity_verified=identity_verified)
+        resolution = patient_resolve(actor=actor, identity=chosen)
         corrected = sorted(
             f.name for f in fields(PatientIdentity) if identity is not None and getattr(identity, f.name) != getattr(submitted, f.name)
         )

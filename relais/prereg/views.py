@@ -112,7 +112,8 @@ def prereg_confirm(request: HttpRequest, user: User, prereg_id: uuid.UUID) -> Ht
     if action == "confirm" or (action == "correct" and form.is_valid()):
         try:
             identity = form.identity() if action == "correct" else None
-            resolution = services.prereg_confirm(actor=user, prereg_id=row.pk, identity=identity)
+            verified = None if action == "correct" else request.POST.get("identity_verified") == "on"
+            resolution = services.prereg_confirm(actor=user, prereg_id=row.pk, identity=identity, identity_verified=verified)
         except PreRegistration.DoesNotExist:
             messages.error(request, _("This pre-registration was already confirmed or discarded."))
             return redirect("prereg:list")

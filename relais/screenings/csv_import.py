@@ -111,6 +111,16 @@ COLUMNS: tuple[Column, ...] = (
         gettext_lazy("Expiry date of the test kit, DD/MM/YYYY or YYYY-MM-DD; an expired kit's test is refused."),
         "31/12/2030",
     ),
+    # Issue 16: FR Core identity reliability.
+    Column(
+        "identity_verified",
+        False,
+        gettext_lazy(
+            "yes (oui) when the pharmacist checked the identity on an identity document (ID card, passport, residence "
+            "permit), no (non) when not; empty when not recorded."
+        ),
+        "yes",
+    ),
 )
 # The old consent column: identity now goes to the national platform for every test, so its value is read and ignored.
 IGNORED_COLUMNS = frozenset({"consent", "consentement"})
@@ -173,6 +183,9 @@ HEADER_ALIASES = {
     "expiry": "kit_expiry",
     "expiry_date": "kit_expiry",
     "expiration_date": "kit_expiry",
+    "identite_verifiee": "identity_verified",
+    "identite_controlee": "identity_verified",
+    "identity_checked": "identity_verified",
 }
 
 SEXES = {
@@ -450,6 +463,7 @@ def _parse_row(row_number: int, cells: dict[str, str], now: datetime) -> ParsedR
     # Identity: normalise what the CSV allows more freely, then the rules every road shares (patients.identity).
     form_data = {name: get(name) for name in IDENTITY_COLUMNS}
     form_data["country"] = form_data["country"] or "FR"
+    form_data["identity_verified"] = get("identity_verified")  # oui/non, yes/no; empty: not recorded
     sex_raw = get("sex")
     if sex_raw:
         sex = SEXES.get(_word(sex_raw))
@@ -797,8 +811,12 @@ FRENCH_HEADERS = {
     "symptom_onset": "Début des symptômes",
     "kit_lot": "Lot",
     "kit_expiry": "Date de péremption",
+    "identity_verified": "Identité vérifiée",
 }
-FRENCH_EXAMPLES = {"sex": "femme", "specimen": "nasopharyngé", "result": "négatif", "information_notice": "oui", "symptoms": "oui"}
+FRENCH_EXAMPLES = {
+    "sex": "femme", "specimen": "nasopharyngé", "result": "négatif", "information_notice": "oui", "symptoms": "oui",
+    "identity_verified": "oui",
+}  # fmt: skip
 
 
 def template_csv(*, now: datetime | None = None, french: bool = False) -> str:
@@ -817,18 +835,18 @@ def example_csv(*, now: datetime | None = None) -> str:
     rows = [
         ["Lefèvre", "Hélène Marie", "F", "12/03/1985", "285037505612306", "12 rue de la République", "75011", "Paris", "FR",
          "06 12 34 56 78", "helene.lefevre@example.org", "1232", "nasopharyngeal", _recent(now, 1), "négatif", "oui",
-         "non", "", "LOT-24A17", _expiry(now)],
+         "non", "", "LOT-24A17", _expiry(now), "oui"],
         ["Nguyễn", "Thành", "homme", "1992-01-16", "192016912304545", "", "69003", "Lyon", "",
          "+33 7 81 22 33 44", "", "1833", "nasal", _recent(now, 2), "positif", "oui",
-         "oui", _days_ago(now, 2), "", ""],
+         "oui", _days_ago(now, 2), "", "", "non"],
         ["Da Costa-Müller", "Inês", "femme", "05/12/2001", "", "3 place de l'Église", "13001", "Marseille", "FR",
          "", "ines.dacosta@example.org", "1232", "258500001", _recent(now, 3.5), "negative", "yes",
-         "unknown", "", "", ""],
+         "unknown", "", "", "", ""],
         ["O'Brien", "Seán Patrick", "M", "30/05/1978", "178059935001295", "", "", "", "IE",
          "", "", "1468", "saliva", _recent(now, 5), "invalide", "oui",
-         "", "", "", ""],
+         "", "", "", "", "yes"],
         ["Benali", "Yasmine", "F", "2017-09-08", "", "45 avenue Jean Jaurès", "31000", "Toulouse", "FR",
          "06 98 76 54 32", "", "1232", "nasopharyngé", _recent(now, 20), "negative", "1",
-         "no", "", "", ""],
+         "no", "", "", "", ""],
     ]  # fmt: skip
     return write_csv([list(COLUMN_NAMES), *rows])

@@ -42,7 +42,7 @@ def only_error(result: ImportResult) -> RowError:
 
 
 def test_columns_are_documented() -> None:
-    assert len(set(COLUMN_NAMES)) == len(COLUMNS) == 20
+    assert len(set(COLUMN_NAMES)) == len(COLUMNS) == 21
     assert all(c.description and c.example for c in COLUMNS)
     required = {c.name for c in COLUMNS if c.required}
     assert required == {"last_name", "first_names", "sex", "date_of_birth", "device_id", "sampled_at", "result", "information_notice"}

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from cryptography import x509
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from relais.certificates import valuesets
 from relais.certificates.errors import REASONS, DccInvalid
 from relais.certificates.keys import CERT_FILE_ENV
 from relais.certificates.verify import verify_hc1
@@ -55,12 +56,21 @@ def parse_at(value: str | None) -> datetime:
 
 class Command(BaseCommand):
     stealth_options = ("stdin",)  # lets tests hand in a stream
-    help = "Verify an EU DCC 'HC1:' text; exit 0 and print the payload, or exit 10+ with 'invalid: <reason>: <message>'."
+    help = (
+        "Verify an EU DCC 'HC1:' text (signature, validity, schema, codes against the EU value sets); exit 0 and print the "
+        "payload, or exit 10+ with 'invalid: <reason>: <message>'."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("hc1", nargs="?", help="HC1 text; read from standard input when absent or '-'")
         parser.add_argument("--cert", help=f"signer certificate: PEM/DER file or base64 DER (default: ${CERT_FILE_ENV})")
         parser.add_argument("--at", help="validation time, ISO 8601 (default: now; UTC when no offset)")
+        parser.add_argument(
+            "--valuesets",
+            metavar="DIR",
+            help="EU DCC value sets (eu-dcc-valuesets JSON files) the coded fields must be in (default: the bundled copy, "
+            "relais/certificates/valuesets)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         cert_value = options.get("cert") or os.environ.get(CERT_FILE_ENV, "")
@@ -68,12 +78,16 @@ class Command(BaseCommand):
             raise CommandError(f"give --cert or set {CERT_FILE_ENV}")
         at = parse_at(options.get("at"))
         certificate = load_certificate(cert_value)
+        try:
+            value_sets = valuesets.load(Path(options["valuesets"]) if options.get("valuesets") else valuesets.BUNDLED)
+        except valuesets.ValueSetsMissing as exc:
+            raise CommandError(f"--valuesets: {exc}") from None
         text = options.get("hc1")
         if not text or text == "-":
             stream: TextIO = options.get("stdin") or sys.stdin
             text = stream.read()
         try:
-            payload = verify_hc1(text.strip(), certificate=certificate, at=at)
+            payload = verify_hc1(text.strip(), certificate=certificate, at=at, value_sets=value_sets)
         except DccInvalid as exc:
             self.stderr.write(f"invalid: {exc.reason}: {exc.message}")
             raise SystemExit(EXIT_CODES[exc.reason]) from None
