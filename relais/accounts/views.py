@@ -195,7 +195,7 @@ def invitation_resend(request: HttpRequest, user: User, invitation_id: str) -> H
 def staff_rpps(request: HttpRequest, user: User, user_id: str) -> HttpResponse:
     form = RppsForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["rpps"]))
+        messages.error(request, " ".join(str(e) for e in form.errors["rpps"]))
         return redirect("accounts:team")
     try:
         services.staff_rpps_set(actor=user, user_id=user_id, rpps=form.cleaned_data["rpps"])
