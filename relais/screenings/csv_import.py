@@ -102,7 +102,7 @@ COLUMNS: tuple[Column, ...] = (
         "symptom_onset",
         False,
         gettext_lazy("Date the symptoms began, DD/MM/YYYY or YYYY-MM-DD: only when symptoms is yes."),
-        "28/02/2022",
+        "13/01/2022",  # two days before the sampled_at example
     ),
     Column("kit_lot", False, gettext_lazy("Lot number of the test kit, as printed on the box (20 characters at most)."), "LOT-24A17"),
     Column(

@@ -245,7 +245,7 @@ def _csv(rows: list[dict[str, str]]) -> bytes:
     sampled = (timezone.localtime(timezone.now()) - timedelta(hours=1)).strftime("%d/%m/%Y %H:%M")
     lines = []
     for row in rows:
-        values = {**examples, "nir": "", "sampled_at": sampled, "phone": "", **row}
+        values = {**examples, "nir": "", "sampled_at": sampled, "phone": "", "symptoms": "", "symptom_onset": "", **row}
         lines.append([values[name] for name in names])
     return csv_import.write_csv([names, *lines]).encode()
 
