@@ -296,7 +296,8 @@ def test_day_figures_use_the_recorded_and_status_indexes(owner: User, history: N
 def test_today_list_fingerprint_reads_the_day_not_the_history(owner: User, history: None) -> None:
     """Asked every 30 s by every open home page: today's tests by range, their messages through the screening index."""
     statements = captured(lambda: today_list_version(actor=owner))
-    (tests, outbox, messages) = statements
+    (tests, outbox, messages, outage) = statements
+    assert "transfer_destinationhealth" in outage.sql  # a table of one row per destination: no history to range over
     assert_uses(tests, "screening_pharmacy_recorded")
     for statement in (outbox, messages):
         names, text = plan(statement)

@@ -74,9 +74,11 @@ def test_bad_values_name_row_column_and_fix() -> None:
 def test_templates_carry_the_columns_and_read_back() -> None:
     english = template_csv(now=NOW)
     french = template_csv(now=NOW, french=True)
-    assert english.splitlines()[0].split(",")[-4:] == ["symptoms", "symptom_onset", "kit_lot", "kit_expiry"]
-    assert french.splitlines()[0].split(";")[-4:] == ["Symptômes", "Début des symptômes", "Lot", "Date de péremption"]
-    assert [FRENCH_HEADERS[name] for name in COLUMN_NAMES][-4:] == french.splitlines()[0].split(";")[-4:]
+    english_header, french_header = english.splitlines()[0].split(","), french.splitlines()[0].split(";")
+    start = english_header.index("symptoms")  # after the original columns; issue 16's identity_verified comes after them
+    assert english_header[start : start + 4] == ["symptoms", "symptom_onset", "kit_lot", "kit_expiry"]
+    assert french_header[start : start + 4] == ["Symptômes", "Début des symptômes", "Lot", "Date de péremption"]
+    assert [FRENCH_HEADERS[name] for name in COLUMN_NAMES] == french_header
     rows = [parse_csv(text.encode(), now=NOW).rows[0].screening_input() for text in (english, french)]
     assert rows[0] == rows[1] and rows[0].symptoms == "yes" and rows[0].symptom_onset and rows[0].kit_expiry
 
