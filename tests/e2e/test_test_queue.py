@@ -122,7 +122,8 @@ def test_three_tests_in_the_queue_at_once(stack: Any, browser: Browser) -> None:
     rows = page.locator("[data-testid=queue-entry]")
     expect(rows).to_have_count(3)
     for last in ["ARNAUD", "BERTIN", "CARON"]:
-        expect(_row(page, last).locator("[data-testid=countdown]")).to_have_text(re.compile(r"^ready in 1[45]:\d\d$"))
+        # 15 min from a sampling time rounded down to the minute, less the minutes a loaded machine takes to get here.
+        expect(_row(page, last).locator("[data-testid=countdown]")).to_have_text(re.compile(r"^ready in 1[0-5]:\d\d$"))
     # The countdown moves in the browser (the server rendered the starting value).
     before = _row(page, "ARNAUD").locator("[data-testid=countdown]").inner_text()
     page.clock.run_for(2_000)
