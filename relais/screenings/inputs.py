@@ -21,6 +21,17 @@ class ScreeningInput:
     symptoms: str = ""  # a key of vocab.SYMPTOMS, or "" when not asked
     symptom_onset: date | None = None  # only with symptoms == "yes"
 
+    def recorded_fields(self) -> dict[str, object]:
+        """The columns a screening and a pending test (relais.testqueue) store as given."""
+        return {
+            "specimen_type": self.specimen_type,
+            "sampled_at": self.sampled_at,
+            "kit_lot": self.kit_lot,
+            "kit_expiry": self.kit_expiry,
+            "symptoms": self.symptoms,
+            "symptom_onset": self.symptom_onset,
+        }
+
 
 def sampling_time_problem(sampled_at: datetime, *, now: datetime) -> str:
     """Either "future", "too_old" or "" (fine); each entry point words the problem its own way."""

@@ -126,12 +126,7 @@ def screening_build(*, actor: User, patient: Patient, device: Device, data: Scre
         pharmacy_id=actor.tenant_id,
         patient=patient,
         device=device,
-        specimen_type=data.specimen_type,
-        sampled_at=data.sampled_at,
-        kit_lot=data.kit_lot,
-        kit_expiry=data.kit_expiry,
-        symptoms=data.symptoms,
-        symptom_onset=data.symptom_onset,
+        **data.recorded_fields(),
         information_notice_given=True,
         recorded_by=actor,
     )
