@@ -17,6 +17,9 @@ class Pharmacy(models.Model):
     address_line = models.CharField(_("address"), max_length=200)
     postcode = models.CharField(_("postcode"), max_length=10)
     city = models.CharField(_("city"), max_length=100)
+    # E.164 (relais.core.validators.phone_normalise); "" when not entered (pharmacies created before it existed).
+    # Sent as the ordering facility's phone (HL7 ORC-23, FHIR Organization.telecom).
+    phone = models.CharField(_("phone"), max_length=20, blank=True, default="")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
