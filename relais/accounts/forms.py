@@ -51,6 +51,23 @@ class RppsForm(forms.Form):
         return rpps_normalise(self.cleaned_data.get("rpps", ""))
 
 
+class MyRppsForm(FocusFirstErrorMixin, forms.Form):
+    """The signed-in staff member's own RPPS number ("My account")."""
+
+    rpps = forms.CharField(
+        label=_("RPPS number"),
+        required=False,
+        max_length=20,
+        help_text=_(
+            "The 11 digits on your CPS card. It identifies you in the results sent to the national platform. Leave empty to remove it."
+        ),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+
+    def clean_rpps(self) -> str:
+        return rpps_normalise(self.cleaned_data.get("rpps", ""))
+
+
 class InviteForm(FocusFirstErrorMixin, forms.Form):
     email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True}))
     role = forms.ChoiceField(

@@ -8,6 +8,7 @@ urlpatterns = [
     path("logout/", views.logout_view, name="logout"),
     path("mfa/", views.mfa, name="mfa"),
     path("invite/<str:token>/", views.invitation_accept, name="invitation"),
+    path("account/", views.my_account, name="my_account"),
     path("team/", views.team, name="team"),
     path("team/<uuid:user_id>/rpps/", views.staff_rpps, name="rpps"),
     path("team/<uuid:user_id>/deactivate/", views.staff_deactivate, name="deactivate"),

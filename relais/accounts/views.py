@@ -19,7 +19,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from relais.accounts import services
 from relais.accounts.access import PUBLIC, public, staff_required
-from relais.accounts.forms import AcceptInvitationForm, EmailAuthenticationForm, InviteForm, PharmacyForm, RppsForm, TokenForm
+from relais.accounts.forms import (
+    AcceptInvitationForm,
+    EmailAuthenticationForm,
+    InviteForm,
+    MyRppsForm,
+    PharmacyForm,
+    RppsForm,
+    TokenForm,
+)
 from relais.accounts.models import Invitation, Pharmacy, Role, User
 from relais.audit.services import audit_record
 from relais.core.forms import apply_service_errors
@@ -188,6 +196,25 @@ def invitation_resend(request: HttpRequest, user: User, invitation_id: str) -> H
         # The new link is shown once, in this answer (a redirect would have to keep the token somewhere).
         return _team_page(request, user, form=InviteForm(), invite_link=_invite_url(request, issued.token))
     return redirect("accounts:team")
+
+
+@staff_required(Role.PHARMACIST, Role.PHARMACY_ADMIN)
+def my_account(request: HttpRequest, user: User) -> HttpResponse:
+    """The signed-in staff member's own account: they enter or change their RPPS number (only their own: the page takes
+    no account id). Changes are POST only; a refused number changes nothing and is named next to the field."""
+    if request.method == "POST":
+        form = MyRppsForm(request.POST)
+        if form.is_valid():
+            try:
+                services.staff_rpps_set(actor=user, user_id=user.pk, rpps=form.cleaned_data["rpps"])
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                messages.success(request, _("Your RPPS number is saved."))
+                return redirect("accounts:my_account")
+    else:
+        form = MyRppsForm(initial={"rpps": user.rpps})
+    return render(request, "accounts/my_account.html", {"form": form})
 
 
 @staff_required(Role.PHARMACY_ADMIN)
