@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from relais.core.proxy import parse_trusted_proxies
 from relais.core.secrets import SecretError, file_problem, read_secret, secret_conflicts, secrets_read
 from relais.retention.config import parse_retention
+from relais.transfer.hd import receiving_hds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RELAIS_ENV = os.environ.get("RELAIS_ENV", "development")
@@ -465,6 +466,10 @@ RELAIS_TRANSFER: dict[str, Any] = {
     "claim_batch": int(os.environ.get("RELAIS_TRANSFER_CLAIM_BATCH", 200)),  # one commit (fsync) per claim: amortised
     "concurrency": int(os.environ.get("RELAIS_TRANSFER_CONCURRENCY", 4)),  # connections per worker
 }
+# A destination may name its receiver for HL7 MSH-5/MSH-6: "receiving_application" and "receiving_facility", each
+# "NAME" or "NAME^OID^ISO" (default SIDEP: SI-DEP's OIDs are not published). Checked here, so a typo refuses to start.
+for _name, _config in RELAIS_TRANSFER["destinations"].items():
+    receiving_hds(_config, where=f"RELAIS_TRANSFER destination {_name}")
 
 # Exception reports never carry request bodies or local variables, which may hold personal data.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "relais.core.reporting.NoPersonalDataExceptionFilter"

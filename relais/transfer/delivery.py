@@ -14,11 +14,11 @@ from django.conf import settings
 
 from relais.accounts.models import Pharmacy
 from relais.core.blind_index import patient_pseudonym
-from relais.screenings.models import Device, Screening, ScreeningResult
+from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
 from relais.transfer.destinations import Destination
 from relais.transfer.formats import hl7v2
-from relais.transfer.models import OutboxMessage
+from relais.transfer.models import OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome, TransientError
 from relais.transfer.payload import PatientPart, ResultPart, TransferPayload, UnmappableValue
 from relais.transfer.registry import FORMATS, TRANSPORTS
@@ -53,6 +53,7 @@ def build_payload(
     pseudonymous: bool = False,
     results: Sequence[tuple[str, str, str]] | None = None,
     destination: str = "",
+    status: str = "",
 ) -> TransferPayload:
     """Identity goes with every test (loi n° 2020-546, art. 11), except to a pseudonymous destination or for a test
     recorded under the old "no consent" promise (identity_withheld). ``results``: (analyte, loinc_code, result) of the
@@ -97,7 +98,7 @@ def build_payload(
     return TransferPayload(
         message_id=message.message_id,
         created_at=message.created_at,
-        status=screening.status,
+        status=status or screening.status,
         screening_id=screening.pk,
         series_id=screening.series_id,
         version=screening.version,
@@ -113,6 +114,9 @@ def build_payload(
         pharmacy_address_line=pharmacy.address_line,
         pharmacy_postcode=pharmacy.postcode,
         pharmacy_city=pharmacy.city,
+        pharmacy_phone=pharmacy.phone,
+        pharmacy_id=str(pharmacy.pk),
+        destination=destination or settings.RELAIS_TRANSFER["destination"],
         # Keyed per destination (blind_index.patient_pseudonym): an anonymous receiver's pseudonym is its own, never
         # found in what an identified receiver gets; identified messages also carry the Relais id (patient_id).
         patient_pseudonym=patient_pseudonym(
@@ -158,7 +162,7 @@ def _load_screenings(ids: list[Any]) -> tuple[dict[Any, Screening], dict[Any, li
     rows = ScreeningResult.objects.filter(screening_id__in=list(screenings)).order_by("pk")
     for screening_id, analyte, loinc_code, value in rows.values_list("screening_id", "analyte", "loinc_code", "result"):
         results[screening_id].append((analyte, loinc_code, value))
-    pharmacies = Pharmacy.objects.only("name", "finess", "address_line", "postcode", "city").in_bulk(
+    pharmacies = Pharmacy.objects.only("name", "finess", "address_line", "postcode", "city", "phone").in_bulk(
         {s.pharmacy_id for s in screenings.values()}
     )
     devices = Device.objects.only("name", "manufacturer").in_bulk({s.device_id for s in screenings.values()})
@@ -166,6 +170,23 @@ def _load_screenings(ids: list[Any]) -> tuple[dict[Any, Screening], dict[Any, li
         screening.pharmacy = pharmacies[screening.pharmacy_id]
         screening.device = devices[screening.device_id]
     return screenings, results
+
+
+def received_earlier(messages: Sequence[OutboxMessage], *, destination: str) -> set[Any]:
+    """The messages (pks) whose test already has an earlier version that ``destination`` acknowledged after it was sent:
+    only those go out as a correction or removal. A test whose original the destination refused, or never got (a
+    rejected or superseded message, a change of destination), has no original there. One query per batch; none for a
+    batch of first versions. Outbox rows stay as long as their test (retention empties only their texts)."""
+    later = [m for m in messages if m.version > 1]
+    if not later:
+        return set()
+    accepted: dict[Any, int] = {}
+    rows = OutboxMessage.objects.filter(
+        series_id__in={m.series_id for m in later}, destination=destination, status=TransferStatus.ACKNOWLEDGED, sent_at__isnull=False
+    ).values_list("series_id", "version")
+    for series_id, version in rows:
+        accepted[series_id] = min(version, accepted.get(series_id, version))
+    return {m.pk for m in later if accepted.get(m.series_id, m.version) < m.version}
 
 
 def _redacted(outcome: Outcome, screening: Screening | None) -> Outcome:
@@ -211,10 +232,22 @@ class Deliverer:
             transport.close()
         self._lanes.clear()
 
-    def _render_one(self, message: OutboxMessage, screening: Screening, results: list[tuple[str, str, str]] | None = None) -> str | Outcome:
+    def _render_one(
+        self, message: OutboxMessage, screening: Screening, results: list[tuple[str, str, str]] | None = None, *, received: bool = True
+    ) -> str | Outcome:
+        status = screening.status
+        if status != ScreeningStatus.FINAL and not received:
+            # This destination never accepted an earlier version: a correction is its original, a removal has nothing to remove.
+            if status == ScreeningStatus.REMOVED:
+                return Outcome.nothing_to_send(
+                    f"not sent: {self.target.name} never accepted an earlier version of this test, nothing to remove"
+                )
+            status = ScreeningStatus.FINAL
         try:
             return self.format.render(
-                build_payload(message, screening, pseudonymous=self.target.pseudonymous, results=results, destination=self.target.name)
+                build_payload(
+                    message, screening, pseudonymous=self.target.pseudonymous, results=results, destination=self.target.name, status=status
+                )
             )
         except UnmappableValue as exc:
             return Outcome.rejected(f"a value cannot be coded for the national platform ({exc})", transmitted=False)
@@ -227,6 +260,7 @@ class Deliverer:
         """Outcomes of the messages attempted. No new message is started once ``stopping`` is set, nor when its
         exchange could outlast ``until`` (time.monotonic(); the claim's lease): the caller gives those back."""
         by_id, results = _load_screenings([m.screening_id for m in messages])
+        received = received_earlier(messages, destination=self.target.name)
         outcomes: dict[OutboxMessage, Outcome] = {}
         for message in messages:  # what it goes out as, recorded with the outcome
             message.destination, message.message_format = self.target.name, self.format.name
@@ -243,7 +277,7 @@ class Deliverer:
         for message in messages:
             if not may_start():
                 break
-            result = self._render_one(message, by_id[message.screening_id], results[message.screening_id])
+            result = self._render_one(message, by_id[message.screening_id], results[message.screening_id], received=message.pk in received)
             if isinstance(result, Outcome):
                 outcomes[message] = result
             elif batching:

@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from relais.transfer.hd import DEFAULT_RECEIVER, receiving_hds
 from relais.transfer.registry import FORMATS, TRANSPORTS
 
 
@@ -26,6 +27,9 @@ class Destination:
     pseudonymous: bool = False  # a receiver that must not get identity: only its own pseudonym (keyed per destination)
     timeout: float = 10.0  # seconds for each network wait
     deadline: float = 30.0  # seconds for a whole exchange: connect, send, acknowledgement
+    # HL7 MSH-5/MSH-6 (and FHS/BHS-5/6): "NAME" or "NAME^OID^ISO" (relais.transfer.hd); SI-DEP's OIDs are not published.
+    receiving_application: str = DEFAULT_RECEIVER
+    receiving_facility: str = DEFAULT_RECEIVER
 
 
 def destination(name: str | None = None) -> Destination:
@@ -52,3 +56,7 @@ def check_destination(target: Destination) -> None:
         )
     if target.transport not in fmt.transports:
         raise ImproperlyConfigured(f"destination {target.name}: {fmt.name} cannot go over {target.transport}")
+    receiving_hds(
+        {"receiving_application": target.receiving_application, "receiving_facility": target.receiving_facility},
+        where=f"destination {target.name}",
+    )

@@ -91,3 +91,10 @@ class TransferPayload:
     patient_id: str = ""
     # The same as patient.identity_verified, also present when the payload carries no identity.
     identity_verified: bool | None = None
+    # The pharmacy's phone (E.164, "" when not entered: HL7 ORC-23 and FHIR Organization.telecom are then absent) and
+    # its Relais id (UUID, str): HL7 MSH-4 names the facility by an OID derived from it (2.25.<int(uuid)>).
+    pharmacy_phone: str = ""
+    pharmacy_id: str = ""
+    # The destination this payload is rendered for (its name in settings.RELAIS_TRANSFER["destinations"]): HL7 MSH-5/6
+    # name that destination's receiving application and facility. "" = the destination in force.
+    destination: str = ""

@@ -72,6 +72,7 @@ def sample_payload(**overrides: Any) -> TransferPayload:
         "pharmacy_address_line": "1 rue du Test",
         "pharmacy_postcode": "75010",
         "pharmacy_city": "Paris",
+        "pharmacy_id": "3f2c1b0a-9e8d-4c7b-8a69-5f4e3d2c1b0a",
         "patient_pseudonym": "5f1c0e2a9b7d4c3e8a6f0b1d2c3e4f5a",
         "patient": sample_patient(),
         "results": (sample_result(),),

@@ -8,6 +8,7 @@ rule to fail: a field that goes missing from the renderer fails these tests."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -16,13 +17,17 @@ from typing import Any
 
 import hl7
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
+from relais.transfer.destinations import destination
 from relais.transfer.formats import hl7v2
+from relais.transfer.hd import parse_hd
 from relais.transfer.identifiers import FINESS_OID, INS_NIR_OID, RPPS_OID, namespace
 from relais.transfer.payload import TransferPayload
 from tests.transfer.payload_factory import SAMPLED_AT, sample_patient, sample_payload
 
 RPPS = "10001234567"
+PHARMACY_PHONE = "+33142345678"
 RECORDER = {"recorder_rpps": RPPS, "recorder_family": "MARTIN", "recorder_given": "Léa", "recorder_id": str(uuid.UUID(int=7))}
 OID = re.compile(r"[012](\.(0|[1-9]\d*))+")
 DIGITS = re.compile(r"\d+")
@@ -60,10 +65,11 @@ def _rules(payload: TransferPayload) -> dict[str, Callable[[Any], bool]]:
         "MSH-3 sending application HD with OID": lambda m: (
             [get(m, f"MSH.F3.R1.C{n}") for n in (1, 2, 3)] == ["RELAIS", namespace("application").oid, "ISO"]
         ),
-        "MSH-4 sending facility HD (FINESS, OID)": lambda m: (
-            [get(m, f"MSH.F4.R1.C{n}") for n in (1, 2, 3)] == [payload.pharmacy_finess, FINESS_OID, "ISO"]
+        "MSH-4 sending facility HD (FINESS, the pharmacy's own OID)": lambda m: (
+            [get(m, f"MSH.F4.R1.C{n}") for n in (1, 2, 3)] == [payload.pharmacy_finess, facility_oid(payload), "ISO"]
         ),
-        "MSH-5/6 receiving application and facility": lambda m: bool(get(m, "MSH.F5.R1.C1") and get(m, "MSH.F6.R1.C1")),
+        "MSH-5 receiving application": lambda m: bool(get(m, "MSH.F5.R1.C1")),
+        "MSH-6 receiving facility": lambda m: bool(get(m, "MSH.F6.R1.C1")),
         "MSH-10 message id": lambda m: get(m, "MSH.F10") == payload.message_id,
         "MSH-12 version 2.5.1": lambda m: get(m, "MSH.F12") == "2.5.1",
         "MSH-21 ELR profile": lambda m: (
@@ -87,6 +93,17 @@ def _rules(payload: TransferPayload) -> dict[str, Callable[[Any], bool]]:
         "ORC-22 ordering facility address": lambda m: (
             [get(m, f"ORC.F22.R1.C{n}") for n in (1, 3, 5)]
             == [payload.pharmacy_address_line, payload.pharmacy_city, payload.pharmacy_postcode]
+        ),
+        # Absent when the pharmacy has no phone: a receiver never gets an empty or invented number.
+        "ORC-23 ordering facility phone (structured XTN, WPN, PH)": lambda m: (
+            (
+                [get(m, f"ORC.F23.R1.C{c}") for c in (2, 3)] == ["WPN", "PH"]
+                and all(DIGITS.fullmatch(get(m, f"ORC.F23.R1.C{c}")) for c in (5, 6, 7))
+                and "+" + "".join(get(m, f"ORC.F23.R1.C{c}") for c in (5, 6, 7)) == payload.pharmacy_phone
+                and get(m, "ORC.F23.R1.C12") == payload.pharmacy_phone
+            )
+            if payload.pharmacy_phone
+            else all(get(m, f"ORC.F23.R1.C{c}") == "" for c in range(1, 13))  # XTN-1 is empty: F23 alone reads ""
         ),
         "OBR-4 universal service id (LOINC)": lambda m: get(m, "OBR.F4.R1.C3") == "LN",
         "OBR-25 result status": lambda m: get(m, "OBR.F25") == obr_status,
@@ -137,6 +154,13 @@ def _rules(payload: TransferPayload) -> dict[str, Callable[[Any], bool]]:
     return rules
 
 
+def facility_oid(payload: TransferPayload) -> str:
+    """The pharmacy's OID in MSH-4: 2.25 + its UUID as an integer (ITU-T X.667), never the FINESS registry's OID."""
+    oid = f"2.25.{uuid.UUID(payload.pharmacy_id).int}"
+    assert OID.fullmatch(oid) and oid != FINESS_OID
+    return oid
+
+
 def elr_problems(text: str, payload: TransferPayload) -> list[str]:
     message = hl7.parse(text)
     assert [str(s[0]) for s in message] == hl7v2.segment_order(hl7v2.observation_count(payload))
@@ -147,7 +171,7 @@ def _shapes() -> dict[str, TransferPayload]:
     identified = sample_patient()
     aoe = {"symptoms": "yes", "symptom_onset": date(2024, 2, 28), "kit_lot": "AB12", "kit_expiry": date(2025, 6, 30)}
     return {
-        "new-identified": sample_payload(**RECORDER),
+        "new-identified": sample_payload(pharmacy_phone=PHARMACY_PHONE, **RECORDER),
         "new-without-identity": sample_payload(patient=None, **RECORDER),
         "corrected": sample_payload(status="corrected", version=2, **RECORDER),
         "removed": sample_payload(status="removed", version=3, **RECORDER),
@@ -156,6 +180,8 @@ def _shapes() -> dict[str, TransferPayload]:
         "no-rpps": sample_payload(**{**RECORDER, "recorder_rpps": ""}),
         "landline-no-nir": sample_payload(patient=sample_patient(phone="+33142345678", nir=""), **RECORDER),
         "identity": sample_payload(patient=identified, **RECORDER),
+        "pharmacy-without-phone": sample_payload(pharmacy_phone="", **RECORDER),
+        "pharmacy-foreign-phone": sample_payload(pharmacy_phone="+32470123456", **RECORDER),
     }
 
 
@@ -210,9 +236,9 @@ def _blank(text: str, segment: str, field: int) -> str:
 
 
 MUTATIONS = [
-    ("MSH", 3), ("MSH", 4), ("MSH", 5), ("MSH", 10), ("MSH", 21), ("SFT", 1), ("SFT", 2), ("SFT", 3), ("SFT", 4), ("PID", 3),
-    ("PID", 13), ("ORC", 2), ("ORC", 3), ("ORC", 12), ("ORC", 21), ("ORC", 22), ("OBR", 2), ("OBR", 3), ("OBR", 16), ("OBR", 25),
-    ("OBX", 11), ("OBX", 18), ("SPM", 2), ("SPM", 17), ("SPM", 18),
+    ("MSH", 3), ("MSH", 4), ("MSH", 5), ("MSH", 6), ("MSH", 10), ("MSH", 21), ("SFT", 1), ("SFT", 2), ("SFT", 3), ("SFT", 4),
+    ("PID", 3), ("PID", 13), ("ORC", 2), ("ORC", 3), ("ORC", 12), ("ORC", 21), ("ORC", 22), ("ORC", 23), ("OBR", 2), ("OBR", 3),
+    ("OBR", 16), ("OBR", 25), ("OBX", 11), ("OBX", 18), ("SPM", 2), ("SPM", 17), ("SPM", 18),
 ]  # fmt: skip
 
 
@@ -238,7 +264,10 @@ def test_batch_headers_name_the_sender_with_distinct_file_and_batch_ids() -> Non
     bhs = batch.header
     assert [get(fhs, f"MSH.F3.R1.C{n}") for n in (1, 2, 3)] == ["RELAIS", namespace("application").oid, "ISO"]
     assert [str(bhs[3][0][n]) for n in (0, 1, 2)] == ["RELAIS", namespace("application").oid, "ISO"]
-    assert get(fhs, "MSH.F4.R1.C2") == FINESS_OID and str(bhs[4][0][1]) == FINESS_OID
+    # One pharmacy: the batch's sending facility is its MSH-4 (FINESS, the pharmacy's own OID)
+    assert [get(fhs, f"MSH.F4.R1.C{n}") for n in (1, 2, 3)] == ["750000010", facility_oid(payloads[0]), "ISO"]
+    assert [str(bhs[4][0][n]) for n in (0, 1, 2)] == ["750000010", facility_oid(payloads[0]), "ISO"]
+    assert [get(fhs, "MSH.F5"), get(fhs, "MSH.F6"), str(bhs[5]), str(bhs[6])] == ["SIDEP"] * 4
     file_id, batch_id = get(fhs, "MSH.F11"), str(bhs[11])
     assert batch_id == "BATCH000000000000001" and file_id and file_id != batch_id
     assert len(batch) == 3
@@ -247,11 +276,52 @@ def test_batch_headers_name_the_sender_with_distinct_file_and_batch_ids() -> Non
     assert str(batch.trailer[1]) == "3"
 
 
-def test_a_batch_of_several_pharmacies_names_none() -> None:
-    payloads = [SHAPES["new-identified"], sample_payload(pharmacy_finess="690000011", **RECORDER)]
+def test_a_batch_of_several_pharmacies_is_sent_by_the_relais_service() -> None:
+    other = sample_payload(pharmacy_finess="690000011", pharmacy_id=str(uuid.uuid4()), **RECORDER)
+    payloads = [SHAPES["new-identified"], other]
     text = hl7v2.render_batch(payloads, batch_id="B2", created_at=datetime(2024, 3, 2, tzinfo=UTC))
     fhs, bhs = text.split("\r")[:2]
-    assert fhs.split("|")[3] == "" and bhs.split("|")[3] == ""
+    application = f"RELAIS^{namespace('application').oid}^ISO"
+    assert fhs.split("|")[3] == application and bhs.split("|")[3] == application
+    # each message keeps its own pharmacy as MSH-4
+    msh4 = [line.split("|")[3] for line in text.split("\r") if line.startswith("MSH")]
+    assert msh4 == [f"{p.pharmacy_finess}^{facility_oid(p)}^ISO" for p in payloads]
+    assert facility_oid(payloads[0]) != facility_oid(other)
+
+
+def test_two_pharmacies_sharing_nothing_but_the_finess_registry_get_two_facility_oids() -> None:
+    """MSH-4's universal id names the pharmacy, not the FINESS registry (the same for every pharmacy)."""
+    texts = [hl7v2.render_oru_r01(sample_payload(pharmacy_id=str(uuid.uuid4()), **RECORDER)) for _ in range(2)]
+    oids = [get(hl7.parse(t), "MSH.F4.R1.C2") for t in texts]
+    assert len(set(oids)) == 2 and FINESS_OID not in oids and all(OID.fullmatch(o) for o in oids)
+
+
+def test_the_finess_registry_oid_in_msh4_breaks_its_rule() -> None:
+    payload = SHAPES["new-identified"]
+    text = hl7v2.render_oru_r01(payload).replace(facility_oid(payload), FINESS_OID, 1)
+    assert [p for p in elr_problems(text, payload) if p.startswith("MSH-4")]
+
+
+@pytest.mark.parametrize("pharmacy_id", ["", "not-a-uuid"])
+def test_a_payload_without_a_pharmacy_id_is_refused_not_sent(pharmacy_id: str) -> None:
+    with pytest.raises(hl7v2.UnmappableValue, match="pharmacy_id"):
+        hl7v2.render_oru_r01(sample_payload(pharmacy_id=pharmacy_id, **RECORDER))
+
+
+def test_the_pharmacy_phone_is_orc23_and_only_when_it_has_one() -> None:
+    with_phone = hl7.parse(hl7v2.render_oru_r01(SHAPES["new-identified"]))
+    assert [get(with_phone, f"ORC.F23.R1.C{c}") for c in (2, 3, 5, 6, 7, 12)] == ["WPN", "PH", "33", "1", "42345678", PHARMACY_PHONE]
+    without = hl7v2.render_oru_r01(SHAPES["pharmacy-without-phone"])
+    assert get(hl7.parse(without), "ORC.F23.R1.C2") == "" and next(s for s in without.split("\r") if s.startswith("ORC")).count("|") == 22
+    # a number where there is none breaks the rule too
+    invented = without.replace("\rOBR|", "|^WPN^PH^^33^1^42345678\rOBR|", 1)
+    assert "ORC-23 ordering facility phone (structured XTN, WPN, PH)" in elr_problems(invented, SHAPES["pharmacy-without-phone"])
+
+
+def test_a_mobile_pharmacy_phone_is_still_a_work_phone_on_a_telephone() -> None:
+    message = hl7.parse(hl7v2.render_oru_r01(sample_payload(pharmacy_phone="+33612345678", **RECORDER)))
+    assert [get(message, f"ORC.F23.R1.C{c}") for c in (2, 3, 5, 6, 7)] == ["WPN", "PH", "33", "6", "12345678"]
+    assert get(message, "PID.F13.R1.C3") == "CP"  # the patient's own mobile keeps CP: the cache tells the two apart
 
 
 def test_sampled_time_is_the_received_time() -> None:
@@ -268,3 +338,91 @@ def test_structured_phone_agrees_with_phonenumbers(phone: str) -> None:
     area = national[: phonenumbers.length_of_national_destination_code(number)]
     message = hl7.parse(hl7v2.render_oru_r01(sample_payload(patient=sample_patient(phone=phone), **RECORDER)))
     assert [get(message, f"PID.F13.R1.C{c}") for c in (5, 6, 7, 12)] == [str(number.country_code), area, national[len(area) :], phone]
+
+
+# --- receivers (MSH-5/6, FHS/BHS-5/6) per destination ----------------------------------------------
+
+
+def _with_receivers(settings: Any, **receiver: str) -> None:
+    config = {**settings.RELAIS_TRANSFER, "destinations": dict(settings.RELAIS_TRANSFER["destinations"])}
+    config["destinations"]["national"] = {"message_format": "hl7v2", "transport": "mllp", "port": 2575, **receiver}
+    settings.RELAIS_TRANSFER = config
+
+
+def test_each_destination_names_its_receiver_in_msh5_msh6_and_the_batch_headers(settings: Any) -> None:
+    _with_receivers(settings, receiving_application="SIDEP-ELR^1.2.250.1.999.7.1^ISO", receiving_facility="ANS")
+    payloads = [sample_payload(destination="national", **RECORDER) for _ in range(2)]
+    message = hl7.parse(hl7v2.render_oru_r01(payloads[0]))
+    assert [get(message, f"MSH.F5.R1.C{n}") for n in (1, 2, 3)] == ["SIDEP-ELR", "1.2.250.1.999.7.1", "ISO"]
+    assert [get(message, f"MSH.F6.R1.C{n}") for n in (1, 2)] == ["ANS", ""]
+    assert elr_problems(hl7v2.render_oru_r01(payloads[0]), payloads[0]) == []
+    hl7v2.validate_message(hl7v2.render_oru_r01(payloads[0]))  # hl7apy STRICT takes the HD with its OID
+    batch = hl7v2.render_batch(payloads, batch_id="B3", created_at=datetime(2024, 3, 2, tzinfo=UTC))
+    for header in batch.split("\r")[:2]:
+        assert header.split("|")[4:6] == ["SIDEP-ELR^1.2.250.1.999.7.1^ISO", "ANS"]
+    # another destination, or one that sets nothing, keeps SIDEP
+    plain = hl7.parse(hl7v2.render_oru_r01(sample_payload(destination="sandbox-mllp-hl7v2", **RECORDER)))
+    assert [get(plain, "MSH.F5"), get(plain, "MSH.F6")] == ["SIDEP", "SIDEP"]
+    # a destination built by hand (not in the settings) gets the defaults
+    assert get(hl7.parse(hl7v2.render_oru_r01(sample_payload(destination="not-configured"))), "MSH.F5") == "SIDEP"
+
+
+def test_empty_destination_is_the_destination_in_force(settings: Any) -> None:
+    _with_receivers(settings, receiving_facility="ANS^1.2.250.1.999.7.2^ISO")
+    settings.RELAIS_TRANSFER = {**settings.RELAIS_TRANSFER, "destination": "national"}
+    assert get(hl7.parse(hl7v2.render_oru_r01(sample_payload(**RECORDER))), "MSH.F6.R1.C2") == "1.2.250.1.999.7.2"
+
+
+def test_a_batch_mixing_receivers_is_refused() -> None:
+    first = hl7v2.render_oru_r01(sample_payload(**RECORDER))
+    other = first.replace("|SIDEP|SIDEP|", "|SIDEP|ANS|", 1)
+    with pytest.raises(ValueError, match="one destination"):
+        hl7v2.render_batch_text([first, other], batch_id="B4", created_at=datetime(2024, 3, 2, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("SIDEP", "SIDEP"),
+        (" SI-DEP ", "SI-DEP"),
+        ("SIDEP^1.2.250.1.999^ISO", "SIDEP^1.2.250.1.999^ISO"),
+        ("A B^ 2.25.1 ^ISO", "A B^2.25.1^ISO"),
+    ],
+)
+def test_receiver_hd_accepted_forms(value: str, expected: str) -> None:
+    assert parse_hd(value, where="x") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "SI|DEP", "SI&DEP", "S~", "X" * 21, "SIDEP^1.2.x^ISO", "SIDEP^1.2.3", "SIDEP^1.2.3^DNS", "SIDEP^^ISO", "SIDEP^3.1^ISO",
+     "SIDEP^1.02^ISO", "^1.2.3^ISO", 42, None],
+)  # fmt: skip
+def test_receiver_hd_refused_forms(value: object) -> None:
+    with pytest.raises(ImproperlyConfigured, match="where-it-is"):
+        parse_hd(value, where="where-it-is")
+
+
+@pytest.mark.parametrize("key", ["receiving_application", "receiving_facility"])
+def test_a_destination_with_a_malformed_receiver_refuses_to_start(settings: Any, key: str) -> None:
+    _with_receivers(settings, **{key: "SIDEP^not-an-oid^ISO"})
+    with pytest.raises(ImproperlyConfigured, match=f"destination national: {key}"):
+        destination("national")
+    settings.RELAIS_TRANSFER = {**settings.RELAIS_TRANSFER, "destinations": {"national": {"message_format": "hl7v2", "transport": "mllp"}}}
+    assert (destination("national").receiving_application, destination("national").receiving_facility) == ("SIDEP", "SIDEP")
+
+
+def test_settings_check_every_destination_when_they_load() -> None:
+    """relais/settings.py runs receiving_hds over every destination: a malformed one stops the process at start-up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import relais.transfer.hd as hd, django.core.exceptions as e\n"
+        "original = hd.receiving_hds\n"
+        "hd.receiving_hds = lambda config, where: original({**config, 'receiving_facility': 'SIDEP^x^ISO'}, where=where)\n"
+        "try:\n    import relais.settings\nexcept e.ImproperlyConfigured as exc:\n    print('refused:', exc)\n"
+    )
+    env = {**os.environ, "RELAIS_ENV": "test"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, timeout=60)
+    assert "refused: RELAIS_TRANSFER destination" in out.stdout and "receiving_facility" in out.stdout, out.stderr[-2000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -97,7 +98,8 @@ def test_oru_r01_is_strictly_valid_with_the_expected_segments_and_header() -> No
     assert "\n" not in text and not text.endswith("\r")
     msh = segments(text, "MSH")[0]
     application = f"RELAIS^{namespace('application').oid}^ISO"
-    assert msh.startswith(f"MSH|^~\\&|{application}|750000010^1.2.250.1.71.4.2.2^ISO|SIDEP|SIDEP|20240301102030+0000||ORU^R01^ORU_R01|")
+    facility = f"750000010^2.25.{uuid.UUID(payload.pharmacy_id).int}^ISO"  # the pharmacy's UUID-derived OID (issue 16)
+    assert msh.startswith(f"MSH|^~\\&|{application}|{facility}|SIDEP|SIDEP|20240301102030+0000||ORU^R01^ORU_R01|")
     assert [field(msh, n) for n in (10, 11, 12, 15, 16)] == [payload.message_id, "P", "2.5.1", "AL", "NE"]
 
 
@@ -287,7 +289,7 @@ def test_batch_wraps_the_messages_and_counts_them() -> None:
     assert names[:2] == ["FHS", "BHS"] and names[-2:] == ["BTS", "FTS"] and names.count("MSH") == 3
     for header in (segments(text, "FHS")[0], segments(text, "BHS")[0]):
         assert field(header, 2) == "^~\\&" and field(header, 3) == f"RELAIS^{namespace('application').oid}^ISO"
-        assert field(header, 7) == "20240302080000+0000" and field(header, 4) == "750000010^1.2.250.1.71.4.2.2^ISO"
+        assert field(header, 7) == "20240302080000+0000" and field(header, 4) == field(segments(text, "MSH")[0], 4)
     assert (field(segments(text, "FHS")[0], 11), field(segments(text, "BHS")[0], 11)) == ("file-0001", "batch-0001")
     assert segments(text, "BTS") == ["BTS|3"] and segments(text, "FTS") == ["FTS|1"]
     # hl7apy parses BTS/FTS; it cannot parse FHS/BHS (it only knows MSH's separator field), checked above by hand.

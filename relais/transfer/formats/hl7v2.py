@@ -58,6 +58,7 @@ import functools
 import re
 import secrets
 import tomllib
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -67,13 +68,14 @@ import phonenumbers
 from django.conf import settings
 
 from relais.screenings.vocab import RESULTS, SPECIMENS
+from relais.transfer.hd import DEFAULT_RECEIVER, receiving_hds
 from relais.transfer.identifiers import FINESS_OID, INS_NIR_OID, RPPS_OID, namespace
 from relais.transfer.payload import PatientPart, ResultPart, TransferPayload, UnmappableValue
 
 ENCODING_CHARACTERS = "^~\\&"
 SENDING_APPLICATION = "RELAIS"
-RECEIVING_APPLICATION = "SIDEP"
-RECEIVING_FACILITY = "SIDEP"
+RECEIVING_APPLICATION = DEFAULT_RECEIVER  # MSH-5/6 of a destination that names no receiver (see _receivers)
+RECEIVING_FACILITY = DEFAULT_RECEIVER
 NIR_OID = INS_NIR_OID
 NIR_AUTHORITY = "INS-NIR"
 RPPS_AUTHORITY = "RPPS"
@@ -294,6 +296,35 @@ def _application_hd() -> str:
     return _c(SENDING_APPLICATION, _oid("application"), "ISO")
 
 
+def _facility_hd(payload: TransferPayload, finess: str) -> str:
+    """MSH-4: the pharmacy, namespace its FINESS, universal id the OID of this pharmacy (see _facility_oid)."""
+    return _c(finess, _facility_oid(payload.pharmacy_id), "ISO")
+
+
+@functools.lru_cache(maxsize=4096)
+def _facility_oid(pharmacy_id: str) -> str:
+    """2.25.<the pharmacy's UUID as an integer> (ITU-T X.667 UUID-derived OID): unique without registration and
+    independent of RELAIS_OID_ROOT, so a pharmacy keeps its OID if the deployment's arc changes."""
+    try:
+        return f"2.25.{uuid.UUID(pharmacy_id).int}"
+    except (ValueError, TypeError, AttributeError):
+        raise UnmappableValue("pharmacy_id", pharmacy_id) from None
+
+
+def _receivers(destination: str) -> tuple[str, str]:
+    """(MSH-5, MSH-6) of a destination: its receiving_application and receiving_facility in settings.RELAIS_TRANSFER
+    (checked when settings load), SIDEP for what it does not set. "" is the destination in force; a destination not
+    in the settings (a Destination built by hand) gets the defaults. Parsed once per value (cached)."""
+    config = settings.RELAIS_TRANSFER
+    values = config["destinations"].get(destination or config["destination"]) or {}
+    return _receivers_of(values.get("receiving_application", DEFAULT_RECEIVER), values.get("receiving_facility", DEFAULT_RECEIVER))
+
+
+@functools.lru_cache(maxsize=64)
+def _receivers_of(application: str, facility: str) -> tuple[str, str]:
+    return receiving_hds({"receiving_application": application, "receiving_facility": facility}, where="destination")
+
+
 def _sft() -> str:
     return _sft_under(settings.RELAIS_OID_ROOT)
 
@@ -334,26 +365,32 @@ _FRENCH_NUMBER = re.compile(r"\+33([1-9])(\d{8})")
 
 
 @functools.lru_cache(maxsize=4096)
-def _phone_xtn(phone: str) -> str:
-    """A structured XTN (ELR): PRN, CP (mobile) or PH, XTN-5/6/7 country code, area (national destination) code and
-    local number, digits only (NM), and XTN-12 the unformatted E.164 number. Only XTN-12 when the number won't parse.
-    French numbers (most of them) take a fast path: +33 Z ABPQMCDU, Z the area code, 6 and 7 mobiles (ARCEP plan);
-    others go through phonenumbers (about 100 us). Cached: a patient's versions and retries reuse it."""
-    unformatted = _text(phone, "patient.phone")
+def _phone_xtn(phone: str, use: str = "PRN", equipment: str = "", field: str = "patient.phone") -> str:
+    """A structured XTN (ELR): XTN-2 ``use`` (PRN, WPN), XTN-3 ``equipment`` or, when "", CP (mobile) or PH, XTN-5/6/7
+    country code, area (national destination) code and local number, digits only (NM), and XTN-12 the unformatted
+    E.164 number. Only XTN-12 when the number won't parse. French numbers (most of them) take a fast path:
+    +33 Z ABPQMCDU, Z the area code, 6 and 7 mobiles (ARCEP plan); others go through phonenumbers (about 100 us).
+    Cached: a patient's versions and retries, a pharmacy's every message, reuse it."""
+    unformatted = _text(phone, field)
     french = _FRENCH_NUMBER.fullmatch(phone)
     if french:
         area, local = french.groups()
-        return _c("", "PRN", "CP" if area in "67" else "PH", "", "33", area, local, "", "", "", "", unformatted)
+        return _c("", use, equipment or ("CP" if area in "67" else "PH"), "", "33", area, local, "", "", "", "", unformatted)
     try:
         number = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:
-        return _c("", "PRN", "PH", "", "", "", "", "", "", "", "", unformatted)
+        return _c("", use, equipment or "PH", "", "", "", "", "", "", "", "", unformatted)
     national = phonenumbers.national_significant_number(number)
     area_length = phonenumbers.length_of_national_destination_code(number)
     area, local = national[:area_length], national[area_length:]
     mobile = phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
-    equipment = "CP" if mobile else "PH"
-    return _c("", "PRN", equipment, "", str(number.country_code), area, local, "", "", "", "", unformatted)
+    equipment = equipment or ("CP" if mobile else "PH")
+    return _c("", use, equipment, "", str(number.country_code), area, local, "", "", "", "", unformatted)
+
+
+def _pharmacy_xtn(payload: TransferPayload) -> str:
+    """ORC-23 ordering facility phone: the pharmacy's number as a work phone (WPN, PH); "" when it has none."""
+    return _phone_xtn(payload.pharmacy_phone, "WPN", "PH", "pharmacy_phone") if payload.pharmacy_phone else ""
 
 
 def _pharmacy_xon(payload: TransferPayload, finess: str) -> str:
@@ -377,15 +414,15 @@ def country_alpha3(country: str) -> str:
 # --- ORU^R01 -------------------------------------------------------------------------------------
 
 
-def _msh(*, finess: str, created_at: datetime, control_id: str, message_type: str) -> str:
+def _msh(*, facility: str, receivers: tuple[str, str], created_at: datetime, control_id: str, message_type: str) -> str:
     return _segment(
         "MSH",
         {
             2: ENCODING_CHARACTERS,
             3: _application_hd(),
-            4: _c(finess, FINESS_OID, "ISO"),
-            5: RECEIVING_APPLICATION,
-            6: RECEIVING_FACILITY,
+            4: facility,
+            5: receivers[0],
+            6: receivers[1],
             7: _dtm(created_at, "created_at"),
             9: message_type,
             10: control_id,
@@ -481,10 +518,16 @@ def _oru_segments(payload: TransferPayload) -> list[str]:
     device = _c(_text(payload.device_id, "device_id"), _label(payload.device_name), DEVICE_CODING_SYSTEM)
 
     segments = [
-        _msh(finess=finess, created_at=payload.created_at, control_id=control_id, message_type="ORU^R01^ORU_R01"),
+        _msh(
+            facility=_facility_hd(payload, finess),
+            receivers=_receivers(payload.destination),
+            created_at=payload.created_at,
+            control_id=control_id,
+            message_type="ORU^R01^ORU_R01",
+        ),
         _sft(),
         _pid(payload),
-        _segment("ORC", {1: "RE", 2: placer, 3: filler, 9: recorded_at, 12: provider, 21: xon, 22: xad}),
+        _segment("ORC", {1: "RE", 2: placer, 3: filler, 9: recorded_at, 12: provider, 21: xon, 22: xad, 23: _pharmacy_xtn(payload)}),
         _segment(
             "OBR",
             # OBR-4: the test ordered; with a multiplex device, the first analyte's LOINC stands for the order.
@@ -564,9 +607,9 @@ def validate_message(text: str) -> None:
         raise RenderError(f"HL7 validation failed: {exc}") from exc
 
 
-# Field separators per segment the renderer never exceeds (its last field: MSH-21, SFT-4, PID-13, ORC-22, OBR-25, OBX-24,
+# Field separators per segment the renderer never exceeds (its last field: MSH-21, SFT-4, PID-13, ORC-23, OBR-25, OBX-24,
 # SPM-18).
-_MAX_FIELDS = {"MSH": 20, "SFT": 4, "PID": 13, "ORC": 22, "OBR": 25, "OBX": 24, "SPM": 18}
+_MAX_FIELDS = {"MSH": 20, "SFT": 4, "PID": 13, "ORC": 23, "OBR": 25, "OBX": 24, "SPM": 18}
 _FRAMING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
@@ -612,7 +655,9 @@ def render_batch(payloads: Sequence[TransferPayload], *, batch_id: str, created_
 def render_batch_text(messages: Sequence[str], *, batch_id: str, created_at: datetime, file_id: str | None = None) -> str:
     """render_batch for messages already rendered by render_oru_r01 (each must be exactly one message). FHS-11 (the
     file id, a new random one unless given) and BHS-11 (``batch_id``) differ; FHS-4/BHS-4 the sending facility: the
-    messages' MSH-4 when they all share it (a batch of one pharmacy), else absent (no one facility sent it)."""
+    messages' MSH-4 when they all share it (a batch of one pharmacy), else the Relais application's HD (the service
+    that assembled the batch is its sender); FHS-5/6 and BHS-5/6 the messages' MSH-5/6 (ValueError if they differ: a
+    batch goes to one destination)."""
     control_id = _control_id(batch_id, "batch_id")
     file_control_id = _control_id(file_id, "file_id") if file_id is not None else secrets.token_hex(10)
     while file_control_id == control_id:
@@ -623,13 +668,18 @@ def render_batch_text(messages: Sequence[str], *, batch_id: str, created_at: dat
         if len(split_batch(body)) != 1:
             raise ValueError("render_batch_text takes single messages")
         bodies.append(body)
-    facilities = {_field(body.split("\r", 1)[0].split("|"), 3) for body in bodies}
+    headers = [body.split("\r", 1)[0].split("|") for body in bodies]
+    facilities = {_field(msh, 3) for msh in headers}
+    receivers = {(_field(msh, 4), _field(msh, 5)) for msh in headers} or {(RECEIVING_APPLICATION, RECEIVING_FACILITY)}
+    if len(receivers) != 1:
+        raise ValueError("render_batch_text: the messages name different receivers (MSH-5/6); a batch goes to one destination")
+    (receiving_application, receiving_facility) = receivers.pop()
     header = {
         2: ENCODING_CHARACTERS,
         3: _application_hd(),
-        4: facilities.pop() if len(facilities) == 1 else "",
-        5: RECEIVING_APPLICATION,
-        6: RECEIVING_FACILITY,
+        4: facilities.pop() if len(facilities) == 1 else _application_hd(),
+        5: receiving_application,
+        6: receiving_facility,
         7: _dtm(created_at, "created_at"),
     }
     segments = [_segment("FHS", {**header, 11: file_control_id}), _segment("BHS", {**header, 11: control_id}), *bodies]
