@@ -203,6 +203,7 @@ def render_bundle(payload: TransferPayload) -> str:
                     },
                 ],
                 "name": _str(payload.pharmacy_name),
+                "telecom": [{"system": "phone", "value": payload.pharmacy_phone, "use": "work"}] if payload.pharmacy_phone else [],
                 "address": [
                     {
                         "line": [_str(payload.pharmacy_address_line)],

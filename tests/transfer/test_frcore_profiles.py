@@ -91,3 +91,12 @@ def test_organization_declares_fr_core_organization_with_the_finess_as_fr_core_w
         "value": "750000010",
     }
     assert found["request"] == {"method": "PUT", "url": "Organization?identifier=urn:oid:1.2.250.1.71.4.2.2|1750000010"}
+
+
+def test_organization_telecom_is_the_pharmacy_phone_as_a_work_phone_only_when_it_has_one() -> None:
+    organization = entry(sample_payload(pharmacy_phone="+33142345678"), "Organization")["resource"]
+    assert organization["telecom"] == [{"system": "phone", "value": "+33142345678", "use": "work"}]
+    assert list(organization).index("telecom") == list(organization).index("name") + 1  # R4 element order: name, telecom, address
+    without = entry(sample_payload(pharmacy_phone=""), "Organization")["resource"]
+    assert "telecom" not in without  # never an empty element nor an invented number
+    assert entry(sample_payload(), "Organization")["resource"].get("telecom") is None

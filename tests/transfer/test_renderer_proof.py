@@ -127,6 +127,7 @@ payloads = st.builds(
     pharmacy_name=name_text,
     pharmacy_address_line=optional_text,
     pharmacy_city=optional_text,
+    pharmacy_phone=st.sampled_from(["", "+33142345678", "+33612345678", "+14155550123"]),
     patient=patients,
     results=results.map(tuple),
 )

@@ -13,7 +13,8 @@ FR Core (Interop'Santé, https://hl7.fr/ig/fhir/core): the Patient declares fr-c
 (fr-core-cs-v2-0203) under urn:oid:1.2.250.1.213.1.4.8, and the identity-reliability extension says VALI when the
 pharmacist recorded that the identity was checked on an identity document, PROV otherwise (never QUAL or RECUP:
 Relais does not call INSi). The Organization declares fr-core-organization with the FINESS both as idNatSt
-("1" + FINESS under urn:oid:1.2.250.1.71.4.2.2, type IDNST) and as FINEG (bare FINESS, https://finess.esante.gouv.fr).
+("1" + FINESS under urn:oid:1.2.250.1.71.4.2.2, type IDNST) and as FINEG (bare FINESS, https://finess.esante.gouv.fr),
+and its telecom (system phone, use work, the E.164 number) when the pharmacy has a phone (HL7 ORC-23 likewise).
 
 Resources are built as dicts in the key order of the fhir.resources (R4B) models and dumped compactly, so the
 text is what ``Bundle.model_dump_json()`` gave when every resource went through those models (2.1 ms a bundle
@@ -258,7 +259,8 @@ def _patient(payload: TransferPayload, ids: Systems) -> dict[str, Any]:
 
 
 def _organization(payload: TransferPayload) -> dict[str, Any]:
-    """FR Core Organization: the FINESS as idNatSt ("1" + FINESS, the conditional update key) and as FINEG."""
+    """FR Core Organization: the FINESS as idNatSt ("1" + FINESS, the conditional update key) and as FINEG; telecom
+    the pharmacy's phone (E.164, use work) when it has one."""
     return {
         "resourceType": "Organization",
         "meta": {"profile": [ORGANIZATION_PROFILE]},
@@ -276,6 +278,7 @@ def _organization(payload: TransferPayload) -> dict[str, Any]:
             },
         ],
         "name": _str(payload.pharmacy_name),
+        "telecom": [{"system": "phone", "value": payload.pharmacy_phone, "use": "work"}] if payload.pharmacy_phone else [],
         "address": [
             {
                 "line": [_str(payload.pharmacy_address_line)],

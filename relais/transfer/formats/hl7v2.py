@@ -12,8 +12,12 @@ Field choices (receiver side, keep stable). The structure follows the HL7 v2.5.1
 "PHLabReport-NoAck"): every entity identifier is an EI/HD with a namespace, an OID and "ISO"; the OIDs are those of
 relais.transfer.identifiers (Relais's own arcs under settings.RELAIS_OID_ROOT, the French national ones for FINESS,
 RPPS and INS-NIR). Each rule below is checked field by field by tests/transfer/test_elr_hl7.py with python-hl7.
-  MSH-3  RELAIS ^ <application OID> ^ ISO            MSH-4  <FINESS> ^ 1.2.250.1.71.4.2.2 (FINESS) ^ ISO
-  MSH-5/6 SIDEP (the receiver's namespace: its OIDs are not known to Relais)
+  MSH-3  RELAIS ^ <application OID> ^ ISO
+  MSH-4  <FINESS> ^ 2.25.<int(pharmacy UUID)> ^ ISO: the pharmacy itself (namespace its FINESS, universal id an OID of
+    this pharmacy, ITU-T X.667 UUID-derived: unique without registration and unchanged if RELAIS_OID_ROOT changes,
+    where a "facility" sub-arc of the root would move with it); the FINESS registry's OID is in ORC-21 (XON-6)
+  MSH-5/6 the destination's receiving_application / receiving_facility (settings.RELAIS_TRANSFER, "NAME" or
+    "NAME^OID^ISO", checked at start-up by relais.transfer.hd); default SIDEP: SI-DEP's OIDs are not published
   MSH-10 the outbox message id: a new one per version and per destination, the same for every retry
   MSH-21 PHLabReport-NoAck ^ ELR251R1_Rcvr_Prof ^ 2.16.840.1.113883.9.11 ^ ISO (the ELR 2.5.1 R1 profile)
   SFT    Relais (organisation, with the application OID) | version (pyproject) | Relais | relais-<version>
@@ -23,15 +27,19 @@ RPPS and INS-NIR). Each rule below is checked field by field by tests/transfer/t
   ORC-12/OBR-16 ordering provider: the pharmacist who recorded the version, XCN
     8<RPPS> ^ family ^ given ^^^^^^ RPPS&1.2.250.1.71.4.2.1&ISO ^^^^ RPPS (IdNat_PS: "8" + the 11-digit RPPS);
     without RPPS: <account id> ^ family ^ given ^^^^^^ RELAIS&<staff OID>&ISO ^^^^ RI; absent when the account is gone
-  ORC-21/22 ordering facility name (XON with the FINESS) and address; ORC-23 is not sent: Relais has no pharmacy phone
+  ORC-21/22 ordering facility name (XON: XON-6 FINESS&1.2.250.1.71.4.2.2&ISO, XON-7 FINEG, XON-10 the FINESS) and address
+  ORC-23 ordering facility phone: ^WPN^PH^^<country>^<area>^<local>^^^^^<E.164> (structured XTN, as PID-13), only when
+    the pharmacy has a phone (Pharmacy.phone); absent otherwise, never empty components
   OBR-25 F final, C corrected or removed;  OBX-11 F final, C corrected, D removed (deleted)
   OBX-17 device: EU device id ^ device name ^ 99EUDEVICE (local coding system, HL7 table 0396 "99zzz")
   OBX-18 equipment instance: <device id>[/<kit lot>] ^ RELAIS ^ <device OID> ^ ISO (results only)
   PID-13 phone: ^PRN^CP|PH^^<country>^<area>^<local>^^^^^<E.164> (XTN-5/6/7 numeric, XTN-12 unformatted kept)
   SPM-2  specimen id EIP: <series_id>&RELAIS&<specimen OID>&ISO for placer and filler parts (stable per test)
   SPM-17 collection time; SPM-18 received time (= sampling: the test is done where the specimen is taken)
-  FHS/BHS: -3 the application HD, -4 the sending facility (the messages' MSH-4 when they share it), -11 distinct
-    file and batch control ids
+  FHS/BHS: -3 the application HD; -4 the sending facility: the messages' MSH-4 when they share it (one pharmacy),
+    else the application HD RELAIS ^ <application OID> ^ ISO (the Relais service assembled the batch and is its
+    sender: no facility of the deployment is invented); -5/6 the messages' MSH-5/6 (one destination per batch);
+    -11 distinct file and batch control ids
 
 Observations after the result OBX(s), in this order, each only when recorded (a test recorded before they existed, or
 without them, renders exactly as before). They share the result's OBX-11 (F/C/D) and OBX-14 (sampling time), so a
