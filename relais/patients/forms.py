@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from relais.certificates import icao_coverage_data
+from relais.certificates.icao_coverage import regex_class
 from relais.certificates.transliteration import untransliterable
 from relais.core import validators
 from relais.core.forms import FocusFirstErrorMixin
@@ -14,6 +17,23 @@ from relais.patients.models import Sex
 from relais.patients.services import PatientIdentity
 
 LATIN_FIELDS = ("latin_last_name", "latin_first_names")
+
+
+class LatinNameField(forms.CharField):
+    """A name's Latin spelling: rendered always, inside a ``hidden`` block while the name does not need it
+    (form_fields.html); static/latin-reveal.js shows it as soon as the typed name does."""
+
+    hidden_until_needed = False
+
+
+@functools.cache
+def _latin_rule_attrs() -> dict[str, str]:
+    """The Python rule as data for the browser (see relais.certificates.icao_coverage)."""
+    return {
+        "data-latin-uncovered": regex_class(icao_coverage_data.UNCOVERED),
+        "data-latin-producing": regex_class(icao_coverage_data.PRODUCING),
+        "data-latin-blank": regex_class(icao_coverage_data.BLANK),
+    }
 
 
 class PatientForm(FocusFirstErrorMixin, forms.Form):
@@ -32,16 +52,17 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
     country = forms.CharField(label=_("Country"), initial="FR", max_length=2)
     phone = forms.CharField(label=_("Mobile phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"type": "tel"}))
     email = forms.CharField(label=_("Email"), required=False, max_length=254, widget=forms.EmailInput())
-    # Shown (server-side) only when the name has letters no ICAO 9303 table transliterates (CJK, Hebrew...): the EU
-    # certificate needs the Latin spelling, which the pharmacist copies from the passport's machine-readable zone.
-    latin_last_name = forms.CharField(
+    # Shown only when the name has letters no ICAO 9303 table transliterates (CJK, Hebrew...): the EU certificate needs
+    # the Latin spelling, which the pharmacist copies from the passport's machine-readable zone. The server shows them
+    # after a submit; static/latin-reveal.js while typing, with the same rule (data-latin-* attributes).
+    latin_last_name = LatinNameField(
         label=_("Last name in Latin letters"),
         required=False,
         max_length=150,
         help_text=_("As in the passport's machine-readable zone (the lines with <<<): the certificate prints it."),
         widget=forms.TextInput(attrs={"autocomplete": "off", "lang": "en"}),
     )
-    latin_first_names = forms.CharField(
+    latin_first_names = LatinNameField(
         label=_("First names in Latin letters"),
         required=False,
         max_length=150,
@@ -54,9 +75,17 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if "latin_last_name" in self.fields and not self.needs_latin():
+        if "latin_last_name" in self.fields:
+            hidden = not self.needs_latin()
             for name in LATIN_FIELDS:
-                self.fields[name].widget = forms.HiddenInput()
+                field = self.fields[name]
+                assert isinstance(field, LatinNameField)
+                field.hidden_until_needed = hidden
+            self.fields["last_name"].widget.attrs.update({"data-latin-source": "", **_latin_rule_attrs()})
+            self.fields["first_names"].widget.attrs["data-latin-source"] = ""
+            self.fields["latin_last_name"].widget.attrs["data-latin-revealed"] = _(
+                "This name has letters the EU certificate cannot spell in Latin: the Latin spelling fields are now shown."
+            )
 
     def needs_latin(self) -> bool:
         """The name (as submitted, or as recorded for a correction) needs a Latin spelling, or one was given."""
@@ -84,7 +113,9 @@ class PatientForm(FocusFirstErrorMixin, forms.Form):
         """A name in a script no table covers needs its Latin spelling: a certificate is never issued without one."""
         for name, latin in (("last_name", "latin_last_name"), ("first_names", "latin_first_names")):
             if untransliterable(data.get(name) or "") and not data.get(latin):
-                self.fields[latin].widget = forms.TextInput(attrs={"autocomplete": "off", "lang": "en"})
+                field = self.fields[latin]
+                assert isinstance(field, LatinNameField)
+                field.hidden_until_needed = False
                 self.add_error(
                     latin,
                     _(

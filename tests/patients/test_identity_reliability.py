@@ -41,7 +41,7 @@ def test_the_registration_form_records_the_check(as_user: Any, owner: Any) -> No
 def test_a_name_no_table_transliterates_needs_its_latin_spelling(as_user: Any, owner: Any) -> None:
     client = as_user(owner)
     blank = PatientForm()
-    assert blank.fields["latin_last_name"].widget.input_type == "hidden"  # not shown for a Latin-script name
+    assert blank.fields["latin_last_name"].hidden_until_needed  # not shown for a Latin-script name
     refused = _register(client, last_name="王", first_names="小明")
     assert refused.status_code == 200
     page = refused.content.decode()
