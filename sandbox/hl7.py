@@ -184,16 +184,6 @@ def charset_of(data: bytes) -> str:
 # -- validation ----------------------------------------------------------------------------------
 
 
-def order_key(text: str) -> str:
-    """The filler order number (OBR-3 EI.1, else ORC-3) of a raw message, without validating it; "" if none."""
-    found = {"OBR": "", "ORC": ""}
-    for segment in normalize(text).split("\r"):
-        name = segment[:3]
-        if name in found and not found[name]:
-            found[name] = unescape(_component(segment, 3))
-    return found["OBR"] or found["ORC"]
-
-
 @dataclass(frozen=True)
 class Problem:
     reason: str

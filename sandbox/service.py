@@ -87,7 +87,6 @@ class Platform:
     def _refuse(self, text: str, code: str, problem: hl7.Problem, transport: str) -> str:
         header = hl7.read_header(text) if text.startswith("MSH") else hl7.Header()
         self.store.count_rejected()
-        self.store.remember_refused(format="hl7v2", test_key=hl7.order_key(text))
         log.info("hl7v2 %s message %r answered %s: %s", transport, header.control_id, code, problem.reason)
         return hl7.ack(header, code, problem.reason, problem)
 

@@ -27,10 +27,8 @@ corrected/amended), "removed" (HL7 D; FHIR entered-in-error). The rules a receiv
 * "final" creates the record of an unknown test (version 1); for a known test it is a new version that replaces the
   current one (a sender re-sending its final result under a new message id; after a removal, a new original).
 * "corrected" and "removed" need an existing record that is not removed; otherwise they are refused ("matches no
-  original" / "the test was removed"). One exception: a test whose earlier message the platform itself refused
-  (``remember_refused``: reject mode, or a message that failed validation) has no original there through no fault
-  of a correction; its first accepted version, whatever its status, creates the record (the sender's fix of a
-  rejected original is a correction on its side).
+  original" / "the test was removed"), also when the platform refused the test's original earlier: the sender
+  must then send its fix as the original (Relais does: relais.transfer.delivery.received_earlier).
 """
 
 from __future__ import annotations
@@ -78,11 +76,6 @@ CREATE TABLE IF NOT EXISTS versions (
     received_at TEXT NOT NULL,
     body TEXT NOT NULL,
     UNIQUE (format, test_key, sequence)
-);
-CREATE TABLE IF NOT EXISTS refused_keys (
-    format TEXT NOT NULL,
-    test_key TEXT NOT NULL,
-    PRIMARY KEY (format, test_key)
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -255,8 +248,7 @@ class Store:
             raise VersionRefused("the test has no stable key (order number / identifier)")
         row = self._db.execute("SELECT status, versions FROM records WHERE format = ? AND test_key = ?", (format, test_key)).fetchone()
         if row is None:
-            refused_before = self._db.execute("SELECT 1 FROM refused_keys WHERE format = ? AND test_key = ?", (format, test_key)).fetchone()
-            if version_status != "final" and refused_before is None:
+            if version_status != "final":
                 raise VersionRefused(f"a {version_status} version for test {test_key!r} matches no original: send the original first")
             sequence = 1
             self._db.execute(
@@ -299,13 +291,6 @@ class Store:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY first_received_at, test_key", params).fetchall()
         return [dict(row) for row in rows]
-
-    def remember_refused(self, *, format: str, test_key: str) -> None:
-        """The platform refused a message of this test (reject mode, validation): a later correction may create it."""
-        if not test_key:
-            return
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO refused_keys (format, test_key) VALUES (?, ?)", (format, test_key))
 
     def count_rejected(self, n: int = 1) -> None:
         with self._lock:
@@ -362,5 +347,4 @@ class Store:
             self._db.execute("DELETE FROM counters")
             self._db.execute("DELETE FROM records")
             self._db.execute("DELETE FROM versions")
-            self._db.execute("DELETE FROM refused_keys")
             self._db.execute("COMMIT")

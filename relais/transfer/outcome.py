@@ -18,6 +18,12 @@ class Outcome:
         return cls("acknowledged", True, detail, ack_code)
 
     @classmethod
+    def nothing_to_send(cls, detail: str) -> Outcome:
+        """Settled without sending: the receiver has nothing this message would change (a removal of a test it never
+        accepted). Recorded as acknowledged, with no sent_at, so it never counts as a version the receiver holds."""
+        return cls("acknowledged", False, detail)
+
+    @classmethod
     def rejected(cls, detail: str, *, ack_code: str = "", transmitted: bool = True) -> Outcome:
         return cls("rejected", transmitted, detail, ack_code)
 

@@ -81,10 +81,12 @@ def test_history_needs_a_key_and_an_unknown_key_has_none(sandbox: Running) -> No
     assert status == 404 and any("/control/history" in e for e in data["endpoints"])
 
 
-def test_the_fix_of_an_original_the_platform_rejected_is_accepted(sandbox: Running) -> None:
+def test_the_fix_of_an_original_the_platform_rejected_must_come_as_an_original(sandbox: Running) -> None:
     sandbox.set_mode("reject", reason="INS non qualifiée")
     assert segments(sandbox.mllp(samples.hl7_oru("FIXD0000000000000001")))["MSA"][1] == "AR"
     sandbox.set_mode("normal")
-    assert segments(sandbox.mllp(samples.hl7_oru("FIXD0000000000000002", status="C")))["MSA"][1] == "AA"
+    refused = segments(sandbox.mllp(samples.hl7_oru("FIXD0000000000000002", status="C")))
+    assert refused["MSA"][1] == "AE" and "a corrected version for test" in refused["MSA"][3]
+    assert segments(sandbox.mllp(samples.hl7_oru("FIXD0000000000000003")))["MSA"][1] == "AA"
     history = sandbox.control("GET", f"/control/history?test_key={samples.SCREENING}")[1]
-    assert [(v["sequence"], v["version_status"]) for v in history] == [(1, "corrected")]
+    assert [(v["sequence"], v["version_status"]) for v in history] == [(1, "final")]

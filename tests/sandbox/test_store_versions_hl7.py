@@ -93,11 +93,9 @@ def test_reset_forgets_records(store: Store) -> None:
     assert store.records() == [] and store.history("ORDER-1") == []
 
 
-def test_a_test_the_platform_refused_may_start_with_its_correction(store: Store) -> None:
-    store.remember_refused(format="hl7v2", test_key="REFUSED")
-    outcome = store.store(_accepted("M1", "corrected", key="REFUSED"))
-    assert not outcome.refused and outcome.version is not None and outcome.version.sequence == 1
-    assert "matches no original" in store.store(_accepted("M2", "corrected", key="NEVER-SEEN")).refused
-    assert "matches no original" in store.store(_accepted("M3", "corrected", key="REFUSED", fmt="fhir")).refused
-    store.reset()
-    assert "matches no original" in store.store(_accepted("M4", "corrected", key="REFUSED")).refused
+def test_a_correction_needs_an_original_even_when_the_platform_refused_one(store: Store) -> None:
+    """The sender must send the fix of a refused original as the original (no exception for refused tests)."""
+    store.count_rejected()  # the original, refused: nothing stored
+    assert "matches no original" in store.store(_accepted("M1", "corrected", key="REFUSED")).refused
+    assert "matches no original" in store.store(_accepted("M2", "removed", key="REFUSED")).refused
+    assert store.store(_accepted("M3", "final", key="REFUSED")).version.sequence == 1  # type: ignore[union-attr]

@@ -149,3 +149,14 @@ def relais_env(tmp: Path, sandbox: Sandbox, *, destination: str, database_url: s
     env.update(extra)
     subprocess.run([PY, "-m", "relais.core.devsecrets", str(tmp / "var" / "secrets")], cwd=ROOT, env=env, check=True, capture_output=True)
     return env
+
+
+def settle(outcomes: dict[Any, Any]) -> dict[Any, Any]:
+    """Record delivery outcomes as the worker does (outbox_record under a lease), so the next version of a test sees
+    what the destination accepted. Returns ``outcomes``."""
+    from relais.transfer.models import OutboxMessage
+    from relais.transfer.services import outbox_record
+
+    OutboxMessage.objects.filter(pk__in=[m.pk for m in outcomes]).update(lease_owner="test-settle")
+    outbox_record(owner="test-settle", outcomes=outcomes)
+    return outcomes

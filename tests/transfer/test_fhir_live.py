@@ -17,7 +17,7 @@ from relais.transfer.formats import fhir
 from relais.transfer.models import OutboxMessage
 from relais.transfer.transports.https import HttpsTransport
 from tests.factories import screening_input
-from tests.transfer.live import Sandbox, start_sandbox
+from tests.transfer.live import Sandbox, settle, start_sandbox
 from tests.transfer.payload_factory import sample_patient, sample_payload
 
 
@@ -38,7 +38,7 @@ def _deliver(sandbox: Sandbox, message: OutboxMessage) -> Any:
     url = f"https://localhost:{sandbox.ports['https']}/fhir"
     deliverer = Deliverer(Destination(name="t-fhir", message_format="fhir", transport="https", url=url, timeout=5, **_tls(sandbox)))
     try:
-        return deliverer.deliver([message])[message]
+        return settle(deliverer.deliver([message]))[message]
     finally:
         deliverer.close()
 
@@ -65,12 +65,21 @@ def test_recorded_corrected_removed_is_one_record_with_three_versions(sandbox: S
     assert [stored[i]["placer"] for i in ids] == [str(original.series_id)] * 3
 
 
-def test_a_correction_the_sandbox_never_saw_the_original_of_is_rejected(sandbox: Sandbox, owner: Any, patient: Any) -> None:
-    sandbox.mode("normal")
+def test_the_fix_of_an_original_the_platform_refused_is_written_as_final(sandbox: Sandbox, owner: Any, patient: Any) -> None:
+    """Regression (issue 16): it went as status "corrected" of a resource the server never had."""
+    sandbox.mode("reject", reason="birth date in the future")
     original = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
-    corrected = screening_correct(actor=owner, screening_id=original.pk, reason="typo", results={"sars-cov-2": RESULT_DETECTED})
-    outcome = _deliver(sandbox, OutboxMessage.objects.get(screening_id=corrected.pk))  # the original was never sent
-    assert outcome.kind == "rejected" and "matches no original" in outcome.detail
+    assert _deliver(sandbox, OutboxMessage.objects.get(screening_id=original.pk)).kind == "rejected"
+    sandbox.mode("normal")
+    fixed = screening_correct(actor=owner, screening_id=original.pk, reason="birth date", results={"sars-cov-2": RESULT_DETECTED})
+    assert _deliver(sandbox, OutboxMessage.objects.get(screening_id=fixed.pk)).kind == "acknowledged"
+    key = f"{fhir.systems().order}|{original.series_id}"
+    history = sandbox.control(f"/control/fhir-resources?type=DiagnosticReport&identifier={key.replace('|', '%7C')}")
+    assert [(r["meta"]["versionId"], r["status"]) for r in history] == [("1", "final")]
+    removed = screening_correct(actor=owner, screening_id=fixed.pk, reason="wrong patient", remove=True)
+    assert _deliver(sandbox, OutboxMessage.objects.get(screening_id=removed.pk)).kind == "acknowledged"
+    history = sandbox.control(f"/control/fhir-resources?type=DiagnosticReport&identifier={key.replace('|', '%7C')}")
+    assert [r["status"] for r in history] == ["final", "entered-in-error"]
 
 
 def test_identity_that_arrives_later_reaches_the_one_patient(sandbox: Sandbox) -> None:

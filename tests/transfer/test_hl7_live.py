@@ -11,13 +11,13 @@ import hl7
 import pytest
 
 from relais.intake.services import screening_correct, screening_record
-from relais.screenings.vocab import RESULT_DETECTED
+from relais.screenings.vocab import RESULT_DETECTED, RESULT_NOT_DETECTED
 from relais.transfer.delivery import Deliverer
 from relais.transfer.destinations import Destination
 from relais.transfer.identifiers import RPPS_OID, namespace
 from relais.transfer.models import OutboxMessage
 from tests.factories import screening_input
-from tests.transfer.live import Sandbox, start_sandbox
+from tests.transfer.live import Sandbox, settle, start_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,20 @@ def _deliver(sandbox: Sandbox, messages: list[OutboxMessage], *, batch_size: int
     )
     deliverer = Deliverer(destination)
     try:
-        return deliverer.deliver(messages)
+        return settle(deliverer.deliver(messages))
     finally:
         deliverer.close()
+
+
+def _deliver_in(sandbox: Sandbox, message: OutboxMessage, *, owner: Any, patient: Any, batch_size: int) -> Any:
+    """Deliver one version of a test alone, or in an HL7 batch file with another test's original: the worker never
+    claims two versions of one test together (outbox_claim), so a batch holds at most one."""
+    if batch_size == 1:
+        return _deliver(sandbox, [message])[message]
+    other = OutboxMessage.objects.get(screening_id=screening_record(actor=owner, patient_id=patient.pk, data=screening_input()).pk)
+    outcomes = _deliver(sandbox, [message, other], batch_size=batch_size)
+    assert outcomes[other].kind == "acknowledged", outcomes
+    return outcomes[message]
 
 
 def _three_versions(owner: Any, patient: Any) -> list[Any]:
@@ -54,10 +65,7 @@ def test_recorded_corrected_removed_is_one_record_with_three_versions(sandbox: S
     owner.save(update_fields=["rpps"])
     versions = _three_versions(owner, patient)
     messages = [OutboxMessage.objects.get(screening_id=v.pk) for v in versions]
-    if batch_size == 1:
-        outcomes = {m: _deliver(sandbox, [m])[m] for m in messages}
-    else:
-        outcomes = _deliver(sandbox, messages, batch_size=batch_size)
+    outcomes = {m: _deliver_in(sandbox, m, owner=owner, patient=patient, batch_size=batch_size) for m in messages}
     assert all(outcome.kind == "acknowledged" for outcome in outcomes.values()), outcomes
 
     key = str(versions[0].series_id)
@@ -85,10 +93,59 @@ def test_recorded_corrected_removed_is_one_record_with_three_versions(sandbox: S
         assert str(provider[0]) == "810001234567" and str(provider[8][1]) == RPPS_OID
 
 
-def test_a_correction_the_sandbox_never_saw_the_original_of_is_refused(sandbox: Sandbox, owner: Any, patient: Any) -> None:
+def test_a_correction_whose_original_never_went_out_is_sent_as_the_original(sandbox: Sandbox, owner: Any, patient: Any) -> None:
     sandbox.mode("normal")
-    original, corrected, _ = _three_versions(owner, patient)
-    message = OutboxMessage.objects.get(screening_id=corrected.pk)  # the original is never sent
-    outcome = _deliver(sandbox, [message])[message]
-    assert outcome.kind == "rejected" and "matches no original" in outcome.detail
+    original, corrected, removed = _three_versions(owner, patient)
+    message = OutboxMessage.objects.get(screening_id=corrected.pk)  # the original is never sent (superseded, say)
+    assert _deliver(sandbox, [message])[message].kind == "acknowledged"
+    history = sandbox.control(f"/control/history?test_key={original.series_id}&format=hl7v2&with_body=1")
+    assert [(v["sequence"], v["version_status"], v["message_id"]) for v in history] == [(1, "final", message.message_id)]
+    assert {str(s[11]) for s in hl7.parse(history[0]["body"]).segments("OBX")} == {"F"}
+    # The removal that follows is a D of what the platform holds now
+    removal = OutboxMessage.objects.get(screening_id=removed.pk)
+    assert _deliver(sandbox, [removal])[removal].kind == "acknowledged"
+    assert [v["version_status"] for v in sandbox.control(f"/control/history?test_key={original.series_id}&format=hl7v2")] == [
+        "final",
+        "removed",
+    ]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3], ids=["one-by-one", "batch"])
+def test_the_fix_of_an_original_the_platform_refused_goes_as_an_original(
+    sandbox: Sandbox, owner: Any, patient: Any, batch_size: int
+) -> None:
+    """Regression (issue 16): the fix of a refused original went out as a correction (OBX-11 C), which a receiver
+    holding no original refuses ("matches no original"); it must be the original (F) there."""
+    sandbox.mode("reject", reason="PID-7 birth date in the future")
+    original = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    first = OutboxMessage.objects.get(screening_id=original.pk)
+    assert _deliver(sandbox, [first])[first].kind == "rejected"
+    sandbox.mode("normal")
+    fixed = screening_correct(actor=owner, screening_id=original.pk, reason="birth date", results={"sars-cov-2": RESULT_DETECTED})
+    again = screening_correct(actor=owner, screening_id=fixed.pk, reason="result", results={"sars-cov-2": RESULT_NOT_DETECTED})
+    messages = [OutboxMessage.objects.get(screening_id=v.pk) for v in (fixed, again)]
+    outcomes = {m: _deliver_in(sandbox, m, owner=owner, patient=patient, batch_size=batch_size) for m in messages}
+    assert [o.kind for o in outcomes.values()] == ["acknowledged", "acknowledged"], outcomes
+    history = sandbox.control(f"/control/history?test_key={original.series_id}&format=hl7v2&with_body=1")
+    assert [(v["version_status"], v["message_id"]) for v in history] == [
+        ("final", messages[0].message_id),
+        ("corrected", messages[1].message_id),
+    ]
+    assert [{str(s[11]) for s in hl7.parse(v["body"]).segments("OBX")} for v in history] == [{"F"}, {"C"}]
+
+
+def test_the_removal_of_a_test_the_platform_never_accepted_is_not_sent(sandbox: Sandbox, owner: Any, patient: Any) -> None:
+    sandbox.mode("reject")
+    original = screening_record(actor=owner, patient_id=patient.pk, data=screening_input())
+    first = OutboxMessage.objects.get(screening_id=original.pk)
+    assert _deliver(sandbox, [first])[first].kind == "rejected"
+    sandbox.mode("normal")
+    before = len(sandbox.control("/control/messages"))
+    removed = screening_correct(actor=owner, screening_id=original.pk, reason="wrong patient", remove=True)
+    removal = OutboxMessage.objects.get(screening_id=removed.pk)
+    outcome = _deliver(sandbox, [removal])[removal]
+    assert outcome.kind == "acknowledged" and not outcome.transmitted and "nothing to remove" in outcome.detail
+    assert len(sandbox.control("/control/messages")) == before
     assert sandbox.control(f"/control/history?test_key={original.series_id}") == []
+    removal.refresh_from_db()
+    assert (removal.status, removal.sent_at) == ("acknowledged", None)
