@@ -81,4 +81,17 @@ class PharmacyForm(FocusFirstErrorMixin, forms.Form):
     address_line = forms.CharField(label=_("Address"), max_length=200)
     postcode = forms.CharField(label=_("Postcode"), max_length=10)
     city = forms.CharField(label=_("City"), max_length=100)
+    phone = forms.CharField(
+        label=_("Pharmacy phone"),
+        required=False,
+        max_length=30,
+        help_text=_("Optional. Sent to the national platform as the pharmacy's phone number."),
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
     admin_email = forms.EmailField(label=_("Administrator's email"))
+
+
+class PharmacyPhoneForm(forms.Form):
+    """A pharmacy's phone on the operator's list (validated by services.pharmacy_phone_set)."""
+
+    phone = forms.CharField(label=_("Pharmacy phone"), required=False, max_length=30)

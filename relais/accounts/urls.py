@@ -15,4 +15,5 @@ urlpatterns = [
     path("team/invitations/<uuid:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),
     path("team/invitations/<uuid:invitation_id>/resend/", views.invitation_resend, name="invitation_resend"),
     path("operator/pharmacies/", views.operator_pharmacies, name="operator_pharmacies"),
+    path("operator/pharmacies/<uuid:pharmacy_id>/phone/", views.pharmacy_phone, name="pharmacy_phone"),
 ]

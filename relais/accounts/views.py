@@ -25,6 +25,7 @@ from relais.accounts.forms import (
     InviteForm,
     MyRppsForm,
     PharmacyForm,
+    PharmacyPhoneForm,
     RppsForm,
     TokenForm,
 )
@@ -264,6 +265,7 @@ def operator_pharmacies(request: HttpRequest, user: User) -> HttpResponse:
                     address_line=data["address_line"],
                     postcode=data["postcode"],
                     city=data["city"],
+                    phone=data["phone"],
                 )
                 issued = services.invitation_create(actor=user, email=data["admin_email"], role=Role.PHARMACY_ADMIN, pharmacy=pharmacy)
         except ValidationError as exc:
@@ -274,3 +276,21 @@ def operator_pharmacies(request: HttpRequest, user: User) -> HttpResponse:
             form = PharmacyForm()
     pharmacies = Pharmacy.objects.order_by("name")
     return render(request, "accounts/operator_pharmacies.html", {"form": form, "pharmacies": pharmacies, "invite_link": invite_link})
+
+
+@staff_required(Role.PLATFORM_OPERATOR)
+@require_POST
+def pharmacy_phone(request: HttpRequest, user: User, pharmacy_id: str) -> HttpResponse:
+    form = PharmacyPhoneForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect("accounts:operator_pharmacies")
+    try:
+        services.pharmacy_phone_set(actor=user, pharmacy_id=pharmacy_id, phone=form.cleaned_data["phone"])
+    except Pharmacy.DoesNotExist as exc:
+        raise Http404 from exc
+    except ValidationError as exc:
+        messages.error(request, _("Pharmacy phone: %(errors)s") % {"errors": " ".join(exc.messages)})
+    else:
+        messages.success(request, _("The pharmacy's phone number is saved."))
+    return redirect("accounts:operator_pharmacies")

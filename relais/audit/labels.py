@@ -98,6 +98,7 @@ ACTION_LABELS: dict[str, Any] = {
     "webhook.disable": _l("disabled a webhook address"),
     # accounts and pharmacies
     "pharmacy.create": _l("created a pharmacy"),
+    "pharmacy.phone_change": _l("changed a pharmacy's phone number"),
     "staff.invite": _l("invited a staff member"),
     "staff.invite_revoke": _l("revoked a staff invitation"),
     "staff.invite_resend": _l("sent a staff invitation again with a new link"),
