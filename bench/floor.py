@@ -6,8 +6,10 @@ choices, dates, device in the catalogue, result codes, phone, e-mail), look up e
 identity blind index in one query, then per result: AES-256-GCM for each personal field with the app's associated data
 and ciphertext format (11 identity fields, the empty correction reason, the signed certificate, the two messages'
 address and link, the item's error list), HMAC-SHA256 blind indexes, the EU DCC built, CBOR/COSE-signed (ES256),
-compressed and Base45-encoded by relais/certificates/cose.py (no Django in it), the HL7 v2 ORU^R01 string, a result
-link token and its hash; then the same SQLite rows as the app (patient, screening, result, certificate, outbox row,
+compressed and Base45-encoded by relais/certificates/cose.py (no Django in it), the HL7 v2 ORU^R01 string in the
+renderer's ELR 2.5.1 shape (SFT, MSH-21, OIDs, ORC-12/21-23, OBX-17/18, SPM-2/18, the per-destination pseudonym; the
+same text as relais/transfer/formats/hl7v2.py for the same data, tests/bench/test_floor_hl7.py), a result link token
+and its hash; then the same SQLite rows as the app (patient, screening, result, certificate, outbox row,
 result link, two notifications, three audit events and their subject rows, the submission and its items), written
 with executemany in one transaction per batch on a copy of a freshly migrated Relais database (same tables, indexes,
 WAL, synchronous=FULL, foreign keys on). Certificate payload schema validation is not repeated per certificate (issue
@@ -150,38 +152,236 @@ def validate(item: Any, *, devices: set[str], now: datetime) -> dict[str, Any]:
     }
 
 
+# --- HL7 v2.5.1 ORU^R01, the shape of relais/transfer/formats/hl7v2.py (issue 16: ELR 2.5.1 identifiers and segments) ---
+# The renderer reads Django settings (the OID root, the destinations), so its shape is rebuilt here with the same
+# constants; tests/bench/test_floor_hl7.py renders one payload both ways and compares segments, fields and components.
+
+DEFAULT_OID_ROOT = "2.25.85395544823745402692894344829283372808"  # settings.RELAIS_OID_ROOT's default
+OID_ARCS = {"application": "1", "order": "3", "specimen": "4", "pseudonym": "9", "device": "11", "staff": "12"}  # identifiers._ARCS
+FINESS_OID = "1.2.250.1.71.4.2.2"
+RPPS_OID = "1.2.250.1.71.4.2.1"
+INS_NIR_OID = "1.2.250.1.213.1.4.8"
+ELR_PROFILE = "PHLabReport-NoAck^ELR251R1_Rcvr_Prof^2.16.840.1.113883.9.11^ISO"
+LOINC_DISPLAY = {"94558-4": "SARS-CoV-2 (COVID-19) Ag [Presence] in Respiratory specimen by Rapid immunoassay"}
+RESULT_DISPLAY = {"260373001": "Detected (positive)", "260415000": "Not detected (negative)", "125154007": "Invalid (test to repeat)"}
+SPECIMEN_DISPLAY = {"258500001": "Nasopharyngeal swab", "697989009": "Anterior nares (nasal) swab", "258529004": "Throat swab"}
+_BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_FRENCH_NUMBER = re.compile(r"\+33([1-9])(\d{8})")
+
+
+def _country_alpha3() -> dict[str, str]:
+    """hl7v2._COUNTRIES, read from the renderer's source (importing it would load Django): one table, no copy."""
+    import ast
+
+    tree = ast.parse((ROOT / "relais" / "transfer" / "formats" / "hl7v2.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_COUNTRIES" for t in node.targets):
+            return dict(pair.split(":") for pair in ast.literal_eval(node.value).split())
+    raise RuntimeError("hl7v2._COUNTRIES not found")
+
+
+COUNTRY_ALPHA3 = _country_alpha3()
+
+
+def _software_version() -> str:
+    import tomllib
+
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        return str(tomllib.load(handle)["project"]["version"])
+
+
 def _hl7_escape(value: str) -> str:
+    value = _BREAKS.sub(" ", value)
     return value.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("&", "\\T\\").replace("~", "\\R\\")
+
+
+def _c(*parts: str) -> str:
+    return "^".join(parts).rstrip("^")
+
+
+def _s(*parts: str) -> str:
+    return "&".join(parts).rstrip("&")
+
+
+def _segment(name: str, fields: dict[int, str]) -> str:
+    first = 2 if name == "MSH" else 1
+    return "|".join([name, *(fields.get(n, "") for n in range(first, max(fields) + 1))]).rstrip("|")
+
+
+def _dtm(value: datetime) -> str:
+    return value.strftime("%Y%m%d%H%M%S%z")
+
+
+def _phone_xtn(phone: str, use: str = "PRN", equipment: str = "") -> str:
+    """hl7v2._phone_xtn: XTN-5/6/7 country, area and local number, XTN-12 the E.164 number."""
+    french = _FRENCH_NUMBER.fullmatch(phone)
+    if french:
+        area, local = french.groups()
+        return _c("", use, equipment or ("CP" if area in "67" else "PH"), "", "33", area, local, "", "", "", "", _hl7_escape(phone))
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return _c("", use, equipment or "PH", "", "", "", "", "", "", "", "", _hl7_escape(phone))
+    national = phonenumbers.national_significant_number(number)
+    cut = phonenumbers.length_of_national_destination_code(number)
+    mobile = phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+    kind = equipment or ("CP" if mobile else "PH")
+    return _c("", use, kind, "", str(number.country_code), national[:cut], national[cut:], "", "", "", "", _hl7_escape(phone))
+
+
+def split_full_name(full_name: str) -> tuple[str, str]:
+    """relais.transfer.delivery.split_full_name, copied (that module loads Django models)."""
+    words = full_name.split()
+    if not words:
+        return "", ""
+    upper = [w for w in words if len(w.strip("-'")) > 1 and w.isupper()]
+    if upper and len(upper) < len(words):
+        return " ".join(upper), " ".join(w for w in words if w not in upper)
+    if len(words) == 1:
+        return words[0], ""
+    return words[-1], " ".join(words[:-1])
+
+
+class Hl7Sender:
+    """What every message of one pharmacy shares (the renderer caches the same: SFT, the facility OID, the phone XTN)."""
+
+    def __init__(
+        self,
+        *,
+        pharmacy_id: str,
+        finess: str,
+        name: str,
+        address_line: str,
+        postcode: str,
+        city: str,
+        phone: str,
+        recorder_id: str,
+        recorder_rpps: str,
+        recorder_full_name: str,
+        oid_root: str = DEFAULT_OID_ROOT,
+        receivers: tuple[str, str] = ("SIDEP", "SIDEP"),
+    ) -> None:
+        self.oid = {kind: f"{oid_root}.{arc}" for kind, arc in OID_ARCS.items()}
+        application = _c("RELAIS", self.oid["application"], "ISO")
+        self.msh_fields = {
+            2: "^~\\&",
+            3: application,
+            4: _c(finess, f"2.25.{uuid.UUID(pharmacy_id).int}", "ISO"),
+            5: receivers[0],
+            6: receivers[1],
+            9: "ORU^R01^ORU_R01",
+            11: "P",
+            12: "2.5.1",
+            15: "AL",
+            16: "NE",
+            17: "FRA",
+            18: "UNICODE UTF-8",
+            21: ELR_PROFILE,
+        }
+        version = _hl7_escape(_software_version())
+        organisation = _c("Relais", "", "", "", "", _s("RELAIS", self.oid["application"], "ISO"), "XX", "", "", self.oid["application"])
+        self.sft = _segment("SFT", {1: organisation, 2: version, 3: "Relais", 4: f"relais-{version}"})
+        self.xon = _c(_hl7_escape(name), "", "", "", "", _s("FINESS", FINESS_OID, "ISO"), "FINEG", "", "", finess)
+        self.xad = _c(_hl7_escape(address_line), "", _hl7_escape(city), "", _hl7_escape(postcode), "FRA", "B")
+        self.xtn = _phone_xtn(phone, "WPN", "PH") if phone else ""
+        family, given = split_full_name(recorder_full_name)
+        if recorder_rpps:
+            who, authority, kind = "8" + recorder_rpps, _s("RPPS", RPPS_OID, "ISO"), "RPPS"
+        else:
+            who, authority, kind = _hl7_escape(recorder_id), _s("RELAIS", self.oid["staff"], "ISO"), "RI"
+        self.provider = _c(who, _hl7_escape(family), _hl7_escape(given), "", "", "", "", "", authority, "", "", "", kind)
+        self.pseudonym_authority = _s("RELAIS", self.oid["pseudonym"], "ISO")
+        self.nir_authority = _s("INS-NIR", INS_NIR_OID, "ISO")
 
 
 def hl7_message(
     *,
+    sender: Hl7Sender,
     control_id: str,
-    finess: str,
-    pharmacy: str,
     identity: dict[str, Any],
+    pseudonym: str,
     series: str,
     device: str,
-    loinc: str,
-    code: str,
+    device_name: str,
+    results: list[tuple[str, str]],
+    specimen: str,
     sampled: datetime,
+    recorded: datetime,
     now: datetime,
+    status: str = "F",
 ) -> str:
-    """An HL7 v2.5.1 ORU^R01 with MSH, PID, ORC, OBR, OBX, SPM, built as a string (no parser)."""
-    stamp = now.astimezone(UTC).strftime("%Y%m%d%H%M%S+0000")
-    taken = sampled.astimezone(UTC).strftime("%Y%m%d%H%M%S+0000")
-    name = f"{_hl7_escape(identity['last_name'])}^{_hl7_escape(identity['first_names'])}^^^^^L"
+    """An HL7 v2.5.1 ORU^R01 as relais/transfer/formats/hl7v2.py renders it (MSH-21 profile, SFT, PID-3 pseudonym and
+    INS-NIR with OIDs, ORC/OBR with one order number per test, ORC-12/OBR-16 the pharmacist, ORC-21..23 the pharmacy,
+    one OBX per result with OBX-17/18 the device, SPM-2 and SPM-18), built as a string (no parser). ``results``:
+    (LOINC, SNOMED CT result) pairs."""
+    created, taken, done = _dtm(now), _dtm(sampled), _dtm(recorded)
+    oid = sender.oid
+    order = _c(series, "RELAIS", oid["order"], "ISO")
+    specimen_id = _s(series, "RELAIS", oid["specimen"], "ISO")
+    identifiers = [_c(pseudonym, "", "", sender.pseudonym_authority, "PI")]
+    if identity["nir"]:
+        identifiers.append(_c(_hl7_escape(identity["nir"]), "", "", sender.nir_authority, "NH"))
+    pid = {
+        1: "1",
+        3: "~".join(identifiers),
+        5: _c(_hl7_escape(identity["last_name"]), _hl7_escape(identity["first_names"]), "", "", "", "", "L"),
+        7: f"{identity['date_of_birth']:%Y%m%d}",
+        8: identity["sex"],
+    }
+    if identity["address_line"] or identity["city"] or identity["postcode"]:
+        country = COUNTRY_ALPHA3[identity["country"]] if identity["country"] else ""
+        pid[11] = _c(
+            _hl7_escape(identity["address_line"]), "", _hl7_escape(identity["city"]), "", _hl7_escape(identity["postcode"]), country, "H"
+        )
+    telecoms = []
+    if identity["phone"]:
+        telecoms.append(_phone_xtn(identity["phone"]))
+    if identity["email"]:
+        telecoms.append(_c("", "NET", "Internet", _hl7_escape(identity["email"])))
+    if telecoms:
+        pid[13] = "~".join(telecoms)
+    first_loinc = results[0][0]
     segments = [
-        f"MSH|^~\\&|RELAIS|{finess}^1.2.250.1.71.4.2.2^ISO|SIDEP|SIDEP|{stamp}||ORU^R01^ORU_R01|{control_id}|P|2.5.1",
-        f"PID|1||{series}^^^RELAIS^PI||{name}||{identity['date_of_birth']:%Y%m%d}|{identity['sex']}|||"
-        f"{_hl7_escape(identity['address_line'])}^^{_hl7_escape(identity['city'])}^^{_hl7_escape(identity['postcode'])}^FRA^H"
-        f"||^PRN^CP^^^^^^^^^{identity['phone']}~^NET^Internet^{_hl7_escape(identity['email'])}",
-        f"ORC|RE|{series}^RELAIS|{series}^RELAIS||CM||||{stamp}|||||||||||{_hl7_escape(pharmacy)}^^^^^FINESS&1.2.250.1.71.4.2.2&ISO^FINEG^^^{finess}",
-        f"OBR|1|{series}^RELAIS|{series}^RELAIS|{loinc}^SARS-CoV-2 Ag rapid^LN|||{taken}|||||||||||||||{stamp}||LAB|F",
-        f"OBX|1|CWE|{loinc}^SARS-CoV-2 Ag rapid^LN||{code}^^SCT||||||F|||{taken}|||{device}^^99EUDCC",
-        f"SPM|1|{series}||258500001^Nasopharyngeal swab^SCT|||||||||||||{taken}",
+        _segment("MSH", {**sender.msh_fields, 7: created, 10: control_id}),
+        sender.sft,
+        _segment("PID", pid),
+        _segment("ORC", {1: "RE", 2: order, 3: order, 9: done, 12: sender.provider, 21: sender.xon, 22: sender.xad, 23: sender.xtn}),
+        _segment(
+            "OBR",
+            {
+                1: "1",
+                2: order,
+                3: order,
+                4: _c(first_loinc, LOINC_DISPLAY.get(first_loinc, "SARS-CoV-2 Ag rapid immunoassay"), "LN"),
+                7: taken,
+                16: sender.provider,
+                22: done,
+                25: status,
+            },
+        ),
     ]
-    return "\r".join(segments) + "\r"
+    method = _c(_hl7_escape(device), _hl7_escape(device_name), "99EUDEVICE")
+    instance = _c(_hl7_escape(device), "RELAIS", oid["device"], "ISO")
+    for number, (loinc, code) in enumerate(results, 1):
+        fields = {
+            1: str(number),
+            2: "CWE",
+            3: _c(loinc, LOINC_DISPLAY.get(loinc, "SARS-CoV-2 Ag rapid immunoassay"), "LN"),
+            5: _c(code, RESULT_DISPLAY.get(code, code), "SCT"),
+            11: status,
+            14: taken,
+            17: method,
+            18: instance,
+            19: done,
+            23: sender.xon,
+            24: sender.xad,
+        }
+        segments.append(_segment("OBX", fields))
+    kind = _c(specimen, SPECIMEN_DISPLAY.get(specimen, specimen), "SCT")
+    segments.append(_segment("SPM", {1: "1", 2: _c(specimen_id, specimen_id), 4: kind, 17: taken, 18: taken}))
+    return "\r".join(segments)
 
 
 class Table:
@@ -232,10 +432,25 @@ def _session(*, schema_db: Path, folder: Path) -> Generator[int, bytes, None]:
     source.close()
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
         con.execute(f"PRAGMA {pragma}")
-    pharmacy_id, pharmacy_name, finess = con.execute("SELECT id, name, finess FROM accounts_pharmacy WHERE finess = '750000010'").fetchone()
-    user_id = con.execute("SELECT id FROM accounts_user LIMIT 1").fetchone()[0]
+    pharmacy_id, pharmacy_name, finess, address_line, postcode, city, phone = con.execute(
+        "SELECT id, name, finess, address_line, postcode, city, phone FROM accounts_pharmacy WHERE finess = '750000010'"
+    ).fetchone()
+    user_id, rpps, full_name = con.execute("SELECT id, rpps, full_name FROM accounts_user LIMIT 1").fetchone()
     devices = {row[0] for row in con.execute("SELECT device_id FROM screenings_device WHERE active")}
     loinc = dict(con.execute("SELECT device_id, loinc_code FROM screenings_device"))
+    device_names = dict(con.execute("SELECT device_id, name FROM screenings_device"))
+    sender = Hl7Sender(
+        pharmacy_id=str(uuid.UUID(pharmacy_id)),
+        finess=finess,
+        name=pharmacy_name,
+        address_line=address_line,
+        postcode=postcode,
+        city=city,
+        phone=phone,
+        recorder_id=str(uuid.UUID(user_id)),
+        recorder_rpps=rpps,
+        recorder_full_name=full_name,
+    )
     blind_key, data_key, retention_key = os.urandom(32), os.urandom(32), os.urandom(32)
     data_id, retention_id = "dk" + secrets.token_hex(8), "dk" + secrets.token_hex(8)
     ciphers = {data_id: AESGCM(data_key), retention_id: AESGCM(retention_key)}
@@ -505,15 +720,18 @@ def _session(*, schema_db: Path, folder: Path) -> Generator[int, bytes, None]:
             outbox.add(uuid.uuid4().hex, message_id, series.hex, 1, "pending", at, at, pharmacy_id, screening.hex)
             code = data["results"].get("sars-cov-2", "")
             hl7_message(
+                sender=sender,
                 control_id=message_id,
-                finess=finess,
-                pharmacy=pharmacy_name,
                 identity=who,
-                series=series.hex,
+                # blind_index.patient_pseudonym: keyed per destination
+                pseudonym=index("pseudonym-destination", "sidep", str(patient))[:32],
+                series=str(series),
                 device=data["device"],
-                loinc=loinc[data["device"]],
-                code=code,
+                device_name=device_names[data["device"]],
+                results=[(loinc[data["device"]], result) for result in data["results"].values()],
+                specimen=data["specimen"],
                 sampled=data["sampled_at"],
+                recorded=now,
                 now=now,
             )
             if code in ("260373001", "260415000"):
