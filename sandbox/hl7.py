@@ -310,7 +310,16 @@ SEGMENT_FIELDS = {
     "MSH": 21, "SFT": 6, "PID": 39, "PD1": 21, "NTE": 4, "NK1": 39, "PV1": 52, "PV2": 49, "ORC": 31, "OBR": 50,
     "TQ1": 14, "TQ2": 10, "CTD": 7, "OBX": 25, "FT1": 39, "CTI": 3, "SPM": 29, "DSC": 2,
 }  # fmt: skip
-REQUIRED_FIELDS = {"MSH": (7, 9, 10, 11, 12), "PID": (3, 5), "ORC": (1,), "OBR": (4,), "OBX": (3, 11), "SPM": (4,), "PV1": (2,)}
+REQUIRED_FIELDS = {
+    "MSH": (7, 9, 10, 11, 12),
+    "SFT": (1, 2, 3, 4),
+    "PID": (3, 5),
+    "ORC": (1,),
+    "OBR": (4,),
+    "OBX": (3, 11),
+    "SPM": (4,),
+    "PV1": (2,),
+}
 # Fields whose first component is a date/time (TS, DR, DT): MSH-7, PID-7, ORC-9, OBR-7/22, OBX-14/19, SPM-17/18.
 DATE_FIELDS = {"MSH": (7,), "PID": (7,), "ORC": (9,), "OBR": (7, 22), "OBX": (14, 19), "SPM": (17, 18)}
 _DTM = re.compile(r"\d{4}((0[1-9]|1[0-2])((0[1-9]|[12]\d|3[01])(([01]\d|2[0-3])([0-5]\d([0-5]\d(\.\d{1,4})?)?)?)?)?)?([+-]\d{4})?")
@@ -449,6 +458,12 @@ def check_message(raw: str, *, full: bool = True) -> Checked:
         return problem("no OBX result segment (only ask-at-order-entry or kit observations)", "OBX", SEGMENT_SEQUENCE_ERROR)
     if not any(name == "SPM" for name, _, _, _ in numbered):
         return problem("SPM segment (specimen) is missing", "SPM", SEGMENT_SEQUENCE_ERROR)
+
+    from sandbox.elr import elr_problem  # sandbox.elr reads fields with this module's helpers
+
+    elr = elr_problem(text.split("\r"))
+    if elr is not None:
+        return problem(elr.reason, elr.location, elr.code)
 
     placer = (_component(orc, 2) if orc else "") or _component(obr, 2)
     filler = _component(obr, 3) or (_component(orc, 3) if orc else "")
@@ -592,6 +607,12 @@ def split_batch(raw: str) -> BatchFile:
         else:
             problems.append(f"segment {name} outside a BHS/BTS batch")
             break
+    if not problems:
+        from sandbox.elr import batch_problem
+
+        envelope = batch_problem([segment for segment in segments if segment[:3] in ("FHS", "BHS")])
+        if envelope:
+            problems.append(envelope)
     if has_fhs and not has_fts and not problems:
         problems.append("FHS without FTS")
     if not file.batches and not problems:

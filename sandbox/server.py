@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox import devcerts, hl7
+from sandbox import devcerts, elr, hl7
 from sandbox.fhir import operation_outcome
 from sandbox.modes import InvalidMode, Mode, ModeSwitch, parse_mode
 from sandbox.service import MAX_BODY, Platform, Sampler
@@ -405,6 +405,8 @@ class ControlHandler(_JsonHandler):
             with_body = query.get("with_body", ["0"])[0].lower() in ("1", "true", "yes")
             versions = sandbox.store.history(test_key, format=query.get("format", [None])[0])
             self.reply_json(200, [version.as_dict(with_body=with_body) for version in versions])
+        elif url.path == "/control/rules":  # the ELR rules every HL7 v2 message and batch envelope must follow
+            self.reply_json(200, elr.rules_as_dicts())
         elif url.path == "/control/fhir-resources":  # FHIR conditional updates: current resources, or one's versions
             kind, key = query.get("type", [""])[0], query.get("identifier", [""])[0]
             resources = sandbox.platform.resources
@@ -444,6 +446,7 @@ ENDPOINTS = [
     "GET /control/records[?format=hl7v2|fhir]",
     "GET /control/history?test_key=K[&format=hl7v2|fhir][&with_body=1]",
     "GET /control/fhir-resources[?type=T&identifier=system|value]",
+    "GET /control/rules",
     "POST /control/reset",
 ]
 

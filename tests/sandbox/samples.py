@@ -11,6 +11,8 @@ from typing import Any
 
 SERIES = "5f0c2a3e-9b7d-4c1e-8a6f-2d4b7e9c1a30"  # same for every version of one test (placer)
 SCREENING = "c3d9e1f2-7a4b-4e6c-9d8a-1b2c3d4e5f60"  # this version of the test (filler)
+ROOT = "1.2.250.1.213.1.4.8.99"  # the sender's OID arc in these samples (application; .3 orders, .4 specimens)
+ELR_PROFILE = "PHLabReport-NoAck^ELR251R1_Rcvr_Prof^2.16.840.1.113883.9.11^ISO"
 LOINC_DISPLAY = "SARS-CoV-2 (COVID-19) Ag [Presence] in Respiratory specimen by Rapid immunoassay"
 
 
@@ -19,26 +21,32 @@ def hl7_oru(message_id: str, *, status: str = "F", anonymous: bool = False, loin
     name = "ANONYME^^^^^^S" if anonymous else "DURAND-TESTEUR^Camille^^^^^L"
     identity = "" if anonymous else "||1 rue du Test^^Paris^^75010^FRA^H||^PRN^PH^^^^^^^^^+33612345678~^NET^Internet^camille@example.org"
     nir = "" if anonymous else "~285057512345678^^^INSEE-NIR&1.2.250.1.213.1.4.8&ISO^NH"
+    order_status = "F" if status == "F" else "C"  # OBR-25: a correction or removal corrects the order
     segments = [
         "MSH|^~\\&|RELAIS^1.2.250.1.213.1.4.8.99^ISO|PHARMACIE DE LA GARE^1.2.250.1.71.4.2.2.750000010^ISO"
         "|SIDEP^1.2.250.1.213.1.6.1.1^ISO|DGS^1.2.250.1.213.1.6.1^ISO|20240315103000+0100||ORU^R01^ORU_R01"
-        f"|{message_id}|P|2.5.1|||AL|NE|FRA|UNICODE UTF-8|||LAB-28^IHE",
+        f"|{message_id}|P|2.5.1|||AL|NE|FRA|UNICODE UTF-8|||{ELR_PROFILE}",
+        f"SFT|Relais^^^^^RELAIS&{ROOT}&ISO^XX^^^{ROOT}|1.0|Relais|relais-1.0",
         f"PID|1||9f86d081884c7d659a2feaa0c55ad015^^^RELAIS&1.2.250.1.213.1.4.8.99&ISO^PI{nir}||{name}||19850512|F|{identity}",
-        f"ORC|NW|{SERIES}^RELAIS|{SCREENING}^RELAIS||CM||||20240315102500+0100"
+        f"ORC|NW|{SERIES}^RELAIS^{ROOT}.3^ISO|{SCREENING}^RELAIS^{ROOT}.3^ISO||CM||||20240315102500+0100"
         "||||||||||||PHARMACIE DE LA GARE^^^^^FINESS&1.2.250.1.71.4.2.2&ISO^FINEG^^^750000010|12 place de la Gare^^Paris^^75010^FRA^B",
-        f"OBR|1|{SERIES}^RELAIS|{SCREENING}^RELAIS|94558-4^{LOINC_DISPLAY}^LN|||20240315101000+0100|||||||||||||||20240315102500+0100|||F",
+        f"OBR|1|{SERIES}^RELAIS^{ROOT}.3^ISO|{SCREENING}^RELAIS^{ROOT}.3^ISO|94558-4^{LOINC_DISPLAY}^LN|||20240315101000+0100|||||||||||||||20240315102500+0100|||{order_status}",
         f"OBX|1|CWE|94558-4^{LOINC_DISPLAY}^{loinc_system}"
         f"||260415000^Not detected^SCT||||||{status}|||20240315101000+0100||||1232^EU-DCC-DEVICE^1.2.250.1.213.1.4.8.99.1^ISO"
         "|20240315102000+0100||||PHARMACIE DE LA GARE^^^^^FINESS&1.2.250.1.71.4.2.2&ISO^FINEG^^^750000010"
         "|12 place de la Gare^^Paris^^75010^FRA^B",
-        f"SPM|1|{SERIES}&RELAIS^{SCREENING}&RELAIS||258500001^Nasopharyngeal swab^SCT|||||||||||||20240315101000+0100|20240315101500+0100",
+        f"SPM|1|{SERIES}&RELAIS&{ROOT}.4&ISO^{SCREENING}&RELAIS&{ROOT}.4&ISO"
+        "||258500001^Nasopharyngeal swab^SCT|||||||||||||20240315101000+0100|20240315101500+0100",
     ]
     return "\r".join(segments)
 
 
 def hl7_batch(message_ids: list[str], *, batch_id: str = "BATCH0001") -> str:
     """FHS/BHS, one ORU^R01 per id, BTS/FTS."""
-    header = "|^~\\&|RELAIS^1.2.250.1.213.1.4.8.99^ISO|PHARMACIE DE LA GARE|SIDEP^1.2.250.1.213.1.6.1.1^ISO|DGS|20240315103000+0100"
+    header = (
+        "|^~\\&|RELAIS^1.2.250.1.213.1.4.8.99^ISO|PHARMACIE DE LA GARE^1.2.250.1.71.4.2.2.750000010^ISO"
+        "|SIDEP^1.2.250.1.213.1.6.1.1^ISO|DGS|20240315103000+0100"
+    )
     segments = [f"FHS{header}||||F{batch_id}", f"BHS{header}||||{batch_id}"]
     segments += [hl7_oru(message_id) for message_id in message_ids]
     segments += [f"BTS|{len(message_ids)}", "FTS|1"]

@@ -585,7 +585,7 @@ def _bundle_with(message_id: str, change: Any) -> bytes:
 
 
 MALFORMED_HL7 = [
-    (samples.hl7_oru("FAST0000000000000001").replace("\rORC|", "\rZZZ|1\rORC|"), "ZZZ^3", "not allowed in ORU_R01"),
+    (samples.hl7_oru("FAST0000000000000001").replace("\rORC|", "\rZZZ|1\rORC|"), "ZZZ^4", "not allowed in ORU_R01"),
     (samples.hl7_oru("FAST0000000000000001").replace("\rPID|", "\rOBX|9|ST|1^x^LN||x||||||F\rPID|"), "", "does not follow ORU_R01"),
     (samples.hl7_oru("FAST0000000000000001") + "|" * 30, "SPM^1", "SPM has 48 fields, v2.5.1 defines 29"),
     (samples.hl7_oru("FAST0000000000000001").replace(f"|94558-4^{samples.LOINC_DISPLAY}^LN|||", "||||", 1), "OBR^1^4", "OBR-4 is missing"),
