@@ -35,6 +35,8 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
+from sandbox.store import ResourceVersion, Store
+
 LOINC = "http://loinc.org"
 RESULT_STATUSES = ("final", "corrected", "amended", "entered-in-error")
 VERSION_STATUS = {"final": "final", "corrected": "corrected", "amended": "corrected", "entered-in-error": "removed"}
@@ -394,76 +396,66 @@ class Outcome:
 
 
 class Resources:
-    """What a FHIR server keeps: one current resource per (type, identifier) and every version of it.
+    """What a FHIR server keeps: one current resource per (type, identifier) and every version of it, in the sandbox's
+    store (table fhir_resources), so a restart keeps them and a reset clears them.
 
-    ``plan`` says what a transaction would do without doing it (the answer is stored with the message before the
-    write, so a duplicate replays it); ``apply`` does it. Hold ``lock`` across plan, store and apply."""
+    ``plan`` says what a transaction would do without doing it; ``new_versions`` gives the versions it writes, which
+    go into the store in the same transaction as the message (Accepted.resource_versions): a refused or duplicate
+    bundle writes none. Hold ``lock`` across plan, new_versions and the store."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
         self.lock = threading.RLock()
-        self._versions: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (type, "system|value") -> versions, oldest first
-        self._ids: dict[tuple[str, str], str] = {}
-        self._same: dict[tuple[str, str], str] = {}  # the current version's content, to tell a no-op update
+        self.store = store
 
     def plan(self, writes: tuple[Write, ...]) -> list[Outcome]:
         with self.lock:
             outcomes = []
             for write in writes:
-                slot = (write.resource_type, write.key)
-                known = self._versions.get(slot) if write.key else None
-                if known and (write.method == "POST" or self._same[slot] == _content(write.resource)):
+                known = self.store.resource_head(write.resource_type, write.key) if write.key else None
+                if known and (write.method == "POST" or known.content == _content(write.resource)):
                     # A conditional create that matched, or an update with nothing new: no new version (as HAPI does).
-                    outcomes.append(Outcome("200 OK", write.resource_type, self._ids[slot], len(known)))
+                    outcomes.append(Outcome("200 OK", write.resource_type, known.resource_id, known.versions))
                 elif known:
-                    outcomes.append(Outcome("200 OK", write.resource_type, self._ids[slot], len(known) + 1))
+                    outcomes.append(Outcome("200 OK", write.resource_type, known.resource_id, known.versions + 1))
                 else:
-                    outcomes.append(Outcome("201 Created", write.resource_type, self._ids.get(slot) or uuid.uuid4().hex, 1))
+                    outcomes.append(Outcome("201 Created", write.resource_type, uuid.uuid4().hex, 1))
             return outcomes
 
-    def apply(self, writes: tuple[Write, ...], outcomes: list[Outcome], *, when: str) -> None:
+    def new_versions(self, writes: tuple[Write, ...], outcomes: list[Outcome], *, when: str) -> tuple[ResourceVersion, ...]:
+        """The resource versions the planned writes create (none for an unchanged resource or a plain POST)."""
         with self.lock:
+            created: list[ResourceVersion] = []
             for write, outcome in zip(writes, outcomes, strict=True):
-                if not write.key:  # a plain POST: a new resource nobody can find again by identifier
+                if not write.key or any(v.resource_type == write.resource_type and v.identifier == write.key for v in created):
+                    continue  # a plain POST (nobody can find it again by identifier), or written already in this bundle
+                known = self.store.resource_head(write.resource_type, write.key)
+                if known is not None and known.versions >= outcome.version:  # unchanged (see plan)
                     continue
-                slot = (write.resource_type, write.key)
-                versions = self._versions.setdefault(slot, [])
-                if len(versions) >= outcome.version:  # unchanged (see plan)
-                    continue
-                self._ids[slot] = outcome.resource_id
-                self._same[slot] = _content(write.resource)
                 resource = copy.deepcopy(write.resource)
                 resource["id"] = outcome.resource_id
                 resource["meta"] = {**(resource.get("meta") or {}), "versionId": str(outcome.version), "lastUpdated": when}
-                versions.append(resource)
+                created.append(
+                    ResourceVersion(
+                        resource_type=write.resource_type,
+                        identifier=write.key,
+                        version=outcome.version,
+                        resource_id=outcome.resource_id,
+                        content=_content(write.resource),
+                        resource=json.dumps(resource, ensure_ascii=False),
+                    )
+                )
+            return tuple(created)
 
     def current(self, resource_type: str, key: str) -> dict[str, Any] | None:
-        with self.lock:
-            versions = self._versions.get((resource_type, key))
-            return copy.deepcopy(versions[-1]) if versions else None
+        versions = self.store.resource_history(resource_type, key)
+        return versions[-1] if versions else None
 
     def history(self, resource_type: str, key: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return copy.deepcopy(self._versions.get((resource_type, key), []))
+        return self.store.resource_history(resource_type, key)
 
     def summary(self) -> list[dict[str, Any]]:
         """Every current resource: type, identifier, id, number of versions, status (control API)."""
-        with self.lock:
-            return [
-                {
-                    "resourceType": resource_type,
-                    "identifier": key,
-                    "id": self._ids[(resource_type, key)],
-                    "versions": len(versions),
-                    "status": versions[-1].get("status", ""),
-                }
-                for (resource_type, key), versions in self._versions.items()
-            ]
-
-    def reset(self) -> None:
-        with self.lock:
-            self._versions.clear()
-            self._ids.clear()
-            self._same.clear()
+        return self.store.resource_summary()
 
 
 def _content(resource: dict[str, Any]) -> str:

@@ -431,7 +431,6 @@ class ControlHandler(_JsonHandler):
         elif url.path == "/control/reset":
             sandbox.store.reset()
             sandbox.platform.sampler.reset()
-            sandbox.platform.resources.reset()
             log.info("store reset: every message and counter deleted")
             self.reply_json(200, {"reset": True, **sandbox.store.stats()})
         else:

@@ -60,7 +60,7 @@ class Platform:
     def __init__(self, store: Store, sampler: Sampler | None = None) -> None:
         self.store = store
         self.sampler = sampler or Sampler()
-        self.resources = fhir.Resources()  # the FHIR server's current resources and their versions (conditional update)
+        self.resources = fhir.Resources(store)  # the FHIR server's current resources and their versions (conditional update)
 
     # -- HL7 v2 ----------------------------------------------------------------------------------
 
@@ -153,9 +153,10 @@ class Platform:
             self.store.count_rejected()
             log.info("fhir %s bundle %r rejected: %s", transport, checked.message_id, checked.problem)
             return FhirReply(422, fhir.operation_outcome(checked.problem, code="invalid", expression=checked.expression))
-        with self.resources.lock:  # plan, store and apply as one step: the stored answer is what was done
+        with self.resources.lock:  # plan and store as one step: the stored answer is what was done
             outcomes = self.resources.plan(checked.writes)
             response = fhir.transaction_response(checked, outcomes)
+            resource_versions = self.resources.new_versions(checked.writes, outcomes, when=fhir.now())
             outcome = self.store.store(
                 Accepted(
                     message_id=checked.message_id,
@@ -169,13 +170,12 @@ class Platform:
                     response=response,
                     test_key=checked.test_key,
                     version_status=checked.version_status,
+                    resource_versions=resource_versions,  # written with the message, in the same transaction
                 )
             )
             if outcome.refused:  # a correction or removal that matches no original (counted as rejected by the store)
                 log.info("fhir %s bundle %r refused: %s", transport, checked.message_id, outcome.refused)
                 return FhirReply(422, fhir.operation_outcome(outcome.refused, code="business-rule", expression="Bundle.entry"))
-            if not outcome.duplicate:
-                self.resources.apply(checked.writes, outcomes, when=fhir.now())
         if outcome.duplicate:
             log.info("fhir %s bundle %r is a duplicate: answered 200 again, not stored", transport, checked.message_id)
             if not outcome.same_body:

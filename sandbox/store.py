@@ -33,6 +33,7 @@ corrected/amended), "removed" (HL7 D; FHIR entered-in-error). The rules a receiv
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -77,6 +78,16 @@ CREATE TABLE IF NOT EXISTS versions (
     body TEXT NOT NULL,
     UNIQUE (format, test_key, sequence)
 );
+CREATE TABLE IF NOT EXISTS fhir_resources (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    resource_type TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    resource_id TEXT NOT NULL,
+    content TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    UNIQUE (resource_type, identifier, version)
+);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -104,6 +115,29 @@ class Accepted:
     response: str
     test_key: str = ""  # the test's stable key (see the module docstring); "" keeps no record
     version_status: str = ""  # with a test_key: final | corrected | removed
+    # FHIR conditional writes: the resource versions this bundle creates, stored with it (not for a duplicate or a refusal)
+    resource_versions: tuple[ResourceVersion, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceVersion:
+    """One version of one FHIR resource kept by the sandbox's FHIR server (sandbox.fhir.Resources)."""
+
+    resource_type: str
+    identifier: str  # "system|value" it was written under
+    version: int  # meta.versionId: 1, 2, 3...
+    resource_id: str  # the server's id, the same for every version
+    content: str  # the resource as sent (canonical JSON), to tell an update that changes nothing
+    resource: str  # the version as kept: JSON with id and meta (versionId, lastUpdated)
+
+
+@dataclass(frozen=True)
+class ResourceHead:
+    """The current version of a kept FHIR resource."""
+
+    resource_id: str
+    versions: int
+    content: str
 
 
 @dataclass(frozen=True)
@@ -207,6 +241,7 @@ class Store:
                     ),
                 )
                 if cursor.rowcount == 1:
+                    self._insert_resource_versions(item.resource_versions)
                     outcome = StoreOutcome(duplicate=False, response=item.response, version=version)
                 else:
                     self._increment("duplicates")
@@ -292,6 +327,54 @@ class Store:
             rows = self._db.execute(query + " ORDER BY first_received_at, test_key", params).fetchall()
         return [dict(row) for row in rows]
 
+    # -- FHIR resources (conditional update): one current resource per type and identifier, every version kept --
+
+    def _insert_resource_versions(self, versions: tuple[ResourceVersion, ...]) -> None:
+        self._db.executemany(
+            "INSERT INTO fhir_resources (resource_type, identifier, version, resource_id, content, resource) VALUES (?, ?, ?, ?, ?, ?)",
+            [(v.resource_type, v.identifier, v.version, v.resource_id, v.content, v.resource) for v in versions],
+        )
+
+    def resource_head(self, resource_type: str, identifier: str) -> ResourceHead | None:
+        """The current version of the resource written under (type, identifier), None when there is none."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT resource_id, version, content FROM fhir_resources WHERE resource_type = ? AND identifier = ?"
+                " ORDER BY version DESC LIMIT 1",
+                (resource_type, identifier),
+            ).fetchone()
+        return ResourceHead(row["resource_id"], row["version"], row["content"]) if row else None
+
+    def resource_history(self, resource_type: str, identifier: str) -> list[dict[str, Any]]:
+        """Every version of one resource, oldest first, as kept (id, meta.versionId, meta.lastUpdated)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT resource FROM fhir_resources WHERE resource_type = ? AND identifier = ? ORDER BY version",
+                (resource_type, identifier),
+            ).fetchall()
+        return [json.loads(row["resource"]) for row in rows]
+
+    def resource_summary(self) -> list[dict[str, Any]]:
+        """Every current resource, in the order they were first written: type, identifier, id, versions, status."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.resource_type, r.identifier, r.resource_id, r.version, r.resource FROM fhir_resources r"
+                " JOIN (SELECT resource_type, identifier, MAX(version) AS last, MIN(id) AS first FROM fhir_resources"
+                " GROUP BY resource_type, identifier) h"
+                " ON r.resource_type = h.resource_type AND r.identifier = h.identifier AND r.version = h.last"
+                " ORDER BY h.first"
+            ).fetchall()
+        return [
+            {
+                "resourceType": row["resource_type"],
+                "identifier": row["identifier"],
+                "id": row["resource_id"],
+                "versions": row["version"],
+                "status": json.loads(row["resource"]).get("status", ""),
+            }
+            for row in rows
+        ]
+
     def count_rejected(self, n: int = 1) -> None:
         with self._lock:
             self._increment("rejected", n)
@@ -347,4 +430,5 @@ class Store:
             self._db.execute("DELETE FROM counters")
             self._db.execute("DELETE FROM records")
             self._db.execute("DELETE FROM versions")
+            self._db.execute("DELETE FROM fhir_resources")
             self._db.execute("COMMIT")
