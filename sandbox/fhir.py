@@ -8,14 +8,15 @@ entered-in-error status; the ask-at-order-entry answers 95419-8 / 65222-2 with t
 at least one result) apply to every bundle.
 
 Conditional update (issue 16). An entry ``PUT <Type>?identifier=<system>|<value>`` must carry that identifier; the
-server (``Resources``) keeps ONE current resource per type and identifier and every version of it (meta.versionId 1,
-2, 3...): the first write creates it (201), the next ones update it (200); an update identical to the current
-version adds none (the pharmacy's Organization, a patient's unchanged Patient). A bundle whose DiagnosticReport is written
-that way is *versioned*: its test key is the report's identifier (``system|value``, the same for every version of one
-test) and its version status the report's status (final; corrected or amended; entered-in-error = removed), which
-every Observation must share. The store (sandbox/store.py) keeps one record per test with its versions and refuses a
-correction or removal that matches no original; the refusal is answered 422 with an OperationOutcome, and no resource
-is written. A bundle written only with POST (conditional create) is stored as before, without a test record.
+server (``Resources``, in the sandbox's SQLite store: a restart keeps them) keeps ONE current resource per type and
+identifier and every version of it (meta.versionId 1, 2, 3...): the first write creates it (201), the next ones update
+it (200); an update identical to the current version adds none (the pharmacy's Organization, a patient's unchanged
+Patient). A bundle whose DiagnosticReport is written that way is *versioned*: its test key is the report's identifier
+(``system|value``, the same for every version of one test) and its version status the report's status (final;
+corrected or amended; entered-in-error = removed), which every Observation must share. The store (sandbox/store.py)
+keeps one record per test with its versions and refuses a correction or removal that matches no original; the refusal
+is answered 422 with an OperationOutcome, and no resource is written. A bundle written only with POST (conditional
+create) is stored as before, without a test record.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ definition (``validate()``, about 17 ms); every other message goes through ``fas
 the ORU_R01 segment grammar, the number of fields of each segment, the required fields and the date/time fields.
 Then the sandbox applies the platform's own rules to every message (PID, OBR, a LOINC-coded OBX with status F/C/D,
 SPM; after the results, the ask-at-order-entry answers 95419-8 / 65222-2 and the kit's lot and expiry, 99GS1 10 / 17,
-each checked for its type and value: see relais.transfer.formats.hl7v2's docstring). Every problem is reported with
-a reason and an HL7 error location (ERL: segment^sequence^field^repetition^component).
+each checked for its type and value: see relais.transfer.formats.hl7v2's docstring), and last the ELR 2.5.1 rules of
+sandbox.elr (identifiers with OIDs, MSH-21, SFT, OBX-11/OBR-25 consistency...; split_batch applies its envelope rules).
+Every problem is reported with a reason and an HL7 error location (ERL: segment^sequence^field^repetition^component).
 
 Versions: an accepted message is one version of one test. Its key is the filler order number (OBR-3 EI.1, ORC-3 when
 OBR-3 is empty), the same for every version of a test; its status comes from the results' OBX-11 (all F: final, all D:

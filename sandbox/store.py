@@ -21,6 +21,11 @@ Version API (used by sandbox/service.py for HL7 v2 and FHIR alike):
 * ``Store.records(*, format=None) -> list[dict]``: the current record of every test (key, format, status, version
   count, current message id, first and last received).
 
+FHIR resources (``fhir_resources``): what the sandbox's FHIR server keeps by conditional update (sandbox.fhir.Resources),
+one row per version of each (type, "system|value"). ``Accepted.resource_versions`` are inserted with the message, in the
+same transaction (none for a duplicate or a refused version); ``resource_head``, ``resource_history`` and
+``resource_summary`` read them; ``reset`` clears them with the rest.
+
 ``version_status`` is one of VERSION_STATUSES: "final" (HL7 OBX-11 F; FHIR final), "corrected" (HL7 C; FHIR
 corrected/amended), "removed" (HL7 D; FHIR entered-in-error). The rules a receiver applies:
 
