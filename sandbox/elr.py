@@ -41,7 +41,7 @@ def is_oid(value: str) -> bool:
     return bool(_OID.fullmatch(value))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Segment:
     name: str
     sequence: int  # 1 for the first segment of this name in the message

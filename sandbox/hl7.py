@@ -35,6 +35,7 @@ MLLP_END = b"\x1c\x0d"
 
 VERSION = "2.5.1"
 ENCODING_CHARACTERS = "^~\\&"
+PROCESSING_IDS = ("P", "T", "D")  # HL7 table 0103: production, training, debugging
 RESULT_STATUSES = ("F", "C", "D")
 # Observations that are not results (OBX-3 code, coding system) -> (OBX-2 value type, allowed OBX-5 values or None).
 AOE_SYMPTOMS, AOE_ONSET = ("95419-8", "LN"), ("65222-2", "LN")
@@ -57,6 +58,7 @@ REQUIRED_FIELD_MISSING = "101"
 DATA_TYPE_ERROR = "102"
 TABLE_VALUE_NOT_FOUND = "103"
 UNSUPPORTED_MESSAGE_TYPE = "200"
+UNSUPPORTED_PROCESSING_ID = "202"
 UNSUPPORTED_VERSION = "203"
 UNKNOWN_KEY = "204"
 APPLICATION_INTERNAL_ERROR = "207"
@@ -66,6 +68,7 @@ ERROR_TEXTS = {
     DATA_TYPE_ERROR: "Data type error",
     TABLE_VALUE_NOT_FOUND: "Table value not found",
     UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
+    UNSUPPORTED_PROCESSING_ID: "Unsupported processing id",
     UNSUPPORTED_VERSION: "Unsupported version id",
     UNKNOWN_KEY: "Unknown key identifier",
     APPLICATION_INTERNAL_ERROR: "Application internal error",
@@ -190,6 +193,8 @@ class Problem:
     reason: str
     location: str = ""  # ERL: SEG^sequence^field^repetition^component
     code: str = APPLICATION_INTERNAL_ERROR  # HL7 table 0357
+    # MSA-1: AR when MSH-9, MSH-11 or MSH-12 is not acceptable (HL7 v2.5.1 2.9.2, original acknowledgment rules), else AE
+    ack: str = "AE"
 
 
 @dataclass(frozen=True)
@@ -379,8 +384,8 @@ def check_message(raw: str, *, full: bool = True) -> Checked:
     msh = text.split("\r", 1)[0]
     header = read_header(msh)
 
-    def problem(reason: str, location: str, code: str) -> Checked:
-        return Checked(text, header, Problem(reason, location, code))
+    def problem(reason: str, location: str, code: str, ack: str = "AE") -> Checked:
+        return Checked(text, header, Problem(reason, location, code, ack))
 
     if len(msh) < 8 or msh[3] != "|" or _fields(msh)[2] != ENCODING_CHARACTERS:
         return problem("MSH-1/MSH-2 must be '|' and '^~\\&'", "MSH^1^2", DATA_TYPE_ERROR)
@@ -388,9 +393,14 @@ def check_message(raw: str, *, full: bool = True) -> Checked:
         return problem("MSH-10 (message control id) is empty", "MSH^1^10", REQUIRED_FIELD_MISSING)
     message_type = header.message_type.split("^")
     if message_type[:2] != ["ORU", "R01"] or (len(message_type) > 2 and message_type[2] not in ("", "ORU_R01")):
-        return problem(f"MSH-9 (message type) must be ORU^R01^ORU_R01, got {header.message_type!r}", "MSH^1^9", UNSUPPORTED_MESSAGE_TYPE)
+        return problem(
+            f"MSH-9 (message type) must be ORU^R01^ORU_R01, got {header.message_type!r}", "MSH^1^9", UNSUPPORTED_MESSAGE_TYPE, "AR"
+        )
+    processing_id = _component(msh, 11)
+    if processing_id not in PROCESSING_IDS:
+        return problem(f"MSH-11 (processing id) must be P, T or D, got {processing_id!r}", "MSH^1^11", UNSUPPORTED_PROCESSING_ID, "AR")
     if header.version != VERSION:
-        return problem(f"MSH-12 (version id) must be {VERSION}, got {header.version!r}", "MSH^1^12", UNSUPPORTED_VERSION)
+        return problem(f"MSH-12 (version id) must be {VERSION}, got {header.version!r}", "MSH^1^12", UNSUPPORTED_VERSION, "AR")
 
     numbered: list[tuple[str, int, str, str]] = []  # name, sequence, er7, group
     if full:

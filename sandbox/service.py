@@ -113,7 +113,7 @@ class Platform:
             return self._refuse(text, "AR", hl7.Problem(mode.reject_reason, "", hl7.APPLICATION_INTERNAL_ERROR), transport)
         checked = hl7.check_message(text, full=self.sampler.pick("hl7v2"))
         if checked.problem is not None:
-            return self._refuse(checked.text, "AE", checked.problem, transport)
+            return self._refuse(checked.text, checked.problem.ack, checked.problem, transport)
         response = hl7.ack(checked.header, "AA", "message accepted")
         outcome = self.store.store(
             Accepted(

@@ -252,9 +252,13 @@ INVALID_HL7 = [
     (samples.hl7_oru("INVA0000000000000001", loinc_system="SCT"), "OBX^1^3^1^3", "OBX-3.3 coding system must be LN"),
     (samples.hl7_oru("INVA0000000000000001").rsplit("\rSPM", 1)[0], "SPM", "SPM segment (specimen) is missing"),
     (samples.hl7_oru("INVA0000000000000001").replace("19850512", "1985-05-12"), "PID^1^7^1", "not an HL7 valid date"),
+    (samples.hl7_oru("INVA0000000000000001").replace("|ORU^R01^ORU_R01|", "|ADT^A01^ADT_A01|"), "MSH^1^9", "MSH-9 (message type)"),
+    (samples.hl7_oru("INVA0000000000000001").replace("|P|2.5.1|", "|X|2.5.1|"), "MSH^1^11", "MSH-11 (processing id) must be P, T or D"),
     (samples.hl7_oru("INVA0000000000000001").replace("|2.5.1|", "|2.3|"), "MSH^1^12", "MSH-12 (version id) must be 2.5.1"),
 ]
-INVALID_HL7_IDS = ["obx11", "obx3-coding-system", "no-spm", "bad-date", "version"]
+INVALID_HL7_IDS = ["obx11", "obx3-coding-system", "no-spm", "bad-date", "type", "processing-id", "version"]
+# HL7 v2.5.1 2.9.2: a message whose MSH-9, MSH-11 or MSH-12 the receiver does not accept is rejected (AR), the others are errors (AE)
+REJECTED_LOCATIONS = ("MSH^1^9", "MSH^1^11", "MSH^1^12")
 
 
 @pytest.mark.parametrize(("message", "location", "reason"), INVALID_HL7, ids=INVALID_HL7_IDS)
@@ -262,7 +266,7 @@ def test_invalid_hl7_is_answered_ae_with_a_precise_reason(sandbox: Running, mess
     ack = sandbox.mllp(message)
 
     seg = segments(ack)
-    assert seg["MSA"][1:3] == ["AE", "INVA0000000000000001"]
+    assert seg["MSA"][1:3] == ["AR" if location in REJECTED_LOCATIONS else "AE", "INVA0000000000000001"]
     assert reason in seg["MSA"][3] or reason in seg["ERR"][8]
     assert seg["ERR"][2] == location
     assert seg["ERR"][4] == "E"
@@ -604,7 +608,7 @@ def test_fast_validation_still_refuses_malformed_hl7(fast: Running, message: str
     ack = fast.mllp(message)
 
     seg = segments(ack)
-    assert seg["MSA"][1] == "AE"
+    assert seg["MSA"][1] == ("AR" if location in REJECTED_LOCATIONS else "AE")
     assert reason in seg["MSA"][3] or reason in seg["ERR"][8]
     assert seg["ERR"][2] == location
     stats = fast.stats()
