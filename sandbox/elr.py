@@ -271,8 +271,12 @@ def _spm2(segments: list[Segment]) -> Problem | None:
         value = spm.field(2)
         if not value or not any(_components(value)):
             return _missing("SPM-2", "the specimen id is missing", spm.where(2))
-        for component, (part, what) in enumerate(zip(_components(value), ("placer", "filler"), strict=False), start=1):
-            if not part and component == 2:
+        parts = _components(value)
+        for component, what in ((1, "placer"), (2, "filler")):
+            part = _part(parts, component)
+            if not part:
+                if component == 2:  # ELR: the filler assigned identifier (EIP-2) is required, the placer's (EIP-1) optional
+                    return _missing("SPM-2", "the specimen filler id (EIP-2) is missing", spm.where(2, 1, 2))
                 continue
             problem = _ei_problem(part, "&", what=f"specimen {what} id")
             if problem:
@@ -326,7 +330,7 @@ RULES: tuple[Rule, ...] = (
     Rule("OBR-3 = ORC-3", "OBR-3 equals ORC-3 and OBR-2 equals ORC-2 (the same test, every version)", _same_order_numbers),
     Rule("OBX-11", "F, C or D, the same in every OBX of the message", _obx11),
     Rule("OBR-25", "F when OBX-11 is F, C when OBX-11 is C or D", _obr25),
-    Rule("SPM-2", "specimen id present: EIP whose parts are EI with namespace, OID and ISO", _spm2),
+    Rule("SPM-2", "specimen id present, with its filler part (EIP-2); each part an EI with namespace, OID and ISO", _spm2),
     Rule("ORC-12", f"ordering provider, {_XCN}", _provider("ORC", 12)),
     Rule("OBR-16", f"ordering provider, {_XCN}", _provider("OBR", 16)),
     Rule("OBX-18", f"equipment instance, when present: {_EI}", _obx18),

@@ -136,6 +136,8 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[str], str], str, str]]] = {
     "SPM-2": [
         ("absent", set_field("SPM", 2, ""), "SPM-2: the specimen id is missing", "SPM^1^2^1"),
         ("no-oid", set_field("SPM", 2, "x&RELAIS"), "SPM-2: specimen placer id needs an assigning authority OID", "SPM^1^2^1^1"),
+        ("filler-no-oid", set_component("SPM", 2, 2, "x&RELAIS&&ISO"), "SPM-2: specimen filler id: EI-3 '' is not an OID", "SPM^1^2^1^2"),
+        ("no-filler", set_component("SPM", 2, 2, ""), "SPM-2: the specimen filler id (EIP-2) is missing", "SPM^1^2^1^2"),
     ],
     "ORC-12": [("no-authority", set_component("ORC", 12, 9, ""), "ORC-12: ordering provider assigning authority", "ORC^1^12^1^9")],
     "OBR-16": [("no-type", set_component("OBR", 16, 13, ""), "OBR-16: ordering provider needs an identifier type code", "OBR^1^16^1^13")],
