@@ -180,9 +180,13 @@ def test_a_receiver_is_a_namespace_or_a_full_hd(receiver: str) -> None:
     assert sandbox_hl7.check_message(text, full=True).problem is None
 
 
-def test_relais_batches_follow_the_envelope_rules() -> None:
-    batch = hl7v2.render_batch([_payload(), _payload()], batch_id="BATCH1", created_at=CREATED)
-    assert sandbox_hl7.split_batch(batch).problem == ""
+@pytest.mark.parametrize("pharmacies", [1, 2], ids=["one-pharmacy", "two-pharmacies"])
+def test_relais_batches_follow_the_envelope_rules(pharmacies: int) -> None:
+    other = {"pharmacy_id": str(uuid.uuid4()), "pharmacy_finess": "750000028"} if pharmacies == 2 else {}
+    batch = hl7v2.render_batch([_payload(), _payload(**other)], batch_id="BATCH1", created_at=CREATED)
+    file = sandbox_hl7.split_batch(batch)
+    assert file.problem == ""
+    assert len({message.split("|")[3] for message in file.messages}) == pharmacies  # MSH-4 (FHS-4 follows it, or not)
 
 
 @pytest.mark.parametrize(("rule", "name", "mutate", "prefix", "location"), CASES, ids=CASE_IDS)
