@@ -78,6 +78,7 @@ class Command(BaseCommand):
             address_line="1 place de la Gare",
             postcode="75010",
             city="Paris",
+            phone="+33199001234",  # ARCEP's range for fiction (01 99 00 ..)
         )
         lines = [f"Demo logins (http://127.0.0.1:{os.environ.get('PORT', '8000')}/login/):"]
         for email, name, role, in_pharmacy in STAFF:
