@@ -147,6 +147,8 @@ class Header:
     message_type: str = ""
     version: str = ""
     charset: str = ""
+    accept_ack_type: str = ""  # MSH-15 (HL7 table 0155: AL, NE, ER, SU; empty with MSH-16 empty: original mode)
+    application_ack_type: str = ""  # MSH-16 (table 0155)
 
 
 def read_header(segment: str) -> Header:
@@ -161,6 +163,8 @@ def read_header(segment: str) -> Header:
             message_type=_field(segment, 9),
             version=_component(segment, 12),
             charset=_field(segment, 18),
+            accept_ack_type=_field(segment, 15),
+            application_ack_type=_field(segment, 16),
         )
     return Header(
         sending_application=_field(segment, 3),
@@ -514,6 +518,49 @@ def _other_observation_problem(seq: int, obx: str, kind: tuple[str, str], seen: 
 
 # -- acknowledgements ----------------------------------------------------------------------------
 
+ACK_CONDITIONS = ("AL", "NE", "ER", "SU")  # HL7 table 0155 (accept/application acknowledgment conditions)
+COMMIT_CODES = {"AA": "CA", "AE": "CE", "AR": "CR"}  # the accept (commit) acknowledgement for each original outcome
+
+
+def enhanced_mode(header: Header) -> bool:
+    """HL7 v2.5.1 2.9.1: a message with MSH-15 or MSH-16 valued asks for enhanced acknowledgement, else original mode."""
+    return bool(header.accept_ack_type or header.application_ack_type)
+
+
+def ack_condition_problem(header: Header) -> Problem | None:
+    """MSH-15 or MSH-16 outside table 0155: the sandbox cannot tell what to answer (checked in enhanced ack mode)."""
+    for number, value in ((15, header.accept_ack_type), (16, header.application_ack_type)):
+        if value and value not in ACK_CONDITIONS:
+            return Problem(
+                f"MSH-{number} (acknowledgment type) must be AL, NE, ER or SU (HL7 table 0155), got {value[:10]!r}",
+                f"MSH^1^{number}",
+                TABLE_VALUE_NOT_FOUND,
+            )
+    return None
+
+
+def _asks(condition: str, success: bool) -> bool:
+    return condition == "AL" or (condition == "ER" and not success) or (condition == "SU" and success)
+
+
+def answer_code(header: Header, code: str, ack_mode: str) -> str | None:
+    """MSA-1 for an outcome given as its original-mode code (AA accepted, AE error, AR rejected), or None when the
+    message asks for no acknowledgement of this outcome.
+
+    ``ack_mode`` "application": ``code`` whatever the message asks. "enhanced": a message in original mode (MSH-15 and
+    MSH-16 empty) gets ``code``; one whose MSH-15 asks for an accept acknowledgement of this outcome (AL; ER on error or
+    rejection; SU on success) gets CA/CE/CR; otherwise, when MSH-16 asks for an application acknowledgement of it,
+    ``code``; otherwise nothing. The sandbox commits and validates in one step, so after a CA/CE/CR it sends no
+    separate application acknowledgement."""
+    if ack_mode != "enhanced" or not enhanced_mode(header):
+        return code
+    success = code == "AA"
+    if _asks(header.accept_ack_type, success):
+        return COMMIT_CODES[code]
+    if _asks(header.application_ack_type, success):
+        return code
+    return None
+
 
 def _reply_header(name: str, received: Header, control_id: str, extra: list[str]) -> str:
     """MSH/FHS/BHS of a reply: sender and receiver of the received header swapped."""
@@ -535,12 +582,12 @@ def _reply_header(name: str, received: Header, control_id: str, extra: list[str]
 
 
 def ack(received: Header, code: str, text: str = "", problem: Problem | None = None) -> str:
-    """An ACK^R01 for one message: MSA-1 AA/AE/AR, MSA-2 the received MSH-10, ERR when not AA. Segments end with \\r."""
+    """An ACK^R01 for one message: MSA-1 AA/AE/AR (CA/CE/CR), MSA-2 the received MSH-10, ERR unless AA/CA. Segments end with \\r."""
     segments = [
         _reply_header("MSH", received, new_control_id(), []),
         "|".join(["MSA", code, escape(received.control_id), escape(clip(text, MSA3_MAX))]).rstrip("|"),
     ]
-    if code != "AA":
+    if code not in ("AA", "CA"):
         error = problem or Problem(text)
         error_code = f"{error.code}^{ERROR_TEXTS.get(error.code, '')}^HL70357"
         severity = "E"

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sandbox import devcerts, elr, hl7
 from sandbox.fhir import operation_outcome
-from sandbox.modes import InvalidMode, Mode, ModeSwitch, parse_mode
+from sandbox.modes import ACK_MODES, DEFAULT_ACK_MODE, InvalidMode, Mode, ModeSwitch, parse_mode
 from sandbox.service import MAX_BODY, Platform, Sampler
 from sandbox.store import Store
 
@@ -45,11 +45,11 @@ IDLE_TIMEOUT = 300  # idle HTTP keep-alive connections are closed after this man
 class Sandbox:
     """Shared state of the running process."""
 
-    def __init__(self, store: Store, sampler: Sampler | None = None) -> None:
+    def __init__(self, store: Store, sampler: Sampler | None = None, ack_mode: str = DEFAULT_ACK_MODE) -> None:
         self.store = store
         self.platform = Platform(store, sampler)
         self.stopping = threading.Event()
-        self.switch = ModeSwitch(self._mode_changed)
+        self.switch = ModeSwitch(self._mode_changed, Mode(ack_mode=ack_mode))
         self.listeners: list[Listener] = []  # the ones that ``down`` closes; the control listener is not among them
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -240,6 +240,9 @@ class MllpHandler(socketserver.BaseRequestHandler):
         if mode.mode == "ack_malformed":
             log.info("mllp %s: ack_malformed mode, stored, answering garbage", peer)
             return self._send(hl7.frame(b"MSH|garbled"))
+        if not reply:  # enhanced acknowledgement: the message asked for no acknowledgement of this outcome
+            log.info("mllp %s: no acknowledgement asked (MSH-15/MSH-16), none sent", peer)
+            return True
         return self._send(hl7.frame(reply.encode(hl7.charset_of(payload))))
 
 
@@ -362,6 +365,10 @@ class ApiHandler(_JsonHandler):
             log.info("%s %s: ack_malformed mode, stored, answering garbage", transport, path)
             self.reply(200, garbage, reply_type)
             return
+        if path == "/hl7v2" and not reply:  # enhanced acknowledgement: no acknowledgement asked for this outcome
+            log.info("%s %s: no acknowledgement asked (MSH-15/MSH-16), answering 204", transport, path)
+            self.reply(204, b"", reply_type)
+            return
         self.reply(status, reply, reply_type)
 
     def _drop(self) -> None:
@@ -422,7 +429,7 @@ class ControlHandler(_JsonHandler):
             return
         if url.path == "/control/mode":
             try:
-                mode = parse_mode(json.loads(body.decode("utf-8") or "null"))
+                mode = parse_mode(json.loads(body.decode("utf-8") or "null"), sandbox.switch.get())
             except (ValueError, InvalidMode) as exc:
                 self.reply_json(400, {"error": str(exc)})
                 return
@@ -492,6 +499,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="K",
         help="then one message in K (default 100; 1: every message, 0: none); the others get the fast structural checks",
     )
+    parser.add_argument(
+        "--ack-mode",
+        default=DEFAULT_ACK_MODE,
+        choices=ACK_MODES,
+        help="HL7 v2 acknowledgements: application (default, what the sandbox has always answered: AA/AE/AR whatever "
+        "MSH-15/16 ask) or enhanced (CA/CE/CR when MSH-15 asks for an accept acknowledgement; AA/AE/AR in original mode). "
+        'Switchable at run time: POST /control/mode {"ack_mode": ...}',
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser.parse_args(argv)
 
@@ -510,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     store = Store(args.data_dir)
-    sandbox = Sandbox(store, Sampler(first=args.full_validation_first, every=args.full_validation_every))
+    sandbox = Sandbox(store, Sampler(first=args.full_validation_first, every=args.full_validation_every), ack_mode=args.ack_mode)
     context = tls_context(certs)
 
     def factory(

@@ -65,30 +65,36 @@ class Platform:
     # -- HL7 v2 ----------------------------------------------------------------------------------
 
     def receive_hl7(self, data: bytes, transport: str, mode: Mode) -> str:
-        """The ACK (or batch of ACKs) for an HL7 body: one message or an FHS/BHS batch."""
+        """The ACK (or batch of ACKs) for an HL7 body: one message or an FHS/BHS batch. In the enhanced ack mode,
+        "" when the message asks for no acknowledgement of its outcome (MSH-15/MSH-16, see hl7.answer_code)."""
         charset = hl7.charset_of(data)
         try:
             text = hl7.normalize(data.decode(charset))
         except UnicodeDecodeError as exc:
             text = hl7.normalize(data.decode("latin-1"))
             reason = f"the message is not valid UTF-8 (MSH-18 does not say 8859/1): {exc.reason} at byte {exc.start}"
-            return self._refuse_all(text, "AE", hl7.Problem(reason, "MSH^1^18", hl7.DATA_TYPE_ERROR), transport)
+            return self._refuse_all(text, "AE", hl7.Problem(reason, "MSH^1^18", hl7.DATA_TYPE_ERROR), transport, mode)
         if hl7.is_batch(text):
             return self._receive_batch(text, transport, mode)
         return self._receive_message(text, transport, mode)
 
-    def _refuse_all(self, text: str, code: str, problem: hl7.Problem, transport: str) -> str:
+    def _refuse_all(self, text: str, code: str, problem: hl7.Problem, transport: str, mode: Mode) -> str:
         if hl7.is_batch(text):
             file = hl7.split_batch(text)
-            acks = [[self._refuse(message, code, problem, transport) for message in batch.messages] for batch in file.batches]
-            return hl7.batch_ack(file, acks)
-        return self._refuse(text, code, problem, transport)
+            acks = [[self._refuse(message, code, problem, transport, mode) for message in batch.messages] for batch in file.batches]
+            return hl7.batch_ack(file, [[answer for answer in batch if answer] for batch in acks])
+        return self._refuse(text, code, problem, transport, mode)
 
-    def _refuse(self, text: str, code: str, problem: hl7.Problem, transport: str) -> str:
+    def _refuse(self, text: str, code: str, problem: hl7.Problem, transport: str, mode: Mode, commit: str = "") -> str:
+        """The ACK refusing a message (nothing stored): ``code`` AE or AR in original mode, CE/CR (or ``commit``) for an
+        accept acknowledgement in the enhanced ack mode, "" when the message asks for no acknowledgement of a refusal."""
         header = hl7.read_header(text) if text.startswith("MSH") else hl7.Header()
         self.store.count_rejected()
-        log.info("hl7v2 %s message %r answered %s: %s", transport, header.control_id, code, problem.reason)
-        return hl7.ack(header, code, problem.reason, problem)
+        answer = hl7.answer_code(header, code, mode.ack_mode)
+        if answer is not None and answer.startswith("C") and commit:
+            answer = commit
+        log.info("hl7v2 %s message %r answered %s: %s", transport, header.control_id, answer or "nothing", problem.reason)
+        return hl7.ack(header, answer, problem.reason, problem) if answer else ""
 
     def _receive_batch(self, text: str, transport: str, mode: Mode) -> str:
         file = hl7.split_batch(text)
@@ -98,9 +104,11 @@ class Platform:
             for message in batch.messages:
                 if file.problem and mode.mode != "reject":
                     problem = hl7.Problem(f"batch envelope: {file.problem}", "BTS", hl7.SEGMENT_SEQUENCE_ERROR)
-                    batch_acks.append(self._refuse(message, "AE", problem, transport))
+                    answer = self._refuse(message, "AE", problem, transport, mode)
                 else:
-                    batch_acks.append(self._receive_message(message, transport, mode))
+                    answer = self._receive_message(message, transport, mode)
+                if answer:  # enhanced ack mode: a message that asks for no acknowledgement has no ACK in the batch
+                    batch_acks.append(answer)
             acks.append(batch_acks)
         if file.problem:
             log.info("hl7v2 %s batch envelope refused: %s", transport, file.problem)
@@ -108,13 +116,23 @@ class Platform:
 
     def _receive_message(self, text: str, transport: str, mode: Mode) -> str:
         if not text:
-            return self._refuse(text, "AE", hl7.Problem("empty message", "MSH", hl7.SEGMENT_SEQUENCE_ERROR), transport)
-        if mode.mode == "reject":
-            return self._refuse(text, "AR", hl7.Problem(mode.reject_reason, "", hl7.APPLICATION_INTERNAL_ERROR), transport)
+            return self._refuse(text, "AE", hl7.Problem("empty message", "MSH", hl7.SEGMENT_SEQUENCE_ERROR), transport, mode)
+        if mode.ack_mode == "enhanced" and text.startswith("MSH"):
+            header = hl7.read_header(text.split("\r", 1)[0])
+            condition = hl7.ack_condition_problem(header)
+            if condition is not None:  # what to answer is unclear: an accept acknowledgement refusing the content
+                self.store.count_rejected()
+                log.info("hl7v2 %s message %r answered CE: %s", transport, header.control_id, condition.reason)
+                return hl7.ack(header, "CE", condition.reason, condition)
+        if mode.mode == "reject":  # a refusal of the content: CE (not CR) for an accept acknowledgement
+            problem = hl7.Problem(mode.reject_reason, "", hl7.APPLICATION_INTERNAL_ERROR)
+            return self._refuse(text, "AR", problem, transport, mode, commit="CE")
         checked = hl7.check_message(text, full=self.sampler.pick("hl7v2"))
         if checked.problem is not None:
-            return self._refuse(checked.text, checked.problem.ack, checked.problem, transport)
-        response = hl7.ack(checked.header, "AA", "message accepted")
+            return self._refuse(checked.text, checked.problem.ack, checked.problem, transport, mode)
+        accepted = hl7.answer_code(checked.header, "AA", mode.ack_mode)
+        # "" when no acknowledgement is asked: a duplicate is then answered nothing too
+        response = hl7.ack(checked.header, accepted, "message accepted") if accepted else ""
         outcome = self.store.store(
             Accepted(
                 message_id=checked.message_id,
@@ -131,14 +149,16 @@ class Platform:
             )
         )
         if outcome.refused:  # a correction or removal matching no original (the store counted the rejection)
-            log.info("hl7v2 %s message %r answered AE: %s", transport, checked.message_id, outcome.refused)
-            return hl7.ack(checked.header, "AE", outcome.refused, hl7.Problem(outcome.refused, "OBR^1^3", hl7.UNKNOWN_KEY))
+            refused = hl7.answer_code(checked.header, "AE", mode.ack_mode)
+            log.info("hl7v2 %s message %r answered %s: %s", transport, checked.message_id, refused or "nothing", outcome.refused)
+            problem = hl7.Problem(outcome.refused, "OBR^1^3", hl7.UNKNOWN_KEY)
+            return hl7.ack(checked.header, refused, outcome.refused, problem) if refused else ""
         if outcome.duplicate:
-            log.info("hl7v2 %s message %r is a duplicate: answered AA again, not stored", transport, checked.message_id)
+            log.info("hl7v2 %s message %r is a duplicate: first answer replayed, not stored", transport, checked.message_id)
             if not outcome.same_body:
                 log.warning("hl7v2 message %r reuses a known message id with a different content (kept: the first)", checked.message_id)
         else:
-            log.info("hl7v2 %s message %r accepted and stored", transport, checked.message_id)
+            log.info("hl7v2 %s message %r accepted and stored, answered %s", transport, checked.message_id, accepted or "nothing")
         return outcome.response
 
     # -- FHIR ------------------------------------------------------------------------------------

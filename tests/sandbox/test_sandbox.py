@@ -515,7 +515,7 @@ def test_ack_malformed_stores_then_answers_garbage(sandbox: Running) -> None:
 def test_control_api(sandbox: Running) -> None:
     assert sandbox.control("GET", "/control/mode") == (
         200,
-        {"mode": "normal", "retry_after": 2, "slow_seconds": 30.0, "reason": "rejected by sandbox: reject mode"},
+        {"mode": "normal", "retry_after": 2, "slow_seconds": 30.0, "reason": "rejected by sandbox: reject mode", "ack_mode": "application"},
     )
     status, error = sandbox.control("POST", "/control/mode", {"mode": "sideways"})
     assert status == 400 and "mode must be one of" in error["error"]
