@@ -523,7 +523,7 @@ COMMIT_CODES = {"AA": "CA", "AE": "CE", "AR": "CR"}  # the accept (commit) ackno
 
 
 def enhanced_mode(header: Header) -> bool:
-    """HL7 v2.5.1 2.9.1: a message with MSH-15 or MSH-16 valued asks for enhanced acknowledgement, else original mode."""
+    """HL7 v2.5.1 (chapter 2): a message with MSH-15 or MSH-16 valued asks for enhanced acknowledgement, else original mode."""
     return bool(header.accept_ack_type or header.application_ack_type)
 
 
