@@ -1,4 +1,4 @@
-"""Failure modes, switched at run time through the control API."""
+"""Failure modes, switched at run time through the control API, and the HL7 acknowledgement mode (``ack_mode``)."""
 
 from __future__ import annotations
 

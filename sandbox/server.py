@@ -262,8 +262,9 @@ class _JsonHandler(BaseHTTPRequestHandler):
     def reply(self, status: int, body: bytes | str, content_type: str, headers: dict[str, str] | None = None, close: bool = False) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
+        if status != 204:  # 204 No Content has neither (RFC 9110 8.6, 15.3.5)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -557,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     # The handler only records the signal: setting an Event from a signal handler can deadlock the main thread.
     signal.signal(signal.SIGTERM, lambda signum, _frame: signals.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _frame: signals.append(signum))
-    log.info("store: %s; certificates: %s", store.path, certs)
+    log.info("store: %s; certificates: %s; HL7 acknowledgements: %s", store.path, certs, args.ack_mode)
     print("sandbox: ready", flush=True)
     while not signals:
         time.sleep(0.1)

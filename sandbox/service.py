@@ -1,7 +1,8 @@
 """What the platform does with a received body, independent of the transport: validate, reject, deduplicate, store, answer.
 
 Transports handle the modes that act on the connection itself (down, http500, http429, slow,
-ack_lost, ack_malformed); this module handles ``reject`` and the normal path.
+ack_lost, ack_malformed); this module handles ``reject`` and the normal path, and the HL7 acknowledgement mode
+(``Mode.ack_mode``: AA/AE/AR, or in "enhanced" the CA/CE/CR or nothing that MSH-15/MSH-16 ask for, see hl7.answer_code).
 """
 
 from __future__ import annotations

@@ -224,8 +224,11 @@ def test_er_on_success_with_no_application_ack_gets_no_answer_but_is_stored(enha
             sock.recv(100)
         # the connection stays open: the next message gets its own answer
         assert msa(mllp_exchange(sock, content_error("QUIE0000000000000002").replace("|AL|NE|", "|ER|NE|")))[0] == "CE"
-    status, _, body = enhanced.https("/hl7v2", with_ack_types(samples.hl7_oru("QUIE0000000000000003"), "ER", "NE").encode(), HL7_TYPE)
+    status, response, body = enhanced.https(
+        "/hl7v2", with_ack_types(samples.hl7_oru("QUIE0000000000000003"), "ER", "NE").encode(), HL7_TYPE
+    )
     assert (status, body) == (204, b"")
+    assert response.getheader("Content-Length") is None and response.getheader("Content-Type") is None
     assert msa(https_hl7(enhanced, with_ack_types(samples.hl7_oru("QUIE0000000000000004"), "SU", "NE"))[1])[0] == "CA"
     assert msa(enhanced.mllp(with_ack_types(samples.hl7_oru("QUIE0000000000000005"), "NE", "AL")))[0] == "AA"
     stored = [row["message_id"] for row in enhanced.messages()]
