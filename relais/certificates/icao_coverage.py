@@ -4,7 +4,7 @@ pharmacist types (static/latin-reveal.js shows the "in Latin letters" fields as 
 Computing the sets runs the Python rule over every code point (seconds), so they are stored, generated, in
 icao_coverage_data.py: regenerate with `python -m relais.certificates.icao_coverage` after changing the tables.
 tests/certificates/test_icao_coverage.py recomputes them (the stored data cannot drift from the Python rule) and
-tests/e2e/test_latin_reveal.py runs the browser's rule over names of many scripts against `untransliterable`.
+tests/e2e/test_my_account_and_latin.py runs the browser's rule over names of many scripts against `untransliterable`.
 
 For a name typed in NFC form, ``bool(name.strip()) and untransliterable(name)`` (what the form checks) equals
 ``not all characters in BLANK and (any character in UNCOVERED or no character in PRODUCING)``: `needs_latin` below,
