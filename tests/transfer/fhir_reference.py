@@ -3,7 +3,8 @@
 relais.transfer.formats.fhir now writes plain JSON; tests/transfer/test_renderer_proof.py checks that it renders
 byte for byte what this one does. Kept as it was on purpose: do not "fix" it, it is the reference. Issue 16 changed
 the contract (stable identifiers from the series id, conditional updates, FR Core profiles, identifier systems from
-relais.transfer.identifiers): those changes are mirrored here, still built through the fhir.resources models.
+relais.transfer.identifiers; the recording pharmacist as an FR Core Practitioner, listed first in performer): those
+changes are mirrored here, still built through the fhir.resources models.
 
 Original docstring: FHIR R4 (fhir.resources R4B models) transaction Bundle for one screening version.
 
@@ -30,6 +31,7 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.specimen import Specimen
 from pydantic import ValidationError
 
@@ -41,6 +43,7 @@ from relais.transfer.payload import PatientPart, TransferPayload, UnmappableValu
 DEVICE_SYSTEM = "https://covid-19-diagnostics.jrc.ec.europa.eu/devices"  # the EU rapid test list (device ids)
 FINESS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
+RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 FR_CORE = "https://hl7.fr/ig/fhir/core"
 FR_TYPE = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0203"
 LOINC_SYSTEM = "http://loinc.org"
@@ -102,6 +105,8 @@ def _check(payload: TransferPayload) -> None:
     for field in ("message_id", "patient_pseudonym", "device_id"):
         if not _str(getattr(payload, field)):
             raise UnmappableValue(field, getattr(payload, field))
+    if payload.recorder_rpps and not re.fullmatch(r"\d{11}", payload.recorder_rpps):
+        raise UnmappableValue("recorder_rpps", payload.recorder_rpps)
     if payload.patient is not None:
         if payload.patient.sex not in GENDER:
             raise UnmappableValue("patient.sex", payload.patient.sex)
@@ -162,6 +167,31 @@ def _patient(payload: TransferPayload) -> dict[str, Any]:
     }
 
 
+def _practitioner(payload: TransferPayload) -> tuple[str, type[Any], dict[str, Any], str] | None:
+    """The recording pharmacist: idNatPs ("8" + RPPS, type IDNPS) or, without RPPS, the staff account id; None when
+    the account is gone."""
+    if payload.recorder_rpps:
+        system, value = RPPS_SYSTEM, "8" + payload.recorder_rpps
+        identifier: dict[str, Any] = {
+            "use": "official",
+            "type": {"coding": [{"system": FR_TYPE, "code": "IDNPS"}]},
+            "system": system,
+            "value": value,
+        }
+    elif _str(payload.recorder_id):
+        system, value = namespace("staff").system, str(_str(payload.recorder_id))
+        identifier = {"system": system, "value": value}
+    else:
+        return None
+    name = {"family": _str(payload.recorder_family), "given": [_str(payload.recorder_given)]}
+    content = {
+        "meta": {"profile": [f"{FR_CORE}/StructureDefinition/fr-core-practitioner"]},
+        "identifier": [identifier],
+        "name": [name] if _compact(name) else [],
+    }
+    return "practitioner", Practitioner, content, _search(system, value)
+
+
 def render_bundle(payload: TransferPayload) -> str:
     """The screening version as a FHIR R4 transaction Bundle (JSON text)."""
     _check(payload)
@@ -182,6 +212,8 @@ def render_bundle(payload: TransferPayload) -> str:
     patient_ref = {"reference": urn("patient")}
     device_ref = {"reference": urn("device")}
     specimen_ref = {"reference": urn("specimen")}
+    practitioner = _practitioner(payload)
+    performers = [{"reference": urn("practitioner")}, organization_ref] if practitioner else [organization_ref]
 
     resources: list[tuple[str, type[Any], dict[str, Any], str]] = [
         (
@@ -215,6 +247,7 @@ def render_bundle(payload: TransferPayload) -> str:
             },
             _search(FINESS_SYSTEM, "1" + payload.pharmacy_finess),
         ),
+        *([practitioner] if practitioner else []),
         ("patient", Patient, _patient(payload), _search(namespace("pseudonym").system, payload.patient_pseudonym)),
         (
             "device",
@@ -256,7 +289,7 @@ def render_bundle(payload: TransferPayload) -> str:
                     "subject": patient_ref,
                     "effectiveDateTime": sampled_at,
                     "issued": recorded_at,
-                    "performer": [organization_ref],
+                    "performer": performers,
                     "valueCodeableConcept": _coding(SNOMED_SYSTEM, result.result_snomed, result.result_display),
                     "device": device_ref,
                     "specimen": specimen_ref,
@@ -277,7 +310,7 @@ def render_bundle(payload: TransferPayload) -> str:
                 "subject": patient_ref,
                 "effectiveDateTime": sampled_at,
                 "issued": recorded_at,
-                "performer": [organization_ref],
+                "performer": performers,
                 "specimen": [specimen_ref],
                 "result": observation_refs,
             },

@@ -31,6 +31,7 @@ from tests.transfer.test_renderer_proof import schema_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONED = ("Specimen", "Observation", "DiagnosticReport", "ServiceRequest")
+RECORDER = {"recorder_rpps": "10001234567", "recorder_family": "MARTIN", "recorder_given": "Léa", "recorder_id": "42"}
 
 
 def versions(**common: Any) -> list[TransferPayload]:
@@ -61,7 +62,7 @@ def valid(data: dict[str, Any]) -> None:
 
 
 def test_every_version_of_a_test_writes_the_same_resources_by_conditional_update() -> None:
-    aoe = {"symptoms": "yes", "symptom_onset": sample_payload().sampled_at.date() - timedelta(days=1), "kit_lot": "L1"}
+    aoe = {"symptoms": "yes", "symptom_onset": sample_payload().sampled_at.date() - timedelta(days=1), "kit_lot": "L1", **RECORDER}
     bundles = [bundle(p) for p in versions(**aoe)]
     requests = [[(e["resource"]["resourceType"], e["request"]["method"], e["request"]["url"]) for e in b["entry"]] for b in bundles]
     assert requests[0] == requests[1] == requests[2]  # the same resources, written the same way
@@ -72,10 +73,14 @@ def test_every_version_of_a_test_writes_the_same_resources_by_conditional_update
         assert str(payload.screening_id) not in json.dumps(data)  # nothing keyed on the version's id
 
 
-@pytest.mark.parametrize("aoe", [False, True])
-def test_every_entry_but_the_device_is_a_conditional_update_on_an_identifier_it_carries(aoe: bool) -> None:
+@pytest.mark.parametrize(
+    ("aoe", "recorder"),
+    [(False, {}), (True, {}), (False, RECORDER), (True, {**RECORDER, "recorder_rpps": ""})],
+    ids=["plain", "aoe", "practitioner-rpps", "aoe-practitioner-staff-id"],
+)
+def test_every_entry_but_the_device_is_a_conditional_update_on_an_identifier_it_carries(aoe: bool, recorder: dict[str, str]) -> None:
     extra = {"symptoms": "no"} if aoe else {}
-    payload = sample_payload(**extra)
+    payload = sample_payload(**extra, **recorder)
     data = bundle(payload)
     series = str(payload.series_id)
     for entry in data["entry"]:
@@ -92,6 +97,7 @@ def test_every_entry_but_the_device_is_a_conditional_update_on_an_identifier_it_
             assert value.startswith(series)  # derived from the series id
     kinds = [e["resource"]["resourceType"] for e in data["entry"]]
     assert ("ServiceRequest" in kinds) is aoe
+    assert ("Practitioner" in kinds) is bool(recorder)
     valid(data)
 
 
@@ -127,6 +133,13 @@ def test_the_structural_check_refuses_a_create_where_an_update_belongs() -> None
     ):
         broken = json.loads(json.dumps(good))
         broken["entry"][index]["request"] = request
+        with pytest.raises(RenderError):
+            fhir.check_structure(broken)
+    with_practitioner = fhir.bundle_dict(sample_payload(**RECORDER))
+    fhir.check_structure(with_practitioner)
+    for request in ({"method": "POST", "url": "Practitioner", "ifNoneExist": "identifier=x|y"}, {"method": "PUT", "url": "Practitioner"}):
+        broken = json.loads(json.dumps(with_practitioner))
+        broken["entry"][1]["request"] = request  # the Practitioner
         with pytest.raises(RenderError):
             fhir.check_structure(broken)
 
@@ -261,3 +274,37 @@ def test_sandbox_reads_the_test_key_and_the_version_status() -> None:
         assert checked.problem == ""
         assert (checked.test_key, checked.version_status) == (report_key(payload), expected)
         assert checked.placer == checked.filler == str(payload.series_id)
+
+
+def test_sandbox_keeps_one_practitioner_and_an_unchanged_one_gets_no_new_version(platform: Platform) -> None:
+    first, corrected, _ = versions(**RECORDER)
+    other_test = sample_payload(**RECORDER)  # the same pharmacist, another test
+    answers = [send(platform, p) for p in (first, corrected, other_test)]
+    assert [code for code, _ in answers] == [200, 200, 200]
+    (index,) = [i for i, e in enumerate(bundle(first)["entry"]) if e["resource"]["resourceType"] == "Practitioner"]
+    responses = [answer["entry"][index]["response"] for _, answer in answers]
+    assert [(r["status"], r["etag"]) for r in responses] == [("201 Created", 'W/"1"'), ("200 OK", 'W/"1"'), ("200 OK", 'W/"1"')]
+    (practitioner,) = [r for r in platform.resources.summary() if r["resourceType"] == "Practitioner"]
+    assert practitioner["identifier"] == "urn:oid:1.2.250.1.71.4.2.1|810001234567" and practitioner["versions"] == 1
+    renamed = sample_payload(**{**RECORDER, "recorder_family": "MARTIN-DURAND"})  # the account's name changed
+    assert send(platform, renamed)[0] == 200
+    kept = platform.resources.history("Practitioner", practitioner["identifier"])
+    assert [(p["meta"]["versionId"], p["name"][0]["family"]) for p in kept] == [("1", "MARTIN"), ("2", "MARTIN-DURAND")]
+    current = platform.resources.current("DiagnosticReport", report_key(first))
+    assert current is not None and current["performer"][0] == {"reference": bundle(corrected)["entry"][index]["fullUrl"]}
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_sandbox_checks_accept_the_practitioner_and_refuse_a_broken_one(full: bool) -> None:
+    data = fhir.bundle_dict(sample_payload(**RECORDER))
+    assert data["entry"][1]["resource"]["resourceType"] == "Practitioner"
+    checked = sandbox_fhir.check_bundle(json.dumps(data).encode(), full=full)
+    assert checked.problem == "" and "Practitioner" in checked.entries
+    anonymous = sandbox_fhir.check_bundle(fhir.render_bundle(sample_payload(patient=None, **RECORDER)).encode(), full=full)
+    assert anonymous.problem == "" and anonymous.has_identity is False  # the pharmacist's name is not the patient's identity
+    broken = json.loads(json.dumps(data))
+    broken["entry"][1]["resource"]["name"] = {"family": "MARTIN"}  # a single value where R4 wants a list
+    assert "Bundle.entry[1].resource.name" in sandbox_fhir.check_bundle(json.dumps(broken).encode(), full=full).problem
+    broken = json.loads(json.dumps(data))
+    broken["entry"][1]["request"]["url"] = "Practitioner?identifier=urn:oid:1.2.250.1.71.4.2.1|899999999999"
+    assert "does not carry the identifier" in sandbox_fhir.check_bundle(json.dumps(broken).encode(), full=full).problem

@@ -9,6 +9,7 @@ structural checks refuse a broken message.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -220,6 +221,19 @@ def test_a_renderer_bug_is_refused_before_sending(monkeypatch: pytest.MonkeyPatc
 
 # --- FHIR R4 ---------------------------------------------------------------------------------------
 
+# The pharmacist who recorded the version (FHIR Practitioner): with or without RPPS, names in any script, or the
+# account gone (nothing at all).
+recorders = st.fixed_dictionaries(
+    {
+        "recorder_rpps": st.sampled_from(["", "10001234567"]),
+        "recorder_id": st.sampled_from(["", "42", "3f2c1b0a-9e8d-4c7b-8a69-5f4e3d2c1b0a"]),
+        "recorder_family": optional_text,
+        "recorder_given": optional_text,
+    }
+)
+fhir_payloads = st.builds(lambda payload, recorder: dataclasses.replace(payload, **recorder), payloads, recorders)
+RECORDER = {"recorder_rpps": "10001234567", "recorder_family": "MARTIN", "recorder_given": "Léa", "recorder_id": "42"}
+
 
 @functools.cache
 def schema_validator() -> Any:
@@ -265,7 +279,7 @@ def normalised(payload: TransferPayload) -> TransferPayload:
 
 
 @PROOF
-@given(payloads)
+@given(fhir_payloads)
 def test_every_rendered_bundle_is_valid_fhir_and_what_the_model_based_renderer_wrote(payload: TransferPayload) -> None:
     text = fhir.render_bundle(payload)
 
@@ -285,8 +299,10 @@ def test_every_rendered_bundle_is_valid_fhir_and_what_the_model_based_renderer_w
             patient=sample_patient(last_name=SCRIPT_NAMES[-1], address_line="", postcode="", city="", phone="", email="", nir=""),
             device_name="",
         ),
+        sample_payload(**RECORDER),
+        sample_payload(**{**RECORDER, "recorder_rpps": "", "recorder_family": "", "recorder_given": SCRIPT_NAMES[16]}),
     ],
-    ids=["identified", "pseudonymous", "corrected-multiplex-sparse"],
+    ids=["identified", "pseudonymous", "corrected-multiplex-sparse", "practitioner-rpps", "practitioner-staff-id"],
 )
 def test_bundles_validate_against_the_whole_r4_schema(payload: TransferPayload) -> None:
     bundle = json.loads(fhir.render_bundle(payload))
@@ -323,14 +339,26 @@ def test_datetimes_are_written_as_fhir_resources_wrote_them() -> None:
 def test_fhir_structural_check_refuses_a_broken_bundle() -> None:
     good = fhir.bundle_dict(sample_payload())
     fhir.check_structure(good)
+    with_practitioner = fhir.bundle_dict(sample_payload(**RECORDER))
+    fhir.check_structure(with_practitioner)
+    assert with_practitioner["entry"][1]["resource"]["resourceType"] == "Practitioner"
     broken_ones = []
+    for change in (
+        lambda b: b["entry"][1]["resource"].pop("identifier"),
+        lambda b: b["entry"][1]["request"].update(method="POST", url="Practitioner", ifNoneExist="identifier=x|y"),
+        lambda b: b["entry"][5]["resource"]["performer"][0].update(reference="urn:uuid:elsewhere"),
+        lambda b: b["entry"][-1]["resource"]["performer"][0].update(reference="urn:uuid:elsewhere"),
+    ):
+        broken = json.loads(json.dumps(with_practitioner))
+        change(broken)
+        broken_ones.append(broken)
     for change in (
         lambda b: b.update(type="batch"),
         lambda b: b["entry"][4]["resource"].pop("status"),
         lambda b: b["entry"][4]["resource"].update(subject={"reference": "urn:uuid:elsewhere"}),
         lambda b: b["entry"][2]["request"].update(url="Patient"),
         lambda b: b["entry"].pop(4),
-        lambda b: b["entry"][0]["resource"].update(resourceType="Practitioner"),
+        lambda b: b["entry"][0]["resource"].update(resourceType="Location"),
     ):
         broken = json.loads(json.dumps(good))
         change(broken)

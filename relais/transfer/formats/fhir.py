@@ -16,6 +16,17 @@ Relais does not call INSi). The Organization declares fr-core-organization with 
 ("1" + FINESS under urn:oid:1.2.250.1.71.4.2.2, type IDNST) and as FINEG (bare FINESS, https://finess.esante.gouv.fr),
 and its telecom (system phone, use work, the E.164 number) when the pharmacy has a phone (HL7 ORC-23 likewise).
 
+The pharmacist who recorded the version (HL7 ORC-12/OBR-16 likewise) is a Practitioner declaring fr-core-practitioner,
+written by conditional update on its identifier. FR Core's FRCorePractitionerProfile (FSH source of
+https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-practitioner, Interop-Sante/hl7.fr.ig.fhir.core) slices
+Practitioner.identifier on system: the slice idNatPs has type fr-core-cs-v2-0203#IDNPS and system
+urn:oid:1.2.250.1.71.4.2.1, its value "8" + RPPS (the IdNat_PS of the CI-SIS); identifier.system and .value are
+required, other systems are allowed ("pour un employé identifié au sein de sa structure", the structure's own
+namespace). So: with an RPPS, the idNatPs (use official); without, the staff account's id under namespace("staff")
+(no type: FR Core's value set has no code for a software account); the name (family, given) when the account has one.
+When the account is gone (no RPPS and no account id), no Practitioner at all, nothing is invented. Observation.performer
+and DiagnosticReport.performer list the Practitioner, then the Organization (R4 allows both there).
+
 Resources are built as dicts in the key order of the fhir.resources (R4B) models and dumped compactly, so the
 text is what ``Bundle.model_dump_json()`` gave when every resource went through those models (2.1 ms a bundle
 against 0.2 ms here). The test suite proves the output instead of every send re-validating it:
@@ -51,18 +62,20 @@ from urllib.parse import quote
 
 from relais.screenings.vocab import RESULTS, SPECIMENS
 from relais.transfer.formats.hl7v2 import COUNTRY_ALPHA3, RenderError
-from relais.transfer.identifiers import FINESS_OID, INS_NIR_OID, namespace
+from relais.transfer.identifiers import FINESS_OID, INS_NIR_OID, RPPS_OID, namespace
 from relais.transfer.payload import PatientPart, TransferPayload, UnmappableValue
 
 DEVICE_SYSTEM = "https://covid-19-diagnostics.jrc.ec.europa.eu/devices"  # the EU rapid test list (device ids)
 FINESS_SYSTEM = f"urn:oid:{FINESS_OID}"  # idNatSt: "1" + FINESS
 FINESS_URL_SYSTEM = "https://finess.esante.gouv.fr"  # FR Core's FINESS slice: the bare FINESS, type FINEG
 NIR_SYSTEM = f"urn:oid:{INS_NIR_OID}"
+RPPS_SYSTEM = f"urn:oid:{RPPS_OID}"  # idNatPs: "8" + RPPS
 LOINC_SYSTEM = "http://loinc.org"
 SNOMED_SYSTEM = "http://snomed.info/sct"
 FR_CORE = "https://hl7.fr/ig/fhir/core"
 PATIENT_PROFILE = f"{FR_CORE}/StructureDefinition/fr-core-patient"
 ORGANIZATION_PROFILE = f"{FR_CORE}/StructureDefinition/fr-core-organization"
+PRACTITIONER_PROFILE = f"{FR_CORE}/StructureDefinition/fr-core-practitioner"
 IDENTITY_RELIABILITY_URL = f"{FR_CORE}/StructureDefinition/fr-core-identity-reliability"
 IDENTITY_STATUS_SYSTEM = f"{FR_CORE}/CodeSystem/fr-core-cs-identity-status"
 FR_IDENTIFIER_TYPE_SYSTEM = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0203"
@@ -83,6 +96,7 @@ STATUS = {"final": "final", "corrected": "corrected", "removed": "entered-in-err
 GENDER = {"F": "female", "M": "male", "O": "other", "U": "unknown"}
 _LOINC = re.compile(r"\d{1,7}-\d")
 _FINESS = re.compile(r"[0-9A-Z]{9}")
+_RPPS = re.compile(r"\d{11}")
 _BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 # Whitespace other than a plain space (no-break, em, ideographic spaces...): the R4 JSON schema's string pattern
 # ^[ \r\n\t\S]+$ refuses it, so it becomes a space.
@@ -170,6 +184,8 @@ def _check(payload: TransferPayload) -> None:
     for field in ("message_id", "patient_pseudonym", "device_id"):
         if not _str(getattr(payload, field)):
             raise UnmappableValue(field, getattr(payload, field))
+    if payload.recorder_rpps and not _RPPS.fullmatch(payload.recorder_rpps):
+        raise UnmappableValue("recorder_rpps", payload.recorder_rpps)
     if payload.symptoms and payload.symptoms not in SYMPTOM_ANSWERS:
         raise UnmappableValue("symptoms", payload.symptoms)
     if payload.symptom_onset is not None and payload.symptoms != "yes":  # screening_check refuses it
@@ -191,6 +207,7 @@ class Systems:
     specimen: str
     pseudonym: str
     device: str
+    staff: str
 
 
 def systems() -> Systems:
@@ -201,6 +218,7 @@ def systems() -> Systems:
         specimen=namespace("specimen").system,
         pseudonym=namespace("pseudonym").system,
         device=namespace("device").system,
+        staff=namespace("staff").system,
     )
 
 
@@ -290,6 +308,32 @@ def _organization(payload: TransferPayload) -> dict[str, Any]:
     }
 
 
+def _practitioner(payload: TransferPayload, ids: Systems) -> tuple[dict[str, Any], str] | None:
+    """FR Core Practitioner of the pharmacist who recorded the version and its conditional update search; None when the
+    account is gone (see the module docstring)."""
+    if payload.recorder_rpps:
+        system, value = RPPS_SYSTEM, "8" + payload.recorder_rpps
+        identifier: dict[str, Any] = {
+            "use": "official",
+            "type": {"coding": [{"system": FR_IDENTIFIER_TYPE_SYSTEM, "code": "IDNPS"}]},
+            "system": system,
+            "value": value,
+        }
+    elif _str(payload.recorder_id):
+        system, value = ids.staff, str(_str(payload.recorder_id))
+        identifier = {"system": system, "value": value}
+    else:
+        return None
+    family, given = _str(payload.recorder_family), _str(payload.recorder_given)
+    resource = {
+        "resourceType": "Practitioner",
+        "meta": {"profile": [PRACTITIONER_PROFILE]},
+        "identifier": [identifier],
+        "name": [{"family": family, "given": [given]}] if family or given else [],
+    }
+    return resource, _search(system, value)
+
+
 def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
     """The transaction Bundle as plain JSON data (keys in the models' order, empty elements dropped)."""
     _check(payload)
@@ -313,10 +357,16 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
     patient_ref = {"reference": urn("patient")}
     device_ref = {"reference": urn("device")}
     specimen_ref = {"reference": urn("specimen")}
+    practitioner = _practitioner(payload, ids)
+    performers = [{"reference": urn("practitioner")}, organization_ref] if practitioner else [organization_ref]
 
     # (key, resource, conditional search, method): PUT = conditional update, POST = conditional create (ifNoneExist)
     resources: list[tuple[str, dict[str, Any], str, str]] = [
         ("organization", _organization(payload), _search(FINESS_SYSTEM, "1" + payload.pharmacy_finess), "PUT"),
+    ]
+    if practitioner:
+        resources.append(("practitioner", practitioner[0], practitioner[1], "PUT"))
+    resources += [
         ("patient", _patient(payload, ids), _search(ids.pseudonym, payload.patient_pseudonym), "PUT"),
         _device(payload, ids),
         (
@@ -350,7 +400,7 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                     "subject": patient_ref,
                     "effectiveDateTime": sampled_at,
                     "issued": recorded_at,
-                    "performer": [organization_ref],
+                    "performer": performers,
                     "valueCodeableConcept": _coding(SNOMED_SYSTEM, result.result_snomed, result.result_display),
                     "specimen": specimen_ref,
                     "device": device_ref,
@@ -415,7 +465,7 @@ def bundle_dict(payload: TransferPayload) -> dict[str, Any]:
                 "subject": patient_ref,
                 "effectiveDateTime": sampled_at,
                 "issued": recorded_at,
-                "performer": [organization_ref],
+                "performer": performers,
                 "specimen": [specimen_ref],
                 "result": observation_refs,
             },
@@ -481,6 +531,7 @@ def _aoe_answers(payload: TransferPayload) -> list[tuple[tuple[str, str], dict[s
 
 _REQUIRED = {
     "Organization": ("identifier",),
+    "Practitioner": ("identifier",),
     "Patient": ("identifier",),
     "Device": ("identifier",),
     "Specimen": ("identifier", "type", "subject"),
@@ -489,7 +540,7 @@ _REQUIRED = {
     "DiagnosticReport": ("status", "code", "subject", "result"),
 }
 _VALUES = ("valueCodeableConcept", "valueDateTime")  # an Observation has exactly one
-_REFERENCE_LISTS = ("supportingInfo", "basedOn", "result", "specimen")
+_REFERENCE_LISTS = ("supportingInfo", "basedOn", "result", "specimen", "performer")
 
 
 def check_structure(bundle: dict[str, Any]) -> None:
