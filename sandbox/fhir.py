@@ -11,8 +11,10 @@ Conditional update (issue 16). An entry ``PUT <Type>?identifier=<system>|<value>
 server (``Resources``, in the sandbox's SQLite store: a restart keeps them) keeps ONE current resource per type and
 identifier and every version of it (meta.versionId 1, 2, 3...): the first write creates it (201), the next ones update
 it (200); an update identical to the current version adds none (the pharmacy's Organization, a patient's unchanged
-Patient). A bundle whose DiagnosticReport is written that way is *versioned*: its test key is the report's identifier
-(``system|value``, the same for every version of one test) and its version status the report's status (final;
+Patient, the recording pharmacist's Practitioner, keyed on its idNatPs or staff account id). Any R4 resource type is
+known to the checks (element names from fhir.resources, so a Practitioner's are checked like any other's). A bundle
+whose DiagnosticReport is written that way is *versioned*: its test key is the report's identifier (``system|value``,
+the same for every version of one test) and its version status the report's status (final;
 corrected or amended; entered-in-error = removed), which every Observation must share. The store (sandbox/store.py)
 keeps one record per test with its versions and refuses a correction or removal that matches no original; the refusal
 is answered 422 with an OperationOutcome, and no resource is written. A bundle written only with POST (conditional

@@ -14,6 +14,7 @@ from relais.screenings.vocab import RESULT_DETECTED
 from relais.transfer.delivery import Deliverer
 from relais.transfer.destinations import Destination
 from relais.transfer.formats import fhir
+from relais.transfer.identifiers import namespace
 from relais.transfer.models import OutboxMessage
 from relais.transfer.transports.https import HttpsTransport
 from tests.factories import screening_input
@@ -63,6 +64,10 @@ def test_recorded_corrected_removed_is_one_record_with_three_versions(sandbox: S
     stored = {row["message_id"]: row for row in sandbox.control("/control/messages")}
     ids = [OutboxMessage.objects.get(screening_id=v.pk).message_id for v in (original, corrected, removed)]
     assert [stored[i]["placer"] for i in ids] == [str(original.series_id)] * 3
+    # The pharmacist who recorded them (no RPPS entered): one Practitioner under the staff namespace, never re-versioned.
+    staff = f"{namespace('staff').system}|{owner.pk}"
+    resources = sandbox.control("/control/fhir-resources")
+    assert [r["versions"] for r in resources if r["resourceType"] == "Practitioner" and r["identifier"] == staff] == [1]
 
 
 def test_the_fix_of_an_original_the_platform_refused_is_written_as_final(sandbox: Sandbox, owner: Any, patient: Any) -> None:
