@@ -169,7 +169,7 @@ def _patient(payload: TransferPayload) -> dict[str, Any]:
 
 def _practitioner(payload: TransferPayload) -> tuple[str, type[Any], dict[str, Any], str] | None:
     """The recording pharmacist: idNatPs ("8" + RPPS, type IDNPS) or, without RPPS, the staff account id; None when
-    the account is gone."""
+    the account is gone. The staff id typed INTRN."""
     if payload.recorder_rpps:
         system, value = RPPS_SYSTEM, "8" + payload.recorder_rpps
         identifier: dict[str, Any] = {
@@ -180,7 +180,7 @@ def _practitioner(payload: TransferPayload) -> tuple[str, type[Any], dict[str, A
         }
     elif _str(payload.recorder_id):
         system, value = namespace("staff").system, str(_str(payload.recorder_id))
-        identifier = {"system": system, "value": value}
+        identifier = {"type": {"coding": [{"system": FR_TYPE, "code": "INTRN"}]}, "system": system, "value": value}
     else:
         return None
     name = {"family": _str(payload.recorder_family), "given": [_str(payload.recorder_given)]}

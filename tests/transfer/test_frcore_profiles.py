@@ -7,7 +7,7 @@ Organization: meta.profile fr-core-organization; the FINESS as idNatSt ("1" + FI
 type IDNST, the conditional update key) and as FINEG (bare FINESS, https://finess.esante.gouv.fr).
 Practitioner (the pharmacist who recorded the version): meta.profile fr-core-practitioner; with an RPPS, the idNatPs
 slice ("8" + RPPS under urn:oid:1.2.250.1.71.4.2.1, type IDNPS), without, the staff account id under the Relais
-namespace; absent when the account is gone; first in Observation/DiagnosticReport.performer, before the Organization."""
+namespace (type INTRN); absent when the account is gone; first in Observation/DiagnosticReport.performer, before the Organization."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_practitioner_with_an_rpps_is_identified_by_its_idnatps() -> None:
 def test_practitioner_without_rpps_is_identified_by_the_staff_account_under_the_relais_namespace() -> None:
     found = entry(sample_payload(**{**RECORDER, "recorder_rpps": "", "recorder_family": ""}), "Practitioner")
     staff = namespace("staff").system
-    assert found["resource"]["identifier"] == [{"system": staff, "value": "42"}]
+    assert found["resource"]["identifier"] == [{"type": {"coding": [{"system": FR_TYPE, "code": "INTRN"}]}, "system": staff, "value": "42"}]
     assert found["resource"]["name"] == [{"given": ["Léa"]}]  # only what is known
     assert found["request"] == {"method": "PUT", "url": f"Practitioner?identifier={staff}|42"}
     nameless = entry(sample_payload(recorder_id="42"), "Practitioner")["resource"]

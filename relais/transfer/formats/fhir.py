@@ -17,15 +17,17 @@ Relais does not call INSi). The Organization declares fr-core-organization with 
 and its telecom (system phone, use work, the E.164 number) when the pharmacy has a phone (HL7 ORC-23 likewise).
 
 The pharmacist who recorded the version (HL7 ORC-12/OBR-16 likewise) is a Practitioner declaring fr-core-practitioner,
-written by conditional update on its identifier. FR Core's FRCorePractitionerProfile (FSH source of
-https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-practitioner, Interop-Sante/hl7.fr.ig.fhir.core) slices
-Practitioner.identifier on system: the slice idNatPs has type fr-core-cs-v2-0203#IDNPS and system
-urn:oid:1.2.250.1.71.4.2.1, its value "8" + RPPS (the IdNat_PS of the CI-SIS); identifier.system and .value are
-required, other systems are allowed ("pour un employé identifié au sein de sa structure", the structure's own
-namespace). So: with an RPPS, the idNatPs (use official); without, the staff account's id under namespace("staff")
-(no type: FR Core's value set has no code for a software account); the name (family, given) when the account has one.
-When the account is gone (no RPPS and no account id), no Practitioner at all, nothing is invented. Observation.performer
-and DiagnosticReport.performer list the Practitioner, then the Organization (R4 allows both there).
+written by conditional update on its identifier. Sources: FR Core's FRCorePractitionerProfile
+(github.com/Interop-Sante/hl7.fhir.fr.core, input/fsh/profiles/FRCorePractitionerProfile.fsh) slices
+Practitioner.identifier by value on ``system`` (open); the slice idNatPs has type fr-core-cs-v2-0203#IDNPS (1..) and
+system urn:oid:1.2.250.1.71.4.2.1, its value "8" + RPPS (the IdNat_PS of the CI-SIS). FR Core 1.1.0 (Interop-Sante/
+FHIR-FR-Core, same file) requires identifier.type and .system on every identifier and names, for "un employé identifié
+au sein de sa structure", the structure's own namespace; its value set fr-core-practitioner-identifier-type
+(input/fsh/valuesets/FRCoreValueSetPractitionerIdentifierType.fsh) has INTRN "Identifiant interne". So: with an RPPS,
+the idNatPs (use official); without, the staff account's id under namespace("staff"), type INTRN; the name (family,
+given) when the account has one. When the account is gone (no RPPS and no account id), no Practitioner at all, nothing
+is invented. Observation.performer and DiagnosticReport.performer list the Practitioner, then the Organization (R4
+allows both there).
 
 Resources are built as dicts in the key order of the fhir.resources (R4B) models and dumped compactly, so the
 text is what ``Bundle.model_dump_json()`` gave when every resource went through those models (2.1 ms a bundle
@@ -321,7 +323,7 @@ def _practitioner(payload: TransferPayload, ids: Systems) -> tuple[dict[str, Any
         }
     elif _str(payload.recorder_id):
         system, value = ids.staff, str(_str(payload.recorder_id))
-        identifier = {"system": system, "value": value}
+        identifier = {"type": {"coding": [{"system": FR_IDENTIFIER_TYPE_SYSTEM, "code": "INTRN"}]}, "system": system, "value": value}
     else:
         return None
     family, given = _str(payload.recorder_family), _str(payload.recorder_given)
