@@ -116,7 +116,7 @@ def _record_health(outcomes: dict[OutboxMessage, Outcome], now: datetime) -> Non
     by_destination: dict[str, tuple[bool, str]] = {}
     for message, outcome in outcomes.items():
         answered, failure = by_destination.get(message.destination, (False, ""))
-        if outcome.kind == "acknowledged" or (outcome.kind == "rejected" and outcome.transmitted):
+        if outcome.transmitted and outcome.kind in ("acknowledged", "rejected"):  # not a removal settled unsent
             answered = True
         elif outcome.kind == "transient" and not failure and is_outage(outcome.detail):
             failure = outcome.detail

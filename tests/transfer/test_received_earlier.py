@@ -13,8 +13,9 @@ from relais.intake.services import screening_correct, screening_record
 from relais.screenings.vocab import RESULT_DETECTED
 from relais.transfer.delivery import Deliverer, received_earlier
 from relais.transfer.destinations import Destination
-from relais.transfer.models import OutboxMessage, TransferStatus
+from relais.transfer.models import DestinationHealth, OutboxMessage, TransferStatus
 from relais.transfer.outcome import Outcome
+from relais.transfer.services import outbox_record
 from tests.factories import screening_input
 
 pytestmark = pytest.mark.django_db
@@ -59,3 +60,16 @@ def test_the_rendered_status_follows_what_the_destination_holds(owner: Any, pati
     skipped = deliverer._render_one(third, third.screening, received=False)
     assert isinstance(skipped, Outcome) and skipped.kind == "acknowledged" and not skipped.transmitted
     assert "nothing to remove" in skipped.detail
+
+
+def test_a_removal_settled_without_sending_does_not_end_an_outage(owner: Any, patient: Any) -> None:
+    """Regression: the receiver never answered it, so the platform is no more reachable than before."""
+    _first, _second, third = _versions(owner, patient)
+    since = timezone.now()
+    DestinationHealth.objects.create(name="a", failing_since=since, last_error="cannot connect to 127.0.0.1:1")
+    OutboxMessage.objects.filter(pk=third.pk).update(lease_owner="w")
+    third.destination, third.message_format = "a", "hl7v2"
+    outbox_record(owner="w", outcomes={third: Outcome.nothing_to_send("not sent: nothing to remove")})
+    third.refresh_from_db()
+    assert (third.status, third.sent_at) == (TransferStatus.ACKNOWLEDGED, None)
+    assert DestinationHealth.objects.get(name="a").failing_since == since
