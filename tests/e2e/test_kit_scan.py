@@ -154,6 +154,7 @@ def test_scan_a_kit(stack: Any, browser: Browser, tmp_path: Path) -> None:  # no
 
     # --- the same box again: the device at once ---
     session.goto(f"/patients/{ids['MARTIN']}/record/")
+    expect(device).to_be_focused()  # a wedge typing before autofocus lands loses its first characters
     again = Hands(page)
     again.type(f"]d201{GTIN}17{_yymmdd(expiry)}10LOT-B8")
     again.press("Enter")
@@ -167,6 +168,7 @@ def test_scan_a_kit(stack: Any, browser: Browser, tmp_path: Path) -> None:  # no
 
     # --- an expired box: refused, with the message, when scanned and when recorded ---
     session.goto(f"/patients/{ids['PETIT']}/record/")
+    expect(device).to_be_focused()
     page.keyboard.type(f"01{GTIN}1724010010OLD1")
     page.keyboard.press("Enter")
     alert = page.locator("[data-testid=kit-alert]")
