@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from relais.accounts.names import split_full_name  # noqa: E402  (pure Python)
 from relais.certificates.cose import sign_hc1  # noqa: E402  (pure Python: cbor2 and cryptography, no Django)
 from relais.certificates.transliteration import transliterate  # noqa: E402
 from relais.certificates.uvci import new_uvci  # noqa: E402
@@ -229,19 +230,6 @@ def _phone_xtn(phone: str, use: str = "PRN", equipment: str = "") -> str:
     mobile = phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
     kind = equipment or ("CP" if mobile else "PH")
     return _c("", use, kind, "", str(number.country_code), national[:cut], national[cut:], "", "", "", "", _hl7_escape(phone))
-
-
-def split_full_name(full_name: str) -> tuple[str, str]:
-    """relais.transfer.delivery.split_full_name, copied (that module loads Django models)."""
-    words = full_name.split()
-    if not words:
-        return "", ""
-    upper = [w for w in words if len(w.strip("-'")) > 1 and w.isupper()]
-    if upper and len(upper) < len(words):
-        return " ".join(upper), " ".join(w for w in words if w not in upper)
-    if len(words) == 1:
-        return words[0], ""
-    return words[-1], " ".join(words[:-1])
 
 
 class Hl7Sender:

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 
 from relais.accounts.models import Pharmacy
+from relais.accounts.names import split_full_name
 from relais.core.blind_index import patient_pseudonym
 from relais.screenings.models import Device, Screening, ScreeningResult, ScreeningStatus
 from relais.screenings.vocab import ANALYTES, RESULTS, SPECIMENS
@@ -30,20 +31,6 @@ RECORD_MARGIN = 2.0  # seconds kept at the end of a lease to record outcomes; no
 log = logging.getLogger("relais.transfer")
 
 LOINC_DISPLAY = {"94558-4": "SARS-CoV-2 (COVID-19) Ag [Presence] in Respiratory specimen by Rapid immunoassay"}
-
-
-def split_full_name(full_name: str) -> tuple[str, str]:
-    """(family, given) from an account's single full-name field. French usage writes the family name in capitals
-    ("Marie DUPONT", "DE LA FONTAINE Jean"): the words in capitals are the family name; otherwise the last word is."""
-    words = full_name.split()
-    if not words:
-        return "", ""
-    upper = [w for w in words if len(w.strip("-'")) > 1 and w.isupper()]
-    if upper and len(upper) < len(words):
-        return " ".join(upper), " ".join(w for w in words if w not in upper)
-    if len(words) == 1:
-        return words[0], ""
-    return words[-1], " ".join(words[:-1])
 
 
 def build_payload(
