@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_journey import REPO, Session, Totp, _free_port, _get
+from tests.e2e.test_journey import REPO, Server, Session, Totp, _free_port, _get, _manage
 
 BIN = Path(sys.executable).parent
 
@@ -70,6 +70,18 @@ def gunicorn(env: dict[str, str], log_path: Path, *, workers: int = 2) -> Iterat
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def served(var_dir: Path, setup: str, values: dict[str, str]) -> Iterator[tuple[Server, Totp]]:
+    """A migrated development database, ``setup`` run in ``manage.py shell`` (``%(key)s`` is a new TOTP key, with
+    ``values``), and gunicorn serving it: the server and the authenticator for the TOTP key."""
+    env = dev_env(var_dir)
+    _manage(env, "migrate", "--no-input", "-v", "0")
+    key, authenticator = new_totp()
+    _manage(env, "shell", "-c", setup % {**values, "key": key})
+    with gunicorn(env, var_dir / "gunicorn.log") as base_url:
+        yield Server(base_url=base_url, var_dir=var_dir, first_invitation="", env=env), authenticator
 
 
 def log_in(session: Session, *, email: str, password: str, authenticator: Totp) -> None:

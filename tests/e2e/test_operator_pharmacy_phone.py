@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.axe import assert_accessible
-from tests.e2e.stack import dev_env, gunicorn, new_totp
-from tests.e2e.test_journey import Server, Session, Totp, _manage, browser, pytestmark  # noqa: F401
+from tests.e2e.stack import served
+from tests.e2e.test_journey import Server, Session, Totp, browser, pytestmark  # noqa: F401
 
 EMAIL = "operator@phone.test"
 PASSWORD = "harbour-violet-copper-lantern"
@@ -27,13 +27,8 @@ TOTPDevice.objects.create(user=user, name="phone", confirmed=True, key="%(key)s"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Totp]]:
-    var_dir = tmp_path_factory.mktemp("operator-var")
-    env = dev_env(var_dir)
-    _manage(env, "migrate", "--no-input", "-v", "0")
-    key, authenticator = new_totp()
-    _manage(env, "shell", "-c", SETUP % {"email": EMAIL, "password": PASSWORD, "key": key})
-    with gunicorn(env, var_dir / "gunicorn.log") as base_url:
-        yield Server(base_url=base_url, var_dir=var_dir, first_invitation="", env=env), authenticator
+    with served(tmp_path_factory.mktemp("operator-var"), SETUP, {"email": EMAIL, "password": PASSWORD}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
